@@ -1,0 +1,3 @@
+//! The ftpsd FTPS server as a library.
+
+pub mod policy;
