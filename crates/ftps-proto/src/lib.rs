@@ -1,1 +1,22 @@
-pub fn _x(){}
+//! # ftps-proto
+//!
+//! The FTP and FTPS protocol as pure data: parsing commands, formatting and decoding
+//! replies, splitting the control stream into lines, the address codecs of `PORT`, `EPRT`,
+//! `PASV` and `EPSV`, directory listings, and `TYPE A` line-ending conversion.
+//!
+//! Nothing here does I/O, so every function can be unit-, property- and fuzz-tested, and the
+//! same code serves the server (`ftps-server`) and the client (`ftps-client`).
+//!
+//! References: RFC 959 (FTP), RFC 2228 and RFC 4217 (security extensions, FTP over TLS),
+//! RFC 2389 (FEAT/OPTS), RFC 2428 (IPv6, EPRT/EPSV), RFC 2640 (UTF-8), RFC 3659 (MLST,
+//! SIZE, MDTM, REST STREAM), RFC 7151 (HOST).
+
+pub mod address;
+pub mod ascii;
+pub mod command;
+pub mod line;
+pub mod listing;
+pub mod reply;
+
+pub use command::{Command, ParseError};
+pub use reply::{Reply, ReplyCode};
