@@ -4,3 +4,4 @@ pub mod config;
 pub mod policy;
 pub mod stream;
 pub mod tls;
+pub mod users;
