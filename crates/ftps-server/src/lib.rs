@@ -1,3 +1,4 @@
 //! The ftpsd FTPS server as a library.
 
 pub mod policy;
+pub mod vfs;
