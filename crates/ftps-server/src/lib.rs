@@ -5,3 +5,4 @@ pub mod policy;
 pub mod stream;
 pub mod tls;
 pub mod users;
+pub mod vfs;
