@@ -43,20 +43,20 @@ pub enum StartError {
     #[error(transparent)]
     Users(#[from] UsersError),
     /// A listener could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        source: io::Error,
+        /// Why (part of the message, so deliberately not a `source`).
+        error: io::Error,
     },
     /// A file or directory of the state directory could not be made.
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {}: {error}", path.display())]
     State {
         /// The path.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -112,9 +112,9 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
         .create(path)
     {
         Ok(()) => Ok(()),
-        Err(source) => Err(StartError::State {
+        Err(error) => Err(StartError::State {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -224,7 +224,7 @@ async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> 
     for &addr in addrs {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+            .map_err(|error| StartError::Bind { addr, error })?;
         listeners.push(listener);
     }
     Ok(listeners)

@@ -64,13 +64,12 @@ manage entries with `ftpsd user`.\n\n";
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
     /// The file (or its directory) could not be read or written.
-    #[error("users file {}: {source}", path.display())]
+    #[error("users file {}: {error}", path.display())]
     Io {
         /// The file the operation was on.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (part of the message, so deliberately not a `source`).
+        error: io::Error,
     },
     /// The file is not valid TOML or does not match the expected format.
     #[error("users file {}: {message}", path.display())]
@@ -398,7 +397,7 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
 fn io_error(path: &Path, source: io::Error) -> UsersError {
     UsersError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
