@@ -6,13 +6,17 @@
 //! `ABOR` and `STAT` are answered at once; other commands wait for the transfer's end.
 //!
 //! The command families live in submodules: [`access`] (login and security), [`navigate`],
-//! [`files`], [`info`], [`datachan`] (PASV/EPSV/PORT/EPRT) and [`transfer`].
+//! [`files`], [`info`], [`datachan`] (PASV/EPSV/PORT/EPRT), [`transfer`], [`hash`], [`site`]
+//! and [`rein`].
 
 mod access;
 mod datachan;
 mod files;
+mod hash;
 mod info;
 mod navigate;
+mod rein;
+mod site;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -92,6 +96,8 @@ pub(crate) struct Session {
     /// `EPSV ALL` was received: only EPSV may set up data connections.
     pub epsv_all: bool,
     pub mlst_facts: MlstFacts,
+    /// The algorithm `HASH` uses, chosen with `OPTS HASH`.
+    pub hash_algorithm: ftps_proto::hash::HashAlgorithm,
     /// The session is ending because the server shuts down.
     shutting_down: bool,
 }
@@ -154,6 +160,7 @@ impl Session {
             data: DataSetup::None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
+            hash_algorithm: Default::default(),
             shutting_down: false,
         }
     }
@@ -347,6 +354,13 @@ impl Session {
                 self.reply(ReplyCode::DATA_CLOSED_IDLE, "No transfer to abort.")
                     .await
             }
+            Rein => self.cmd_rein().await,
+            Stou => self.cmd_stou().await,
+            Site(args) => self.cmd_site(&args).await,
+            Lang(tag) => self.cmd_lang(tag.as_deref()).await,
+            Clnt(name) => self.cmd_clnt(&name).await,
+            Mfmt(time, path) => self.cmd_mfmt(time, &path).await,
+            Hash(path) => self.cmd_hash(&path).await,
             other => {
                 self.reply(
                     ReplyCode::NOT_IMPLEMENTED,
@@ -381,6 +395,7 @@ impl Session {
                 | Smnt(_)
                 | Site(_)
                 | Stou
+                | Clnt(_)
         )
     }
 

@@ -1,5 +1,5 @@
-//! Transfers: `RETR`, `STOR`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`, `NLST`
-//! (RFC 959) and `MLSD` (RFC 3659 §7).
+//! Transfers: `RETR`, `STOR`, `STOU`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`,
+//! `NLST` (RFC 959) and `MLSD` (RFC 3659 §7).
 //!
 //! File I/O runs on a blocking thread that exchanges buffers with the network side through a
 //! small channel, so disk and network (and TLS) work overlap. A `STOR` writes to a hidden
@@ -69,17 +69,20 @@ enum Job {
     },
 }
 
-/// A temporary upload file, removed unless committed.
+/// An upload file that is removed unless committed: a temporary file renamed over `target`
+/// when complete, or (`target` None) a file written in place under its final name (STOU).
 struct TempUpload {
     root: Root,
     temp: VirtualPath,
-    target: VirtualPath,
+    target: Option<VirtualPath>,
     committed: bool,
 }
 
 impl TempUpload {
     async fn commit(mut self) -> io::Result<()> {
-        self.root.rename(&self.temp, &self.target).await?;
+        if let Some(target) = &self.target {
+            self.root.rename(&self.temp, target).await?;
+        }
         self.committed = true;
         Ok(())
     }
@@ -194,7 +197,7 @@ impl Session {
                     let commit = TempUpload {
                         root: root.clone(),
                         temp,
-                        target: path.clone(),
+                        target: Some(path.clone()),
                         committed: false,
                     };
                     (f, Some(commit))
@@ -229,6 +232,73 @@ impl Session {
         .await
     }
 
+    /// `STOU`: stores under a new name in the working directory, announced as
+    /// `150 FILE: name` (RFC 1123 §4.1.2.9). A failed upload leaves no file behind.
+    pub(super) async fn cmd_stou(&mut self) -> Result {
+        self.restart = 0;
+        if self.logged_in().is_none() {
+            return self
+                .reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    "Please log in with USER and PASS first.",
+                )
+                .await;
+        }
+        if !self.check_write().await? {
+            self.drop_data();
+            return Ok(Flow::Continue);
+        }
+        if let Some((code, text)) = self.data_protection_refusal() {
+            self.drop_data();
+            return self.reply(code, text).await;
+        }
+        let Some((root, _)) = self.resolve(".") else {
+            return Ok(Flow::Continue);
+        };
+        let (file, path) = match self.create_unique(&root).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.drop_data();
+                let cwd = self
+                    .resolve(".")
+                    .map(|(_, p)| p)
+                    .unwrap_or_else(VirtualPath::root);
+                return self.reply_fs_error("STOU", &cwd, &e).await;
+            }
+        };
+        let name = path.file_name().unwrap_or_default().to_string();
+        let commit = TempUpload {
+            root,
+            temp: path.clone(),
+            target: None,
+            committed: false,
+        };
+        let job = Job::Receive {
+            file,
+            ascii: self.transfer_type == TransferType::Ascii,
+            commit: Some(commit),
+        };
+        self.run_transfer(job, format!("FILE: {name}"), "STOU", &path)
+            .await
+    }
+
+    /// Creates a new, empty file with a name nobody uses in the working directory.
+    async fn create_unique(&self, root: &Root) -> io::Result<(std::fs::File, VirtualPath)> {
+        let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free name");
+        for _ in 0..16 {
+            let Some((_, path)) = self.resolve(&format!("ftpsd.{:016x}", rand::random::<u64>()))
+            else {
+                break;
+            };
+            match root.open_write(&path, WriteMode::CreateNew).await {
+                Ok(file) => return Ok((file.into_std().await, path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
     /// An open failure; an offset past the end of the file is RFC 3659's 554.
     async fn reply_open_error(
         &mut self,
@@ -239,7 +309,11 @@ impl Session {
     ) -> Result {
         if offset > 0 && e.kind() == io::ErrorKind::InvalidInput {
             if let Some((root, _)) = self.resolve(".") {
-                if root.metadata(path).await.is_ok_and(|m| m.kind == EntryKind::File) {
+                if root
+                    .metadata(path)
+                    .await
+                    .is_ok_and(|m| m.kind == EntryKind::File)
+                {
                     return self
                         .reply(
                             ReplyCode::INVALID_REST,
