@@ -14,6 +14,26 @@ pub enum MaybeTls {
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
+    /// Taken away (while being upgraded to TLS, or after a failed upgrade): reads see end of
+    /// stream, writes fail.
+    Closed,
+}
+
+impl MaybeTls {
+    /// Takes the plain TCP stream out for a TLS upgrade, leaving `Closed` behind.
+    pub fn take_plain(&mut self) -> Option<TcpStream> {
+        match std::mem::replace(self, MaybeTls::Closed) {
+            MaybeTls::Plain(tcp) => Some(tcp),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
 impl MaybeTls {
@@ -26,15 +46,16 @@ impl MaybeTls {
     pub fn tls_state(&self) -> Option<&rustls::ServerConnection> {
         match self {
             MaybeTls::Tls(t) => Some(t.get_ref().1),
-            MaybeTls::Plain(_) => None,
+            _ => None,
         }
     }
 
     /// The underlying TCP stream.
-    pub fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MaybeTls::Plain(s) => s,
-            MaybeTls::Tls(t) => t.get_ref().0,
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Tls(t) => Some(t.get_ref().0),
+            MaybeTls::Closed => None,
         }
     }
 }
@@ -48,6 +69,7 @@ impl AsyncRead for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+            MaybeTls::Closed => Poll::Ready(Ok(())),
         }
     }
 }
@@ -61,6 +83,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+            MaybeTls::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -72,6 +95,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MaybeTls::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+            MaybeTls::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -79,6 +103,7 @@ impl AsyncWrite for MaybeTls {
         match self {
             MaybeTls::Plain(s) => s.is_write_vectored(),
             MaybeTls::Tls(t) => t.is_write_vectored(),
+            MaybeTls::Closed => false,
         }
     }
 
@@ -86,6 +111,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
             MaybeTls::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+            MaybeTls::Closed => Poll::Ready(Ok(())),
         }
     }
 
@@ -94,6 +120,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+            MaybeTls::Closed => Poll::Ready(Ok(())),
         }
     }
 }

@@ -243,6 +243,20 @@ impl UserDb {
         Ok(())
     }
 
+    /// Sets or clears a user's override of the server's data-session-reuse policy.
+    pub fn set_session_reuse(
+        &mut self,
+        name: &str,
+        reuse: Option<SessionReuse>,
+    ) -> Result<(), UsersError> {
+        let entry = self
+            .users
+            .get_mut(name)
+            .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
+        entry.data_session_reuse = reuse;
+        Ok(())
+    }
+
     /// The entry for `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&UserEntry> {
         self.users.get(name)
