@@ -333,6 +333,19 @@ impl Control {
         }
     }
 
+    /// Sends bytes without recording them in the transcript (for bulk junk).
+    pub async fn send_raw_quiet(&mut self, bytes: &[u8]) {
+        let result = match &mut self.conn {
+            Conn::Plain(s) => write_flush(s, bytes).await,
+            Conn::Tls(s) => write_flush(s, bytes).await,
+            Conn::Gone => Err(io::Error::other("connection is gone")),
+        };
+        if let Err(e) = result {
+            panic!("cannot send: {e}\n--- transcript ---\n{}", self.transcript);
+        }
+        let _ = writeln!(self.transcript, "> ({} bytes without newline)", bytes.len());
+    }
+
     /// Reads one reply; panics on EOF or timeout.
     pub async fn reply(&mut self) -> Reply {
         match self.try_reply().await {

@@ -200,6 +200,17 @@ impl Server {
         self.terminate_within(Duration::from_secs(10));
     }
 
+    /// The server's resident memory in KiB (Linux), to catch unbounded buffering.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server is running").id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
     /// The data directory of the user `ftps`.
     pub fn data_dir(&self) -> PathBuf {
         self.state_dir.join("data")
