@@ -2,19 +2,20 @@
 //! HASH, CLNT, SITE), each with its success and error replies, spoken line by line to a real
 //! ftpsd. Transfers that must be interrupted (ABOR, STAT) open their own data connection.
 
+mod matrix;
 mod support;
 
 use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use ftps_proto::Reply;
+use matrix::DualStack;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use support::client::{client_config, Control, Passive, Tls};
-use support::{Server, FTPSD};
+use support::Server;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -645,82 +646,13 @@ async fn site_chmod_and_help() {
 
 // ---- RFC 2428: EPSV, EPRT, IPv6, EPSV ALL --------------------------------------------------
 
-/// An ftpsd listening on 127.0.0.1 and [::1], killed on drop.
-struct DualStack {
-    child: Child,
-    _dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    v4: SocketAddr,
-    v6: SocketAddr,
-    password: String,
-    fingerprint: String,
-}
-
-impl DualStack {
-    fn start() -> DualStack {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let mut child = Command::new(FTPSD)
-            .arg("--state-dir")
-            .arg(&state)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--listen",
-                "[::1]:0",
-                "--no-implicit",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ftpsd");
-        let stdout = child.stdout.take().expect("stdout");
-        let (mut v4, mut v6, mut password, mut fingerprint) = (None, None, None, None);
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("ftpsd output");
-            if let Some(p) = line.strip_prefix("created user ftps with password: ") {
-                password = Some(p.trim().to_string());
-            } else if let Some(f) = line.strip_prefix("certificate sha256 fingerprint: ") {
-                fingerprint = Some(f.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("listening explicit ") {
-                let addr: SocketAddr = a.trim().parse().expect("address");
-                if addr.is_ipv4() {
-                    v4 = Some(addr);
-                } else {
-                    v6 = Some(addr);
-                }
-            }
-            if v4.is_some() && v6.is_some() && password.is_some() && fingerprint.is_some() {
-                break;
-            }
-        }
-        DualStack {
-            child,
-            data: state.join("data"),
-            _dir: dir,
-            v4: v4.expect("IPv4 listener"),
-            v6: v6.expect("IPv6 listener"),
-            password: password.expect("password"),
-            fingerprint: fingerprint.expect("fingerprint"),
-        }
-    }
-
-    async fn login(&self, addr: SocketAddr) -> Control {
-        let mut c = Control::connect(addr, &self.fingerprint).await;
-        c.auth_tls().await;
-        c.user_pass("ftps", &self.password).await;
-        c.protect().await;
-        c
-    }
-}
-
-impl Drop for DualStack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Logs in as `ftps` on one of a dual-stack server's addresses.
+async fn dual_login(server: &DualStack, addr: SocketAddr) -> Control {
+    let mut c = Control::connect(addr, &server.fingerprint).await;
+    c.auth_tls().await;
+    c.user_pass("ftps", &server.password).await;
+    c.protect().await;
+    c
 }
 
 /// `EPRT` to a local listener, then `line`; the server connects to us and we act as the
@@ -752,7 +684,7 @@ async fn epsv_and_eprt_over_ipv4_and_ipv6() {
     let server = DualStack::start();
     fs::write(server.data.join("f"), b"over both families").unwrap();
     for addr in [server.v4, server.v6] {
-        let mut c = server.login(addr).await;
+        let mut c = dual_login(&server, addr).await;
         c.passive = Passive::Epsv;
         assert_eq!(c.retr("f").await, b"over both families", "EPSV via {addr}");
         let (code, data) = active_transfer(&mut c, addr.ip(), "RETR f").await;
@@ -772,7 +704,7 @@ async fn epsv_and_eprt_over_ipv4_and_ipv6() {
         let own = addr.ip();
         c.expect(&format!("EPRT |{mine}|{own}|21|"), 504).await;
     }
-    let mut v6 = server.login(server.v6).await;
+    let mut v6 = dual_login(&server, server.v6).await;
     v6.expect("PASV", 425).await;
 }
 
