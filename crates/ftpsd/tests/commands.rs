@@ -356,6 +356,13 @@ async fn opts_lang_and_clnt() {
     c.expect("OPTS HASH SHA-512", 501).await;
     let hash = c.expect("OPTS HASH", 200).await;
     assert_eq!(hash.text(), "SHA-1");
+    // What needs a user waits for the login.
+    c.expect("SITE HELP", 214).await;
+    c.expect("SITE CHMOD 644 f", 530).await;
+    c.expect("MFMT 20200102030405 f", 530).await;
+    c.expect("HASH f", 530).await;
+    c.expect("REIN", 220).await;
+    c.user_pass("ftps", &server.password).await;
 }
 
 // ---- LIST and NLST ---------------------------------------------------------------------
