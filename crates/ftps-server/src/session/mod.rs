@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::limits::SessionPermit;
-use crate::server::{ListenerContext, Shared};
+use crate::server::{ListenerContext, Shared, VirtualHost};
 use crate::stream::MaybeTls;
 use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
@@ -75,6 +75,8 @@ pub(crate) struct Session {
     pub permit: SessionPermit,
     /// No command has been received yet.
     first_command: bool,
+    /// The virtual host chosen by HOST or by the TLS server name.
+    pub vhost: Option<Arc<VirtualHost>>,
     pub control: MaybeTls,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -187,6 +189,7 @@ impl Session {
             listener,
             permit,
             first_command: true,
+            vhost: None,
             control,
             peer,
             local,
@@ -397,6 +400,7 @@ impl Session {
                 };
                 self.cmd_list(args, transfer::ListFormat::Mlsd).await
             }
+            Host(name) => self.cmd_host(&name).await,
             Abor => {
                 self.reply(ReplyCode::DATA_CLOSED_IDLE, "No transfer to abort.")
                     .await
