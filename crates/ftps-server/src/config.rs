@@ -36,6 +36,20 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Limits.
     pub limits: Limits,
+    /// Virtual hosts (RFC 7151 `HOST`, and TLS SNI), by DNS name.
+    pub hosts: std::collections::BTreeMap<String, HostConfig>,
+}
+
+/// A virtual host: its own users (and so roots) and, optionally, its own certificate.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The host's users file.
+    pub users_file: PathBuf,
+    /// The host's PEM certificate chain; unset: the server's.
+    pub certificate: Option<PathBuf>,
+    /// The host's PEM private key.
+    pub private_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -57,6 +71,7 @@ impl Default for Config {
             active: ActiveConfig::default(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            hosts: Default::default(),
         }
     }
 }
@@ -386,6 +401,16 @@ impl Config {
                 "client certificates are enabled but tls.client_ca is not set".into(),
             ));
         }
+        for (name, host) in &self.hosts {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid(format!("invalid host name {name:?}")));
+            }
+            if host.certificate.is_some() != host.private_key.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "host {name:?}: set both certificate and private_key, or neither"
+                )));
+            }
+        }
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
                 "banner must be one line without control characters".into(),
@@ -413,6 +438,11 @@ impl Config {
             fix(p);
         }
         self.tls.client_crls.iter_mut().for_each(fix);
+        for host in self.hosts.values_mut() {
+            fix(&mut host.users_file);
+            host.certificate.iter_mut().for_each(fix);
+            host.private_key.iter_mut().for_each(fix);
+        }
     }
 
     /// The users file in effect.

@@ -1,5 +1,6 @@
 //! Listeners, start-up and graceful shutdown.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub struct Shared {
     pub users: UserStore,
     /// The served certificate, shared by all listeners.
     pub resolver: Arc<CertResolver>,
+    /// Virtual hosts by lower-case DNS name.
+    pub hosts: HashMap<String, Arc<VirtualHost>>,
     /// Session and login limits.
     pub limiter: Arc<Limiter>,
     /// Becomes true when the server shuts down.
@@ -122,6 +125,17 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
     }
 }
 
+/// A virtual host (RFC 7151): its own users and, optionally, its own certificate.
+pub struct VirtualHost {
+    /// The DNS name, lower case.
+    pub name: String,
+    /// The host's users.
+    pub users: UserStore,
+    /// The host's certificate, if it has its own.
+    pub certificate: Option<Arc<CertResolver>>,
+    cert_paths: Option<(PathBuf, PathBuf)>,
+}
+
 /// What a session needs to know about the listener it arrived on.
 pub struct ListenerContext {
     /// TLS from the first byte.
@@ -153,10 +167,17 @@ impl Server {
         let resolver = Arc::new(CertResolver::new(certified));
         let provider = tls::provider_with_suites(config.tls.cipher_suites.as_deref())?;
         let users = UserStore::open(&config.users_path())?;
+        let hosts = load_hosts(&config)?;
+        let by_sni = hosts
+            .iter()
+            .filter_map(|(name, h)| h.certificate.clone().map(|c| (name.clone(), c)))
+            .collect();
+        let sni: Arc<dyn rustls::server::ResolvesServerCert> =
+            Arc::new(tls::SniResolver::new(resolver.clone(), by_sni));
         let mut listeners = Vec::new();
         for (entries, implicit) in [(&config.listen, false), (&config.implicit_listen, true)] {
             for entry in entries {
-                let context = listener_context(&config, entry, implicit, &resolver, &provider)?;
+                let context = listener_context(&config, entry, implicit, &sni, &provider)?;
                 let listener =
                     TcpListener::bind(entry.address)
                         .await
@@ -174,6 +195,7 @@ impl Server {
                 config,
                 users,
                 resolver,
+                hosts,
                 limiter,
                 shutdown,
                 next_session: AtomicU64::new(1),
@@ -248,11 +270,36 @@ impl Server {
     }
 }
 
+fn load_hosts(config: &Config) -> Result<HashMap<String, Arc<VirtualHost>>, StartError> {
+    let mut hosts = HashMap::new();
+    for (name, host) in &config.hosts {
+        let users = UserStore::open(&host.users_file)?;
+        let cert_paths = host.certificate.clone().zip(host.private_key.clone());
+        let certificate = match &cert_paths {
+            Some((cert, key)) => Some(Arc::new(CertResolver::new(tls::load_certified_key(
+                cert, key,
+            )?))),
+            None => None,
+        };
+        let name = name.to_ascii_lowercase();
+        hosts.insert(
+            name.clone(),
+            Arc::new(VirtualHost {
+                name,
+                users,
+                certificate,
+                cert_paths,
+            }),
+        );
+    }
+    Ok(hosts)
+}
+
 fn listener_context(
     config: &Config,
     entry: &ListenerEntry,
     implicit: bool,
-    resolver: &Arc<CertResolver>,
+    resolver: &Arc<dyn rustls::server::ResolvesServerCert>,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<ListenerContext, StartError> {
     let client_certificates = entry
@@ -287,17 +334,28 @@ fn listener_context(
 /// Reloads the certificate when its files change (renewals by certbot and the like).
 async fn watch_certificate(shared: Arc<Shared>) {
     let (cert, key, _) = shared.config.tls_paths();
-    let stamp = |p: &Path| {
-        std::fs::metadata(p).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.mtime(), m.mtime_nsec(), m.len(), m.ino())
-        })
+    let mut paths = vec![cert, key];
+    for host in shared.hosts.values() {
+        if let Some((cert, key)) = &host.cert_paths {
+            paths.extend([cert.clone(), key.clone()]);
+        }
+    }
+    let stamps = || -> Vec<_> {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p).ok().map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    (m.mtime(), m.mtime_nsec(), m.len(), m.ino())
+                })
+            })
+            .collect()
     };
-    let mut last = (stamp(&cert), stamp(&key));
+    let mut last = stamps();
     let every = Duration::from_secs(shared.config.tls.reload_check_seconds);
     loop {
         tokio::time::sleep(every).await;
-        let now = (stamp(&cert), stamp(&key));
+        let now = stamps();
         if now != last {
             last = now;
             reload_certificate(&shared);
@@ -307,13 +365,22 @@ async fn watch_certificate(shared: Arc<Shared>) {
 
 fn reload_certificate(shared: &Shared) {
     let (cert, key, _) = shared.config.tls_paths();
-    match tls::load_certified_key(&cert, &key) {
+    reload_one(&shared.resolver, &cert, &key, "");
+    for host in shared.hosts.values() {
+        if let (Some(resolver), Some((cert, key))) = (&host.certificate, &host.cert_paths) {
+            reload_one(resolver, cert, key, &host.name);
+        }
+    }
+}
+
+fn reload_one(resolver: &CertResolver, cert: &Path, key: &Path, host: &str) {
+    match tls::load_certified_key(cert, key) {
         Ok(new) => {
             let fp = tls::fingerprint(&new.cert[0]);
-            shared.resolver.replace(new);
-            info!(fingerprint = %fp, "certificate reloaded");
+            resolver.replace(new);
+            info!(host, fingerprint = %fp, "certificate reloaded");
         }
-        Err(e) => warn!(error = %e, "certificate reload failed; keeping the current one"),
+        Err(e) => warn!(host, error = %e, "certificate reload failed; keeping the current one"),
     }
 }
 
@@ -353,9 +420,18 @@ impl Reloader {
     /// Reloads both; a broken new certificate or users file is refused and the old one kept.
     pub fn reload(&self) {
         reload_certificate(&self.shared);
-        match self.shared.users.reload() {
-            Ok(()) => info!("users file reloaded"),
-            Err(e) => warn!(error = %e, "users file reload failed; keeping the current one"),
+        let hosts = self
+            .shared
+            .hosts
+            .values()
+            .map(|h| (h.name.as_str(), &h.users));
+        for (host, users) in std::iter::once(("", &self.shared.users)).chain(hosts) {
+            match users.reload() {
+                Ok(()) => info!(host, "users file reloaded"),
+                Err(e) => {
+                    warn!(host, error = %e, "users file reload failed; keeping the current one")
+                }
+            }
         }
     }
 }

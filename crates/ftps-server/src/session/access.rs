@@ -21,10 +21,11 @@ impl Session {
         let config = match &self.tls_config {
             Some(c) => c.clone(),
             None => {
+                let host_cert = self.vhost.as_ref().and_then(|h| h.certificate.clone());
                 let c = self
                     .listener
                     .tls
-                    .session_config()
+                    .session_config(host_cert)
                     .map_err(std::io::Error::other)?;
                 self.tls_config = Some(c.clone());
                 c
@@ -41,6 +42,18 @@ impl Session {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
             })??;
         let (_, conn) = stream.get_ref();
+        // RFC 7151 with TLS: the server name and HOST must name the same virtual host.
+        let sni = conn.server_name().map(str::to_ascii_lowercase);
+        match (&self.vhost, &sni) {
+            (Some(host), Some(sni)) if *sni != host.name => {
+                return Err(std::io::Error::other(format!(
+                    "TLS server name {sni} does not match HOST {}",
+                    host.name
+                )));
+            }
+            (None, Some(sni)) => self.vhost = self.shared.hosts.get(sni).cloned(),
+            _ => {}
+        }
         info!(
             version = ?conn.protocol_version(),
             suite = ?conn.negotiated_cipher_suite().map(|s| s.suite()),
@@ -259,7 +272,7 @@ impl Session {
         // RFC 4217 §12.2: a certificate that identifies the user logs in at USER (232).
         if let Some(identity) = self.client_identity() {
             if !self.shared.limiter.user_banned(&name) {
-                if let Ok(user) = self.shared.users.authenticate_certificate(&name, &identity) {
+                if let Ok(user) = self.users().authenticate_certificate(&name, &identity) {
                     info!(user = %name, certificate = %identity.sha256, "certificate accepted");
                     return self
                         .complete_login(user, ReplyCode::LOGGED_IN_BY_CERT)
@@ -295,8 +308,7 @@ impl Session {
         }
         let identity = self.client_identity();
         let result = self
-            .shared
-            .users
+            .users()
             .authenticate(&name, password.expose(), identity.as_ref())
             .await;
         match result {
@@ -348,6 +360,60 @@ impl Session {
             cwd: VirtualPath::root(),
         }));
         self.reply(code, format!("User {name} logged in.")).await
+    }
+
+    /// The users of the chosen virtual host, or the server's.
+    fn users(&self) -> &crate::users::UserStore {
+        match &self.vhost {
+            Some(host) => &host.users,
+            None => &self.shared.users,
+        }
+    }
+
+    /// `HOST` (RFC 7151 §3): choose a virtual host before logging in.
+    pub(super) async fn cmd_host(&mut self, name: &str) -> Result {
+        if !matches!(self.login, Login::Anonymous) {
+            return self
+                .reply(ReplyCode::BAD_SEQUENCE, "HOST must come before USER.")
+                .await;
+        }
+        // RFC 7151 §3.1: a bracketed IP literal, or a domain name.
+        let wanted = name.to_ascii_lowercase();
+        let Some(host) = self.shared.hosts.get(&wanted).cloned() else {
+            if self.shared.hosts.is_empty() || wanted.starts_with('[') {
+                // No virtual hosts: every name is this server.
+                return self.reply(ReplyCode::READY, "Host accepted.").await;
+            }
+            return self
+                .reply(ReplyCode::PARAMETER_NOT_IMPLEMENTED, "Unknown host.")
+                .await;
+        };
+        if let Some(current) = &self.vhost {
+            if current.name != host.name && self.control.is_tls() {
+                return self
+                    .reply(
+                        ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                        "HOST does not match the TLS server name.",
+                    )
+                    .await;
+            }
+        }
+        let sni = self
+            .control
+            .tls_state()
+            .and_then(|c| c.server_name())
+            .map(str::to_ascii_lowercase);
+        if sni.is_some_and(|sni| sni != host.name) {
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    "HOST does not match the TLS server name.",
+                )
+                .await;
+        }
+        info!(host = %host.name, "virtual host selected");
+        self.vhost = Some(host);
+        self.reply(ReplyCode::READY, "Host accepted.").await
     }
 
     pub(super) async fn cmd_quit(&mut self) -> Result {

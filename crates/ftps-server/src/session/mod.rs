@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::limits::SessionPermit;
-use crate::server::{ListenerContext, Shared};
+use crate::server::{ListenerContext, Shared, VirtualHost};
 use crate::stream::MaybeTls;
 use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
@@ -79,6 +79,8 @@ pub(crate) struct Session {
     pub permit: SessionPermit,
     /// No command has been received yet.
     first_command: bool,
+    /// The virtual host chosen by HOST or by the TLS server name.
+    pub vhost: Option<Arc<VirtualHost>>,
     pub control: MaybeTls,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -193,6 +195,7 @@ impl Session {
             listener,
             permit,
             first_command: true,
+            vhost: None,
             control,
             peer,
             local,
@@ -404,6 +407,7 @@ impl Session {
                 };
                 self.cmd_list(args, transfer::ListFormat::Mlsd).await
             }
+            Host(name) => self.cmd_host(&name).await,
             Abor => {
                 self.reply(ReplyCode::DATA_CLOSED_IDLE, "No transfer to abort.")
                     .await

@@ -190,6 +190,33 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
+/// Chooses the certificate by the TLS server name (SNI): a virtual host's own certificate
+/// when the name is one of them, the default certificate otherwise.
+#[derive(Debug)]
+pub struct SniResolver {
+    default: Arc<CertResolver>,
+    hosts: std::collections::HashMap<String, Arc<CertResolver>>,
+}
+
+impl SniResolver {
+    /// A resolver with `hosts` keyed by lower-case DNS name.
+    pub fn new(
+        default: Arc<CertResolver>,
+        hosts: std::collections::HashMap<String, Arc<CertResolver>>,
+    ) -> Self {
+        SniResolver { default, hosts }
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_name = hello
+            .server_name()
+            .and_then(|name| self.hosts.get(&name.to_ascii_lowercase()));
+        Some(by_name.unwrap_or(&self.default).current())
+    }
+}
+
 /// The crypto provider restricted to the configured cipher suites (by IANA name).
 pub fn provider_with_suites(names: Option<&[String]>) -> Result<Arc<CryptoProvider>, TlsError> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
@@ -283,7 +310,7 @@ impl TlsSetup {
     /// Builds the template configuration: TLS 1.2+ (or 1.3 only), the given AEAD suites,
     /// ALPN `ftp`, and client-certificate verification when `client_auth` is set.
     pub fn new(
-        resolver: Arc<CertResolver>,
+        resolver: Arc<dyn ResolvesServerCert>,
         provider: Arc<CryptoProvider>,
         min_version: TlsVersion,
         client_auth: Option<Arc<dyn ClientCertVerifier>>,
@@ -305,9 +332,16 @@ impl TlsSetup {
     }
 
     /// A configuration for one control session and its data connections, with a session
-    /// cache and ticket key of its own (see the module docs).
-    pub fn session_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// cache and ticket key of its own (see the module docs). `host_certificate`: the
+    /// certificate of a virtual host chosen by `HOST` before `AUTH`.
+    pub fn session_config(
+        &self,
+        host_certificate: Option<Arc<CertResolver>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = self.template.clone();
+        if let Some(resolver) = host_certificate {
+            config.cert_resolver = resolver;
+        }
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         config.ticketer = Arc::new(
             SessionTicketer::new()
