@@ -1,6 +1,6 @@
 //! Informational and parameter commands: `SYST`, `HELP`, `STAT`, `TYPE` (RFC 959 §4.1),
 //! `FEAT` and `OPTS` (RFC 2389), `OPTS UTF8` and `LANG` (RFC 2640), `OPTS MLST`
-//! (RFC 3659 §7.9), `CLNT` (a de-facto extension).
+//! (RFC 3659 §7.9), `CLNT` (a de-facto extension). `HOST` itself is in `access`.
 
 use ftps_proto::command::{ListArgs, ProtectionLevel, TransferType};
 use ftps_proto::listing::MlstFacts;
@@ -9,7 +9,7 @@ use ftps_proto::{Reply, ReplyCode};
 use super::{Flow, Result, Session};
 
 /// Every command this server implements, with its syntax, for `HELP` and `HELP CMD`
-/// (RFC 959 §4.1.3). `HOST` is not here: it is not implemented yet.
+/// (RFC 959 §4.1.3).
 const COMMANDS: &[(&str, &str)] = &[
     ("ABOR", "ABOR (abort the running transfer)"),
     ("ACCT", "ACCT <account> (not needed)"),
@@ -29,6 +29,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "HASH <path> (digest of the whole file; OPTS HASH selects the algorithm)",
     ),
     ("HELP", "HELP [<command>]"),
+    ("HOST", "HOST <domain name> (before USER; RFC 7151)"),
     ("LANG", "LANG [EN]"),
     ("LIST", "LIST [-la] [<path>]"),
     ("MDTM", "MDTM <path> (modification time, UTC)"),
@@ -99,6 +100,7 @@ impl Session {
         add("SIZE");
         add("REST STREAM");
         add("TVFS");
+        add("HOST");
         add(&format!("LANG {LANGUAGE}*"));
         add("CLNT");
         add(&self.hash_algorithm.feat_line());
