@@ -228,6 +228,7 @@ async fn binary_round_trip_is_byte_identical() {
 async fn abor_idle_and_during_a_transfer() {
     let (server, mut c) = logged_in().await;
     c.expect("ABOR", 225).await;
+    c.expect("ABOR now", 501).await;
     // A file too big to fit in socket buffers, so the transfer is still running.
     let big = fs::File::create(server.data_dir().join("big")).unwrap();
     big.set_len(512 * 1024 * 1024).unwrap();

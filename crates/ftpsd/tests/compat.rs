@@ -91,7 +91,8 @@ scenarios! {
          `optional` policy" =>
         rclone(Rclone { implicit: false, concurrency: None, optional_reuse: true });
     ftplib_reuse_pasv: "Python ftplib", "explicit, PASV, data sessions resumed (subclass in the README)",
-        "`retrlines` in TYPE A" =>
+        "TYPE A both ways: `storlines` of a file with LF endings is stored with LF and comes \
+         back unchanged in TYPE I; `retrlines` reads it line by line (every ftplib row)" =>
         ftplib(Ftplib { reuse: true, active: false, ipv6: false });
     ftplib_stock_optional_reuse: "Python ftplib", "explicit, PASV, stock `FTP_TLS`, user with `optional` policy",
         "plain `FTP_TLS` cannot resume sessions; the `optional` policy lets it in" =>
@@ -503,8 +504,13 @@ fn ftplib(case: Ftplib) {
     let tree = data.join("tree");
     run("upload").assert_ok("ftplib upload");
     assert_same_tree(&local, &tree, "ftplib upload");
+    // storlines (TYPE A, CRLF on the wire) of a file with LF endings: stored with LF.
+    let ascii = fs::read(data.join("ascii.txt")).expect("TYPE A upload");
+    assert_eq!(ascii, matrix::NOTES, "TYPE A upload on disk");
     run("download").assert_ok("ftplib download");
     assert_same_tree(&local, &down, "ftplib download");
+    let binary = fs::read(dir.join("ascii-binary.txt")).expect("TYPE I download");
+    assert_eq!(binary, matrix::NOTES, "TYPE A upload fetched in TYPE I");
     run("cleanup").assert_ok("ftplib rename and delete");
     assert_gone(&tree, "ftplib delete");
 }

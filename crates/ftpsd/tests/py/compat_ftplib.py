@@ -1,5 +1,5 @@
 """The compatibility scenario for Python's ftplib: upload a tree, list it, download it back,
-TYPE A lines, rename, delete. The Rust test compares the trees and the server's disk.
+a TYPE A upload and download, rename, delete. The Rust test compares the trees and the server's disk.
 
 Usage: compat_ftplib.py REUSE ACTIVE LOCAL DOWN PHASE
   REUSE   "reuse": data connections resume the control session's TLS session (a subclass);
@@ -62,6 +62,9 @@ def upload(ftps, local):
     assert {n.rsplit("/", 1)[-1] for n in names} == expected, (names, expected)
     facts = dict(ftps.mlsd("tree/sub", facts=["type", "size"]))
     assert facts["mib-plus-one.bin"]["size"] == "1048577", facts
+    # TYPE A: storlines sends every line with CRLF; ftpsd stores LF.
+    with open(os.path.join(local, "sub", "deeper", "notes.txt"), "rb") as f:
+        ftps.storlines("STOR ascii.txt", f)
 
 
 def download(ftps, down):
@@ -81,9 +84,15 @@ def download(ftps, down):
     lines = []
     ftps.retrlines("RETR tree/sub/deeper/notes.txt", lines.append)
     assert lines == ["first line", "second line", "", "last line"], lines
+    # The TYPE A upload, fetched in TYPE I: the stored bytes, with LF.
+    chunks = []
+    ftps.retrbinary("RETR ascii.txt", chunks.append)
+    with open(os.path.join(down, "..", "ascii-binary.txt"), "wb") as f:
+        f.write(b"".join(chunks))
 
 
 def cleanup(ftps):
+    ftps.delete("ascii.txt")
     ftps.rename("tree/one.bin", "tree/renamed.bin")
     assert "renamed.bin" in [n.rsplit("/", 1)[-1] for n in ftps.nlst("tree")]
 
