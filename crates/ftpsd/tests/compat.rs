@@ -48,7 +48,9 @@ macro_rules! scenarios {
 }
 
 scenarios! {
-    curl_explicit_tls12_epsv: "curl", "explicit, TLS 1.2, EPSV", "" =>
+    curl_explicit_tls12_epsv: "curl", "explicit, TLS 1.2, EPSV",
+        "TYPE A both ways, in every curl row: `-B --crlf` uploads an LF file with CRLF and \
+         it is stored with LF; `-B` and TYPE I downloads both give it back as it was" =>
         curl(Curl { tls: "1.2", epsv: true, implicit: false });
     curl_explicit_tls13_epsv: "curl", "explicit, TLS 1.3, EPSV", "" =>
         curl(Curl { tls: "1.3", epsv: true, implicit: false });
@@ -244,6 +246,23 @@ fn curl(case: Curl) {
         curl_run(&with(&["--create-dirs", "-o", &out, &url])).assert_ok("curl download");
     }
     assert_same_tree(&local, &down, "curl download");
+    // TYPE A (`-B`): `--crlf` sends the LF file with CRLF, stored with LF. ftpsd sends CRLF
+    // in TYPE A (the command tests read the raw bytes); curl turns it back into LF itself.
+    let notes = local.join("sub/deeper/notes.txt").display().to_string();
+    let ascii_url = format!("{base}/ascii.txt");
+    curl_run(&with(&["-B", "--crlf", "-T", &notes, &ascii_url])).assert_ok("curl TYPE A upload");
+    let stored = fs::read(server.data_dir().join("ascii.txt")).expect("TYPE A upload");
+    assert_eq!(stored, matrix::NOTES, "TYPE A upload on disk");
+    let text = curl_run(&with(&["-B", &ascii_url]));
+    text.assert_ok("curl TYPE A download");
+    assert_eq!(text.stdout.as_bytes(), matrix::NOTES, "TYPE A download");
+    let binary = curl_run(&with(&[&ascii_url]));
+    binary.assert_ok("curl TYPE I download");
+    assert_eq!(
+        binary.stdout.as_bytes(),
+        matrix::NOTES,
+        "TYPE I download of the TYPE A upload"
+    );
     let rename = with(&[
         "-Q",
         "RNFR tree/one.bin",
