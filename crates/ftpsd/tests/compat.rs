@@ -61,10 +61,11 @@ scenarios! {
     curl_implicit_tls13: "curl", "implicit (`ftps://`), TLS 1.3, EPSV", "" =>
         curl(Curl { tls: "1.3", epsv: true, implicit: true });
     curl_active_fails_in_curl_7_88: "curl", "explicit, active (`-P`)",
-        "**fails: a curl bug.** curl 7.87 and 7.88 accept the server's data connection \
-         but never start TLS on it (curl issue 10666); the test checks that this is what \
-         happens and that ftpsd times the handshake out with 425. Active mode itself is proven \
-         with lftp and ftplib." =>
+        "**fails: a curl bug.** curl 7.87 and 7.88 lost the TLS layer of active data \
+         connections (curl issue 10666, fixed by curl PR 10669): curl accepts the server's \
+         data connection but never starts TLS on it. The test checks that this is what \
+         happens and that ftpsd times the handshake out with 425. Active mode itself is \
+         proven with lftp and ftplib." =>
         curl_active_7_88();
     lftp_explicit_epsv: "lftp", "explicit, EPSV (`ftp:prefer-epsv yes`)",
         "`mirror -R` up and `mirror` down, `cls -l`, `mv`, `rm -r`" =>
