@@ -300,6 +300,8 @@ async fn help_lists_commands_and_gives_syntax() {
     let site = c.expect("HELP SITE", 214).await;
     assert!(site.text().contains("CHMOD"), "{site}");
     c.expect("HELP XYZZY", 502).await;
+    // Recognised but not implemented: not offered as help either.
+    c.expect("HELP SMNT", 502).await;
 }
 
 const EXPECTED_FEATURES: &[&str] = &[

@@ -62,7 +62,6 @@ const COMMANDS: &[(&str, &str)] = &[
     ("RNTO", "RNTO <path>"),
     ("SITE", "SITE CHMOD <mode> <path> | SITE HELP"),
     ("SIZE", "SIZE <path>"),
-    ("SMNT", "SMNT (not implemented)"),
     ("STAT", "STAT [<path>]"),
     ("STOR", "STOR <path>"),
     (
