@@ -86,12 +86,16 @@ scenarios! {
         rclone(Rclone { implicit: false, concurrency: Some(1), optional_reuse: false });
     rclone_implicit: "rclone", "`--ftp-tls` (implicit), `--ftp-concurrency 1`", "" =>
         rclone(Rclone { implicit: true, concurrency: Some(1), optional_reuse: false });
+    rclone_parallel_fails_with_required_reuse: "rclone",
+        "`--ftp-explicit-tls`, default concurrency, session reuse required",
+        "**fails (522).** rclone 1.60 keeps one TLS session cache for all its connections, \
+         so a data connection presents another control connection's session, which ftpsd \
+         refuses; the test checks that `rclone copy` fails this way. Use \
+         `--ftp-concurrency 1` or the `optional` policy (rows above and below)" =>
+        rclone_shared_session_cache();
     rclone_parallel_with_optional_reuse: "rclone",
         "`--ftp-explicit-tls`, default concurrency, user with `data_session_reuse = \"optional\"`",
-        "rclone 1.60 shares one TLS session cache among its connections, so with several \
-         connections a data connection may resume *another* control connection's session, \
-         which ftpsd refuses (522); limit it to one connection or give the user the \
-         `optional` policy" =>
+        "" =>
         rclone(Rclone { implicit: false, concurrency: None, optional_reuse: true });
     ftplib_reuse_pasv: "Python ftplib", "explicit, PASV, data sessions resumed (subclass in the README)",
         "TYPE A both ways: `storlines` of a file with LF endings is stored with LF and comes \
@@ -461,6 +465,36 @@ fn rclone(case: Rclone) {
     assert!(tree.join("renamed.txt").is_file() && !tree.join("sub/added.txt").exists());
     run(&["purge", ":ftp:tree"]).assert_ok("rclone purge");
     assert_gone(&tree, "rclone purge");
+}
+
+/// rclone with several connections and session reuse required: refused with 522.
+fn rclone_shared_session_cache() {
+    let server = Server::start();
+    let (local, _) = local_dirs(server.dir.path());
+    let obscured = Command::new("rclone")
+        .args(["obscure", &server.password])
+        .output()
+        .expect("rclone obscure");
+    let obscured = String::from_utf8_lossy(&obscured.stdout).trim().to_string();
+    let config = server.dir.path().join("rclone.conf");
+    fs::write(&config, "").expect("empty rclone config");
+    let mut cmd = Command::new("rclone");
+    cmd.arg("copy")
+        .arg(&local)
+        .arg(":ftp:tree")
+        .arg("--config")
+        .arg(&config)
+        .args(["--ftp-host", "127.0.0.1"])
+        .args(["--ftp-port", &server.explicit.port().to_string()])
+        .args(["--ftp-user", "ftps", "--ftp-pass", &obscured])
+        .args(["--ftp-explicit-tls", "--ftp-no-check-certificate"])
+        .args(["--retries", "1", "--low-level-retries", "1"]);
+    let run = run_client(&mut cmd, TIMEOUT);
+    assert!(
+        !run.status.success() && run.stderr.contains("522 Data connection refused"),
+        "expected rclone to fail with 522 (a data connection resuming another \
+         connection's TLS session):\n{run}"
+    );
 }
 
 // ---- Python ftplib -----------------------------------------------------------------------
