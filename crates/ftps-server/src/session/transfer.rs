@@ -565,16 +565,16 @@ async fn send_file(
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = tokio::task::spawn_blocking(move || loop {
         let mut buf = empty_rx.try_recv().unwrap_or_default();
-        buf.resize(CHUNK, 0);
-        match file.read(&mut buf) {
+        buf.clear();
+        buf.reserve(CHUNK);
+        // `take` + `read_to_end` fills spare capacity without zeroing it first.
+        match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                buf.truncate(n);
+            Ok(_) => {
                 if full_tx.blocking_send(Ok(buf)).is_err() {
                     break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 let _ = full_tx.blocking_send(Err(e));
                 break;
@@ -611,12 +611,14 @@ async fn receive_file(
     progress: &AtomicU64,
     stall: Duration,
 ) -> TransferResult {
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Async sends on the network side (never blocking a runtime thread), blocking
+    // receives on the disk thread.
+    let (full_tx, mut full_rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let (empty_tx, mut empty_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
         let mut from_network = ascii::FromNetwork::default();
         let mut converted = Vec::new();
-        for chunk in full_rx {
+        while let Some(chunk) = full_rx.blocking_recv() {
             if ascii {
                 converted.clear();
                 from_network.convert(&chunk, &mut converted);
@@ -638,20 +640,32 @@ async fn receive_file(
     let network = async {
         loop {
             let mut buf = empty_rx.try_recv().unwrap_or_default();
-            buf.resize(CHUNK, 0);
-            let n = match tokio::time::timeout(stall, data.read(&mut buf)).await {
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => n,
-                // A TLS stream that ends without close_notify is reported here as an error:
-                // the upload may be truncated, so it is not accepted as complete.
-                Ok(Err(e)) => return Err(TransferError::Connection(e)),
-                Err(_) => return Err(TransferError::Stalled),
-            };
-            buf.truncate(n);
-            total += n as u64;
-            progress.store(total, Ordering::Relaxed);
-            if full_tx.send(buf).is_err() {
+            buf.clear();
+            buf.reserve(CHUNK);
+            // Hand over whole chunks: a TLS read returns about one 16 KiB record, and a
+            // hand-off per record would wake the disk thread for every one of them.
+            let mut eof = false;
+            while buf.len() < CHUNK {
+                match tokio::time::timeout(stall, data.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(Ok(n)) => {
+                        total += n as u64;
+                        progress.store(total, Ordering::Relaxed);
+                    }
+                    // A TLS stream that ends without close_notify is reported here as an
+                    // error: the upload may be truncated, so it is not accepted as complete.
+                    Ok(Err(e)) => return Err(TransferError::Connection(e)),
+                    Err(_) => return Err(TransferError::Stalled),
+                }
+            }
+            if !buf.is_empty() && full_tx.send(buf).await.is_err() {
                 // The writer stopped: its error is reported below.
+                return Ok(());
+            }
+            if eof {
                 return Ok(());
             }
         }
