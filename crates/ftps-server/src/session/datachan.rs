@@ -293,12 +293,11 @@ impl Session {
                 "PROT P requires a protected control connection.".into(),
             ));
         };
-        if upload {
-            // Same session store and ticket key: the resumption domain is unchanged.
-            let mut quiet = (*config).clone();
-            quiet.send_tls13_tickets = 0;
-            config = Arc::new(quiet);
-        }
+        // Same session store and ticket key: the resumption domain is unchanged; only the
+        // number of fresh tickets differs.
+        let mut data_config = (*config).clone();
+        data_config.send_tls13_tickets = if upload { 0 } else { crate::tls::DATA_TICKETS };
+        config = Arc::new(data_config);
         let limit = Duration::from_secs(self.shared.config.timeouts.tls_handshake);
         let stream = match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await
         {

@@ -490,6 +490,10 @@ impl Session {
 /// The reply for a failed file-system operation. The text never includes host paths.
 pub(crate) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
     use io::ErrorKind::*;
+    // ELOOP (a symbolic link loop) has no stable ErrorKind.
+    if e.raw_os_error() == Some(libc_eloop()) {
+        return (ReplyCode::FILE_UNAVAILABLE, "Too many levels of symbolic links.");
+    }
     match e.kind() {
         NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory."),
         PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied."),
@@ -509,6 +513,15 @@ pub(crate) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
         QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Disk quota exceeded."),
         FileTooLarge => (ReplyCode::EXCEEDED_STORAGE, "File too large."),
         _ => (ReplyCode::LOCAL_ERROR, "Local error in processing."),
+    }
+}
+
+/// ELOOP on Linux and most Unixes (40 on Linux; 62 on the BSDs and macOS).
+const fn libc_eloop() -> i32 {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        40
+    } else {
+        62
     }
 }
 

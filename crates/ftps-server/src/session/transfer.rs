@@ -86,6 +86,12 @@ impl TempUpload {
         self.committed = true;
         Ok(())
     }
+
+    /// Removes the temporary file now, so it is gone before the failure is reported.
+    async fn discard(mut self) {
+        let _ = self.root.remove_file(&self.temp).await;
+        self.committed = true;
+    }
 }
 
 impl Drop for TempUpload {
@@ -504,7 +510,11 @@ impl Job {
                         .await
                         .map(|()| n)
                         .map_err(TransferError::Local),
-                    (other, _) => other,
+                    (Err(e), Some(upload)) => {
+                        upload.discard().await;
+                        Err(e)
+                    }
+                    (other, None) => other,
                 }
             }
             Job::List {

@@ -30,6 +30,12 @@ pub use ticket::SessionTicketer;
 /// such as ALPACA, since a client that wants another protocol cannot complete a handshake.
 pub const ALPN_FTP: &[u8] = b"ftp";
 
+/// TLS 1.3 tickets sent on the control connection.
+pub const CONTROL_TICKETS: usize = 8;
+/// TLS 1.3 tickets sent on a data connection the client reads (downloads, listings). Upload
+/// connections get none (see `session::datachan`).
+pub const DATA_TICKETS: usize = 2;
+
 /// Session entries kept per control session for TLS 1.2 session-ID resumption.
 const SESSION_CACHE_ENTRIES: usize = 32;
 
@@ -342,6 +348,10 @@ impl TlsSetup {
         if let Some(resolver) = host_certificate {
             config.cert_resolver = resolver;
         }
+        // Clients built on rustls use each TLS 1.3 ticket once and keep at most eight, and
+        // rustls cannot send tickets later in a connection: give the control connection the
+        // most a client will keep. Download connections add `DATA_TICKETS` each.
+        config.send_tls13_tickets = CONTROL_TICKETS;
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         config.ticketer = Arc::new(
             SessionTicketer::new()
