@@ -41,6 +41,8 @@ pub struct Server {
     pub state_dir: PathBuf,
     /// The config file the server was started with, if any.
     pub config: Option<PathBuf>,
+    /// Flags added to the command line.
+    extra_args: Vec<String>,
     pub explicit: SocketAddr,
     pub implicit: SocketAddr,
     /// Password of the user `ftps` created on first start.
@@ -53,6 +55,11 @@ pub struct Server {
 impl Server {
     /// Starts `ftpsd --state-dir DIR --listen 127.0.0.1:0 --implicit-listen 127.0.0.1:0`.
     pub fn start() -> Server {
+        Self::start_with_args(&[])
+    }
+
+    /// [`Server::start`] with more command-line flags.
+    pub fn start_with_args(extra: &[&str]) -> Server {
         let dir = tempdir();
         let state_dir = dir.path().join("state");
         let mut server = Server {
@@ -61,6 +68,7 @@ impl Server {
             dir,
             state_dir,
             config: None,
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
             explicit: unspecified(),
             implicit: unspecified(),
             password: String::new(),
@@ -86,6 +94,7 @@ impl Server {
             dir,
             state_dir,
             config: Some(config),
+            extra_args: Vec::new(),
             explicit: unspecified(),
             implicit: unspecified(),
             password: String::new(),
@@ -96,7 +105,7 @@ impl Server {
     }
 
     fn args(&self) -> Vec<String> {
-        match &self.config {
+        let mut args = match &self.config {
             Some(config) => vec!["--config".into(), config.display().to_string()],
             None => vec![
                 "--state-dir".into(),
@@ -106,7 +115,9 @@ impl Server {
                 "--implicit-listen".into(),
                 "127.0.0.1:0".into(),
             ],
-        }
+        };
+        args.extend(self.extra_args.iter().cloned());
+        args
     }
 
     fn spawn(&mut self) {
@@ -117,7 +128,7 @@ impl Server {
             .expect("open server log");
         let mut child = Command::new(FTPSD)
             .args(self.args())
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "info,ftps_server=debug,rustls=error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
