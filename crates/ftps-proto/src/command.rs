@@ -125,6 +125,8 @@ pub enum Command {
     Pbsz(u64),
     Prot(ProtectionLevel),
     Ccc,
+    /// Clear Data Channel: the same as `PROT C`.
+    Cdc,
     // RFC 2389
     Feat,
     Opts(String),
@@ -184,6 +186,7 @@ impl Command {
             Pbsz(_) => "PBSZ",
             Prot(_) => "PROT",
             Ccc => "CCC",
+            Cdc => "CDC",
             Feat => "FEAT",
             Opts(_) => "OPTS",
             Eprt(_) => "EPRT",
@@ -332,6 +335,7 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "PBSZ" => Pbsz(parse_decimal(required(arg)?)?),
         "PROT" => Prot(parse_prot(required(arg)?)?),
         "CCC" => none(arg, Ccc)?,
+        "CDC" => none(arg, Cdc)?,
         "FEAT" => none(arg, Feat)?,
         "OPTS" => Opts(required(arg)?.trim().to_string()),
         "EPRT" => Eprt(address::parse_eprt(required(arg)?).map_err(address_error)?),

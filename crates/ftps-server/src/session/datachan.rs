@@ -108,7 +108,7 @@ impl Session {
 
     /// `PORT` and `EPRT`.
     pub(super) async fn cmd_active(&mut self, target: SocketAddr, verb: &str) -> Result {
-        if !self.shared.config.active.enabled {
+        if !self.listener.active_enabled {
             return self
                 .reply(
                     ReplyCode::NOT_IMPLEMENTED,
@@ -122,7 +122,8 @@ impl Session {
                 .await;
         }
         self.data = DataSetup::None;
-        if canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
+        let fxp = self.logged_in().is_some_and(|l| l.user.allow_fxp);
+        if !fxp && canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
             warn!(target = %target, "refused active-mode target that is not the client (FTP bounce)");
             return self
                 .reply(
@@ -327,6 +328,26 @@ impl Session {
                     .into(),
             ));
         }
+        // With client certificates, the data connection must carry the same one.
+        let control_cert = self
+            .control
+            .tls_state()
+            .and_then(|c| c.peer_certificates())
+            .and_then(|c| c.first());
+        let data_cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        if control_cert.is_some() && control_cert != data_cert {
+            warn!("data connection presented a different client certificate; refused");
+            return Err((
+                ReplyCode::CANT_OPEN_DATA,
+                "Data connection refused: it must present the control connection's client \
+                 certificate."
+                    .into(),
+            ));
+        }
         Ok(MaybeTls::Tls(Box::new(stream)))
     }
 
@@ -334,7 +355,7 @@ impl Session {
     fn session_reuse(&self) -> SessionReuse {
         self.logged_in()
             .and_then(|l| l.user.data_session_reuse)
-            .unwrap_or(self.shared.config.tls.data_session_reuse)
+            .unwrap_or(self.listener.data_session_reuse)
     }
 
     /// Closes any pending data listener (e.g. after a refused transfer).

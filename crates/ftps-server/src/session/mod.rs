@@ -29,7 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::server::Shared;
+use crate::limits::SessionPermit;
+use crate::server::{ListenerContext, Shared, VirtualHost};
 use crate::stream::MaybeTls;
 use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
@@ -68,6 +69,14 @@ pub(crate) struct LoggedIn {
 /// Per-connection state.
 pub(crate) struct Session {
     pub shared: Arc<Shared>,
+    /// The listener this connection arrived on, and its policies.
+    pub listener: Arc<ListenerContext>,
+    /// This session's slot in the connection limits.
+    pub permit: SessionPermit,
+    /// No command has been received yet.
+    first_command: bool,
+    /// The virtual host chosen by HOST or by the TLS server name.
+    pub vhost: Option<Arc<VirtualHost>>,
     pub control: MaybeTls,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -106,7 +115,12 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
 
 /// Runs one client connection to its end. Never panics on client input; errors end only
 /// this session.
-pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id: u64) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    listener: Arc<ListenerContext>,
+    mut tcp: TcpStream,
+    id: u64,
+) {
     let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
@@ -114,8 +128,21 @@ pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id:
     let _ = tcp.set_nodelay(true);
     let span = tracing::info_span!("session", id, peer = %peer);
     let fut = async move {
+        let implicit = listener.implicit;
+        let permit = match shared.limiter.admit(canonical_ip(peer.ip())) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                info!(implicit, reason = refusal.message(), "connection refused");
+                // An implicit-TLS client cannot read a plaintext reply; just close.
+                if !implicit {
+                    let reply = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, refusal.message());
+                    let _ = tcp.write_all(&reply.to_bytes()).await;
+                }
+                return;
+            }
+        };
         info!(implicit, "connected");
-        let mut session = Session::new(shared, MaybeTls::Plain(tcp), peer, local);
+        let mut session = Session::new(shared, listener, permit, MaybeTls::Plain(tcp), peer, local);
         if implicit {
             if let Err(e) = session.start_tls().await {
                 info!(error = %e, "implicit TLS handshake failed");
@@ -134,10 +161,35 @@ pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id:
     tracing::Instrument::instrument(fut, span).await
 }
 
+/// Verbs of other protocols. A first line starting with one of them means a browser or a
+/// mail client was pointed at us, possibly by a cross-protocol attack (ALPACA): close.
+const FOREIGN_VERBS: &[&str] = &[
+    "GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HELO", "EHLO",
+    "MAIL", "RCPT", "DATA", "STARTTLS",
+];
+
+fn is_foreign_verb(line: &[u8]) -> bool {
+    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+    FOREIGN_VERBS
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(verb))
+}
+
 impl Session {
-    fn new(shared: Arc<Shared>, control: MaybeTls, peer: SocketAddr, local: SocketAddr) -> Session {
+    fn new(
+        shared: Arc<Shared>,
+        listener: Arc<ListenerContext>,
+        permit: SessionPermit,
+        control: MaybeTls,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Session {
         Session {
             shared,
+            listener,
+            permit,
+            first_command: true,
+            vhost: None,
             control,
             peer,
             local,
@@ -265,6 +317,10 @@ impl Session {
     }
 
     async fn handle_line(&mut self, line: &[u8]) -> Result {
+        if std::mem::take(&mut self.first_command) && is_foreign_verb(line) {
+            warn!("first command is another protocol's verb; closing (cross-protocol defence)");
+            return Ok(Flow::Close);
+        }
         match command::parse(line) {
             Ok(cmd) => {
                 match &cmd {
@@ -296,6 +352,7 @@ impl Session {
             Pbsz(size) => self.cmd_pbsz(size).await,
             Prot(level) => self.cmd_prot(level).await,
             Ccc => self.cmd_ccc().await,
+            Cdc => self.cmd_prot(ProtectionLevel::Clear).await,
             Quit => self.cmd_quit().await,
             Acct(_) => {
                 self.reply(ReplyCode::SUPERFLUOUS, "ACCT not needed on this server.")
@@ -343,6 +400,7 @@ impl Session {
                 };
                 self.cmd_list(args, transfer::ListFormat::Mlsd).await
             }
+            Host(name) => self.cmd_host(&name).await,
             Abor => {
                 self.reply(ReplyCode::DATA_CLOSED_IDLE, "No transfer to abort.")
                     .await
@@ -367,6 +425,7 @@ impl Session {
                 | Pbsz(_)
                 | Prot(_)
                 | Ccc
+                | Cdc
                 | Quit
                 | Noop
                 | Syst

@@ -142,7 +142,7 @@ impl Session {
             Ok(f) => f.into_std().await,
             Err(e) => {
                 self.drop_data();
-                return self.reply_fs_error("RETR", &path, &e).await;
+                return self.reply_open_error("RETR", &path, offset, &e).await;
             }
         };
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -205,7 +205,7 @@ impl Session {
             Ok(pair) => pair,
             Err(e) => {
                 self.drop_data();
-                return self.reply_fs_error("STOR", &path, &e).await;
+                return self.reply_open_error("STOR", &path, offset, &e).await;
             }
         };
         let file = file.into_std().await;
@@ -227,6 +227,33 @@ impl Session {
             &path,
         )
         .await
+    }
+
+    /// An open failure; an offset past the end of the file is RFC 3659's 554.
+    async fn reply_open_error(
+        &mut self,
+        verb: &str,
+        path: &VirtualPath,
+        offset: u64,
+        e: &io::Error,
+    ) -> Result {
+        if offset > 0 && e.kind() == io::ErrorKind::InvalidInput {
+            if let Some((root, _)) = self.resolve(".") {
+                if root
+                    .metadata(path)
+                    .await
+                    .is_ok_and(|m| m.kind == EntryKind::File)
+                {
+                    return self
+                        .reply(
+                            ReplyCode::INVALID_REST,
+                            "Restart offset is beyond the end of the file.",
+                        )
+                        .await;
+                }
+            }
+        }
+        self.reply_fs_error(verb, path, e).await
     }
 
     pub(super) async fn cmd_list(&mut self, args: ListArgs, format: ListFormat) -> Result {
