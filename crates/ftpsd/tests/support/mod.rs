@@ -211,6 +211,11 @@ impl Server {
         self.terminate_within(Duration::from_secs(10));
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
     /// The server's resident memory in KiB (Linux), to catch unbounded buffering.
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("server is running").id();
