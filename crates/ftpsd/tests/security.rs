@@ -377,7 +377,10 @@ async fn a_truncated_upload_is_discarded_with_426() {
     // The session goes on.
     assert_eq!(c.retr("f").await, b"original");
     let listing = c.listing("LIST -a").await;
-    assert!(!listing.contains(".part"), "LIST shows the partial upload:\n{listing}");
+    assert!(
+        !listing.contains(".part"),
+        "LIST shows the partial upload:\n{listing}"
+    );
     // The discarded upload's temporary file is removed, not left to fill the disk.
     let names: Vec<_> = fs::read_dir(server.data_dir())
         .unwrap()
