@@ -45,6 +45,8 @@ pub struct Server {
     extra_args: Vec<String>,
     pub explicit: SocketAddr,
     pub implicit: SocketAddr,
+    /// Every explicit listening address printed (with several `--listen`).
+    pub explicit_all: Vec<SocketAddr>,
     /// Password of the user `ftps` created on first start.
     pub password: String,
     /// `AB:CD:...` as printed by the server.
@@ -71,6 +73,7 @@ impl Server {
             extra_args: extra.iter().map(|a| a.to_string()).collect(),
             explicit: unspecified(),
             implicit: unspecified(),
+            explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
         };
@@ -97,6 +100,7 @@ impl Server {
             extra_args: Vec::new(),
             explicit: unspecified(),
             implicit: unspecified(),
+            explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
         };
@@ -149,6 +153,7 @@ impl Server {
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let (mut explicit, mut implicit) = (None, None);
+        self.explicit_all.clear();
         let mut printed = Vec::new();
         while explicit.is_none() || implicit.is_none() || self.fingerprint.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -165,7 +170,8 @@ impl Server {
             } else if let Some(fp) = line.strip_prefix("certificate sha256 fingerprint: ") {
                 self.fingerprint = fp.trim().to_string();
             } else if let Some(addr) = line.strip_prefix("listening explicit ") {
-                explicit = Some(parse_addr(addr));
+                self.explicit_all.push(parse_addr(addr));
+                explicit = explicit.or(Some(parse_addr(addr)));
             } else if let Some(addr) = line.strip_prefix("listening implicit ") {
                 implicit = Some(parse_addr(addr));
             }
