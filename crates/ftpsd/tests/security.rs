@@ -602,3 +602,104 @@ async fn concurrent_sessions_transfer_independently() {
     }
     assert_eq!(fs::read_dir(server.data_dir()).unwrap().count(), 8);
 }
+
+// ---- Virtual hosts (RFC 7151 HOST) ------------------------------------------------------
+
+/// A server with a virtual host `vhost.test` whose users file holds only `vu`.
+fn vhost_server() -> Server {
+    let mut users = std::path::PathBuf::new();
+    let server = Server::start_with_config_and(
+        "[hosts.\"vhost.test\"]\nusers_file = \"vhost-users.toml\"\n",
+        |dir| {
+            users = dir.join("vhost-users.toml");
+            add_user_to(&users, "vu", "vhost-pass-1", &dir.join("vhost-root"));
+        },
+    );
+    fs::write(server.dir.path().join("vhost-root/f"), b"virtual").unwrap();
+    server
+}
+
+/// `ftpsd user add NAME --users FILE`: a users file of its own (before the server starts).
+fn add_user_to(users: &std::path::Path, name: &str, password: &str, root: &std::path::Path) {
+    fs::create_dir_all(root).unwrap();
+    let out = support::run_with_stdin(
+        std::process::Command::new(support::FTPSD).args([
+            "user",
+            "add",
+            name,
+            "--root",
+            &root.display().to_string(),
+            "--users",
+            &users.display().to_string(),
+            "--password-stdin",
+        ]),
+        &format!("{password}\n"),
+    );
+    assert!(out.status.success(), "user add --users: {out:?}");
+}
+
+#[tokio::test]
+async fn host_selects_the_virtual_hosts_users() {
+    let server = vhost_server();
+    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+    c.expect("HOST vhost.test", 220).await;
+    c.set_server_name("vhost.test");
+    c.auth_tls().await;
+    c.user_pass("vu", "vhost-pass-1").await;
+    c.protect().await;
+    assert_eq!(c.retr("f").await, b"virtual");
+
+    // The default host's user is unknown there.
+    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+    c.expect("HOST vhost.test", 220).await;
+    c.set_server_name("vhost.test");
+    c.auth_tls().await;
+    c.expect("USER ftps", 331).await;
+    c.expect(&format!("PASS {}", server.password), 530).await;
+
+    // And without HOST the virtual host's user is unknown.
+    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+    c.auth_tls().await;
+    c.expect("USER vu", 331).await;
+    c.expect("PASS vhost-pass-1", 530).await;
+}
+
+#[tokio::test]
+async fn sni_alone_selects_the_virtual_host() {
+    let server = vhost_server();
+    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+    c.set_server_name("vhost.test");
+    c.auth_tls().await;
+    c.user_pass("vu", "vhost-pass-1").await;
+}
+
+#[tokio::test]
+async fn host_errors() {
+    let server = vhost_server();
+    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+    c.expect("HOST", 501).await;
+    let unknown = c.cmd("HOST unknown.test").await;
+    assert!(unknown.code.0 >= 500, "unknown host: {unknown}");
+    c.expect("HOST vhost.test", 220).await;
+    // SNI that contradicts HOST.
+    c.set_server_name("localhost");
+    c.send_line("AUTH TLS").await;
+    let reply = c.reply().await;
+    if reply.code.0 == 234 {
+        // The client may finish its side of the handshake before the server checks the
+        // name; the server must then close the connection instead of serving it.
+        if c.start_tls().await.is_ok() {
+            let _ = c.try_send_line("USER vu").await;
+            let replies = c.expect_closed().await;
+            assert!(
+                replies.is_empty(),
+                "TLS for another name than HOST's was served: {replies:?}"
+            );
+        }
+    } else {
+        assert!(reply.code.0 >= 500, "{reply}");
+    }
+    // HOST after login.
+    let mut c = Control::login_default(&server).await;
+    c.expect("HOST vhost.test", 503).await;
+}

@@ -186,6 +186,8 @@ pub struct Control {
     /// Whether PROT P is in force, so data connections use TLS.
     pub protected: bool,
     pub passive: Passive,
+    /// The TLS server name (SNI) for the control and data connections.
+    pub server_name: ServerName<'static>,
 }
 
 impl Control {
@@ -235,6 +237,7 @@ impl Control {
             transcript: String::new(),
             protected: false,
             passive: Passive::Epsv,
+            server_name: server_name(),
         }
     }
 
@@ -250,6 +253,11 @@ impl Control {
     /// [`Control::login`] as the user `ftps`.
     pub async fn login_default(server: &Server) -> Control {
         Self::login(server, "ftps", &server.password).await
+    }
+
+    /// Sets the TLS server name sent from now on (e.g. a virtual host's).
+    pub fn set_server_name(&mut self, name: &str) {
+        self.server_name = ServerName::try_from(name.to_string()).expect("server name");
     }
 
     pub fn is_tls(&self) -> bool {
@@ -277,7 +285,7 @@ impl Control {
         };
         let stream = with_timeout(
             "control TLS handshake",
-            TlsConnector::from(self.tls.clone()).connect(server_name(), tcp),
+            TlsConnector::from(self.tls.clone()).connect(self.server_name.clone(), tcp),
         )
         .await?;
         self.conn = Conn::Tls(Box::new(stream));
@@ -344,6 +352,17 @@ impl Control {
         };
         if let Err(e) = result {
             panic!("cannot send: {e}\n--- transcript ---\n{}", self.transcript);
+        }
+    }
+
+    /// Sends a line, returning the error instead of panicking (the server may have closed).
+    pub async fn try_send_line(&mut self, line: &str) -> io::Result<()> {
+        let _ = writeln!(self.transcript, "> {}", shorten(line));
+        let bytes = format!("{line}\r\n");
+        match &mut self.conn {
+            Conn::Plain(s) => write_flush(s, bytes.as_bytes()).await,
+            Conn::Tls(s) => write_flush(s, bytes.as_bytes()).await,
+            Conn::Gone => Err(io::Error::other("connection is gone")),
         }
     }
 
@@ -543,10 +562,11 @@ impl Control {
         self.send_line(line).await;
         // The server may start the handshake only once it has the command, or only after
         // its 150: run the handshake while waiting for the first reply.
+        let name = self.server_name.clone();
         let handshake = tokio::spawn(async move {
             match data_tls {
                 Some(tls) => TlsConnector::from(tls)
-                    .connect(server_name(), tcp)
+                    .connect(name, tcp)
                     .await
                     .map(|s| DataConn::Tls(Box::new(s))),
                 None => Ok(DataConn::Plain(tcp)),

@@ -84,7 +84,14 @@ impl Server {
     /// Starts ftpsd with `--config FILE`, where FILE has the state directory, loopback
     /// listeners on free ports, and `extra` (TOML tables such as `[timeouts]`).
     pub fn start_with_config(extra: &str) -> Server {
+        Self::start_with_config_and(extra, |_| {})
+    }
+
+    /// [`Server::start_with_config`], running `prepare` on the temporary directory (where
+    /// the config file is) before the server starts.
+    pub fn start_with_config_and(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempdir();
+        prepare(dir.path());
         let state_dir = dir.path().join("state");
         let config = dir.path().join("ftpsd.toml");
         let text = format!(
