@@ -206,3 +206,103 @@ async fn passive_flags_on_the_command_line() {
     fs::write(server.data_dir().join("f"), b"epsv").unwrap();
     assert_eq!(c.retr("f").await, b"epsv");
 }
+
+/// Runs openssl, which `scripts/test.sh` installs.
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl ({e}): run `bash scripts/test.sh`, which installs it")
+        });
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_rsa_certificate_from_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("rsa.pem"), dir.path().join("rsa.key"));
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key_s,
+        "-out",
+        &cert_s,
+    ]);
+    let expected = openssl(&["x509", "-in", &cert_s, "-noout", "-fingerprint", "-sha256"]);
+    let expected = expected.trim().rsplit('=').next().unwrap().to_string();
+    let server = Server::start_with_args(&["--cert", &cert_s, "--key", &key_s]);
+    assert_eq!(
+        server.fingerprint, expected,
+        "printed fingerprint vs openssl's"
+    );
+    assert!(can_log_in(&server, "ftps", &server.password).await);
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_refused() {
+    let a = Server::start();
+    let b = Server::start();
+    let out = Command::new(support::FTPSD)
+        .args(["--listen", "127.0.0.1:0", "--no-implicit", "--cert"])
+        .arg(a.state_dir.join("cert.pem"))
+        .arg("--key")
+        .arg(b.state_dir.join("key.pem"))
+        .arg("--state-dir")
+        .arg(a.dir.path().join("other-state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ftpsd");
+    assert!(!out.status.success(), "mismatched key accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_changed_certificate_file_is_picked_up_and_a_broken_one_ignored() {
+    let server = Server::start_with_config("[tls]\nreload_check_seconds = 1\n");
+    let other = Server::start();
+    // A broken certificate: refused, the old one stays.
+    fs::write(server.state_dir.join("cert.pem"), "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(can_log_in(&server, "ftps", &server.password).await);
+    // A valid new pair: served without a restart.
+    for f in ["key.pem", "cert.pem"] {
+        fs::copy(other.state_dir.join(f), server.state_dir.join(f)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = Control::connect(server.explicit, &other.fingerprint).await;
+        c.expect("AUTH TLS", 234).await;
+        if c.start_tls().await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate not served 10 s after it was written"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn advertised_address_as_a_dns_name() {
+    let server = Server::start_with_config("[passive]\nadvertised_address = \"localhost\"\n");
+    let mut c = Control::login_default(&server).await;
+    let reply = c.expect("PASV", 227).await;
+    let addr = ftps_proto::address::parse_pasv_reply(&reply.text()).expect("PASV reply");
+    assert_eq!(addr.ip().octets(), [127, 0, 0, 1], "{reply}");
+}
