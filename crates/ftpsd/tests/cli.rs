@@ -306,3 +306,28 @@ async fn advertised_address_as_a_dns_name() {
     let addr = ftps_proto::address::parse_pasv_reply(&reply.text()).expect("PASV reply");
     assert_eq!(addr.ip().octets(), [127, 0, 0, 1], "{reply}");
 }
+
+#[test]
+fn user_commands_on_a_missing_user_fail() {
+    let server = Server::start();
+    let del = server.ftpsd(
+        &["user", "del", "ghost", "--state-dir", &state(&server)],
+        "",
+    );
+    assert!(!del.status.success(), "user del of a missing user: {del:?}");
+    let passwd = server.ftpsd(
+        &[
+            "user",
+            "passwd",
+            "ghost",
+            "--state-dir",
+            &state(&server),
+            "--password-stdin",
+        ],
+        "whatever-pass\n",
+    );
+    assert!(
+        !passwd.status.success(),
+        "user passwd of a missing user: {passwd:?}"
+    );
+}

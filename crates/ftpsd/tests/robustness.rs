@@ -237,3 +237,43 @@ async fn a_reset_control_connection_does_not_hurt_the_server() {
     let mut c = Control::login_default(&server).await;
     c.expect("NOOP", 200).await;
 }
+
+#[tokio::test]
+async fn fifty_concurrent_logins() {
+    let server = Server::start();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (addr, fp, pw) = (
+            server.explicit,
+            server.fingerprint.clone(),
+            server.password.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut c = Control::connect(addr, &fp).await;
+            c.auth_tls().await;
+            c.user_pass("ftps", &pw).await;
+            c.expect("PWD", 257).await;
+            c.expect("QUIT", 221).await;
+        }));
+    }
+    for t in tasks {
+        t.await.expect("login task");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "50 logins took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn passwords_with_spaces_and_non_ascii() {
+    let server = Server::start();
+    for (user, password) in [("spacey", "with spaces  inside"), ("umlaut", "pässwörd-ß")] {
+        server.add_user(user, password, &[]);
+        let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+        c.auth_tls().await;
+        c.user_pass(user, password).await;
+    }
+}
