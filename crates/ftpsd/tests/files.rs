@@ -359,3 +359,90 @@ async fn ipv6_listener() {
     assert_eq!(c.retr("f").await, b"over ipv6");
     c.expect(&format!("EPRT |2|::1|{}|", 40000), 200).await;
 }
+
+#[tokio::test]
+async fn non_utf8_names_on_disk_do_not_break_listings() {
+    use std::os::unix::ffi::OsStrExt;
+    let (server, mut c) = logged_in().await;
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xffname");
+    fs::write(server.data_dir().join(bad), b"x").unwrap();
+    fs::write(server.data_dir().join("good"), b"y").unwrap();
+    for cmd in ["LIST", "NLST", "MLSD"] {
+        let t = c.transfer(cmd, None).await;
+        c.assert_transfer_ok(&t, cmd);
+        let text = String::from_utf8_lossy(&t.data);
+        assert!(
+            text.contains("good"),
+            "{cmd} lost the other entries: {text}"
+        );
+    }
+    c.expect("STAT /", 213).await;
+    c.expect("NOOP", 200).await;
+}
+
+#[tokio::test]
+async fn a_symlink_loop_is_an_error_not_a_hang() {
+    let (server, mut c) = logged_in().await;
+    let root = server.data_dir();
+    std::os::unix::fs::symlink("loop-b", root.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", root.join("loop-b")).unwrap();
+    let retr = c.transfer("RETR loop-a", None).await.code();
+    let cwd = c.cmd("CWD loop-a").await.code.0;
+    let size = c.cmd("SIZE loop-a").await.code.0;
+    let list = c.listing("LIST").await;
+    assert!(list.contains("loop-a"), "{list}");
+    c.listing("MLSD").await;
+    // A symlink loop is a file that cannot be had (550), not a server failure (451).
+    assert_eq!(
+        (retr, cwd, size),
+        (550, 550, 550),
+        "RETR, CWD, SIZE of a symlink loop"
+    );
+}
+
+#[tokio::test]
+async fn a_fifo_is_not_opened() {
+    // Opening a named pipe for reading blocks until a writer appears: a session must not
+    // hang on one (and neither must the server). TLS 1.2: refused transfers use up no
+    // TLS 1.3 tickets (see protocol.rs, consecutive_uploads_resume_the_session_over_tls13).
+    let server = Server::start();
+    let mut c = Control::connect_with(
+        server.explicit,
+        client_config(&server.fingerprint, Tls::V12),
+    )
+    .await;
+    c.auth_tls().await;
+    c.user_pass("ftps", &server.password).await;
+    c.protect().await;
+    let fifo = server.data_dir().join("pipe");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let t = c.transfer("RETR pipe", None).await;
+    assert_eq!(t.code(), 550, "RETR of a FIFO: {t:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let t = c.transfer("STOR pipe", Some(b"x")).await;
+    assert_ne!(t.code(), 0);
+    c.expect("NOOP", 200).await;
+    c.listing("LIST").await;
+}
+
+#[tokio::test]
+async fn sizes_beyond_4_gib() {
+    let (server, mut c) = logged_in().await;
+    let len: u64 = 10 << 30;
+    let file = fs::File::create(server.data_dir().join("sparse")).unwrap();
+    file.set_len(len).unwrap();
+    c.expect("TYPE I", 200).await;
+    let size = c.expect("SIZE sparse", 213).await;
+    assert_eq!(size.text(), len.to_string());
+    let mlst = c.expect("MLST sparse", 250).await;
+    assert!(mlst.text().contains(&format!("size={len};")), "{mlst:?}");
+    let list = c.listing("LIST").await;
+    assert!(list.contains(&len.to_string()), "{list}");
+    c.expect(&format!("REST {}", len - 3), 350).await;
+    assert_eq!(c.retr("sparse").await, [0, 0, 0]);
+}
