@@ -761,3 +761,23 @@ async fn pasv_and_epsv_both_work() {
         "PASV after EPSV ALL: {reply}"
     );
 }
+
+#[tokio::test]
+async fn another_sessions_ticket_does_not_open_a_data_connection() {
+    // Session A's TLS session must not be usable to take session B's transfer.
+    for tls in [Tls::V13, Tls::V12] {
+        let server = Server::start();
+        put(&server, "f", b"for B only");
+        let a_tls = client_config(&server.fingerprint, tls);
+        let mut a = Control::connect_with(server.explicit, a_tls.clone()).await;
+        a.auth_tls().await;
+        a.user_pass("ftps", &server.password).await;
+        a.protect().await;
+        a.expect("NOOP", 200).await; // reads A's tickets
+        let mut b = Control::login_default(&server).await;
+        let t = b.transfer_with("RETR f", None, Some(a_tls.clone())).await;
+        assert_eq!(t.code(), 522, "{tls:?}: B's data over A's session: {t:?}");
+        assert!(t.data.is_empty());
+        assert_eq!(b.retr("f").await, b"for B only");
+    }
+}

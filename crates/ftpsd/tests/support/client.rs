@@ -109,6 +109,11 @@ pub enum Tls {
 
 /// A client configuration with a fresh session cache: use one per control connection.
 pub fn client_config(fingerprint: &str, tls: Tls) -> Arc<ClientConfig> {
+    client_config_alpn(fingerprint, tls, vec![b"ftp".to_vec()])
+}
+
+/// [`client_config`] offering the given ALPN protocols.
+pub fn client_config_alpn(fingerprint: &str, tls: Tls, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = match tls {
         Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -124,7 +129,7 @@ pub fn client_config(fingerprint: &str, tls: Tls) -> Arc<ClientConfig> {
             provider,
         }))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"ftp".to_vec()];
+    config.alpn_protocols = alpn;
     config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
     Arc::new(config)
 }
@@ -181,12 +186,23 @@ pub struct Control {
     /// Whether PROT P is in force, so data connections use TLS.
     pub protected: bool,
     pub passive: Passive,
+    /// The TLS server name (SNI) for the control and data connections.
+    pub server_name: ServerName<'static>,
 }
 
 impl Control {
     /// Connects in plaintext (explicit FTPS) and reads the 220 greeting.
     pub async fn connect(addr: SocketAddr, fingerprint: &str) -> Control {
         Self::connect_with(addr, client_config(fingerprint, Tls::Any)).await
+    }
+
+    /// Connects in plaintext and returns the greeting, whatever it is.
+    pub async fn connect_raw(addr: SocketAddr, fingerprint: &str) -> (Control, Reply) {
+        let tcp = tcp_connect(addr).await;
+        let mut control =
+            Control::new(Conn::Plain(tcp), client_config(fingerprint, Tls::Any), addr);
+        let greeting = control.reply().await;
+        (control, greeting)
     }
 
     pub async fn connect_with(addr: SocketAddr, tls: Arc<ClientConfig>) -> Control {
@@ -221,6 +237,7 @@ impl Control {
             transcript: String::new(),
             protected: false,
             passive: Passive::Epsv,
+            server_name: server_name(),
         }
     }
 
@@ -236,6 +253,11 @@ impl Control {
     /// [`Control::login`] as the user `ftps`.
     pub async fn login_default(server: &Server) -> Control {
         Self::login(server, "ftps", &server.password).await
+    }
+
+    /// Sets the TLS server name sent from now on (e.g. a virtual host's).
+    pub fn set_server_name(&mut self, name: &str) {
+        self.server_name = ServerName::try_from(name.to_string()).expect("server name");
     }
 
     pub fn is_tls(&self) -> bool {
@@ -263,7 +285,7 @@ impl Control {
         };
         let stream = with_timeout(
             "control TLS handshake",
-            TlsConnector::from(self.tls.clone()).connect(server_name(), tcp),
+            TlsConnector::from(self.tls.clone()).connect(self.server_name.clone(), tcp),
         )
         .await?;
         self.conn = Conn::Tls(Box::new(stream));
@@ -330,6 +352,17 @@ impl Control {
         };
         if let Err(e) = result {
             panic!("cannot send: {e}\n--- transcript ---\n{}", self.transcript);
+        }
+    }
+
+    /// Sends a line, returning the error instead of panicking (the server may have closed).
+    pub async fn try_send_line(&mut self, line: &str) -> io::Result<()> {
+        let _ = writeln!(self.transcript, "> {}", shorten(line));
+        let bytes = format!("{line}\r\n");
+        match &mut self.conn {
+            Conn::Plain(s) => write_flush(s, bytes.as_bytes()).await,
+            Conn::Tls(s) => write_flush(s, bytes.as_bytes()).await,
+            Conn::Gone => Err(io::Error::other("connection is gone")),
         }
     }
 
@@ -471,19 +504,19 @@ impl Control {
         data_tls: Option<Arc<ClientConfig>>,
     ) -> Transfer {
         let tcp = self.open_passive().await;
-        self.send_line(line).await;
-        // The server may start the handshake only once it has the command, or only after
-        // its 150: run the handshake while waiting for the first reply.
-        let handshake = tokio::spawn(async move {
-            match data_tls {
-                Some(tls) => TlsConnector::from(tls)
-                    .connect(server_name(), tcp)
-                    .await
-                    .map(|s| DataConn::Tls(Box::new(s))),
-                None => Ok(DataConn::Plain(tcp)),
-            }
-        });
-        let first = self.reply().await;
+        self.transfer_on(tcp, line, upload, data_tls).await
+    }
+
+    /// Sends a transfer command for a data connection already made (`tcp`), then moves
+    /// the data and reads the final reply.
+    pub async fn transfer_on(
+        &mut self,
+        tcp: TcpStream,
+        line: &str,
+        upload: Option<&[u8]>,
+        data_tls: Option<Arc<ClientConfig>>,
+    ) -> Transfer {
+        let (first, data) = self.begin_on(tcp, line, data_tls).await;
         let mut transfer = Transfer {
             first,
             last: None,
@@ -492,18 +525,11 @@ impl Control {
             data_error: None,
         };
         if !transfer.first.code.is_preliminary() {
-            handshake.abort();
             return transfer;
         }
-        match with_timeout("data connection handshake", async {
-            handshake.await.map_err(io::Error::other)?
-        })
-        .await
-        {
+        match data {
             Ok(mut data) => {
-                if let DataConn::Tls(s) = &data {
-                    transfer.handshake = s.get_ref().1.handshake_kind();
-                }
+                transfer.handshake = data.handshake_kind();
                 let moved = match upload {
                     Some(bytes) => data.upload(bytes).await,
                     None => data.download(&mut transfer.data).await,
@@ -516,6 +542,46 @@ impl Control {
         }
         transfer.last = Some(self.reply().await);
         transfer
+    }
+
+    /// Opens a passive data connection, sends `line` and returns the first reply and, if
+    /// it was preliminary, the data connection (TLS per PROT), for tests that move the
+    /// data themselves (aborts, partial uploads).
+    pub async fn begin(&mut self, line: &str) -> (Reply, io::Result<DataConn>) {
+        let tcp = self.open_passive().await;
+        let data_tls = self.protected.then(|| self.tls.clone());
+        self.begin_on(tcp, line, data_tls).await
+    }
+
+    async fn begin_on(
+        &mut self,
+        tcp: TcpStream,
+        line: &str,
+        data_tls: Option<Arc<ClientConfig>>,
+    ) -> (Reply, io::Result<DataConn>) {
+        self.send_line(line).await;
+        // The server may start the handshake only once it has the command, or only after
+        // its 150: run the handshake while waiting for the first reply.
+        let name = self.server_name.clone();
+        let handshake = tokio::spawn(async move {
+            match data_tls {
+                Some(tls) => TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await
+                    .map(|s| DataConn::Tls(Box::new(s))),
+                None => Ok(DataConn::Plain(tcp)),
+            }
+        });
+        let first = self.reply().await;
+        if !first.code.is_preliminary() {
+            handshake.abort();
+            return (first, Err(io::Error::other("no transfer started")));
+        }
+        let data = with_timeout("data connection handshake", async {
+            handshake.await.map_err(io::Error::other)?
+        })
+        .await;
+        (first, data)
     }
 
     /// RETR that must succeed; returns the file's content.
@@ -556,21 +622,55 @@ impl Control {
     }
 }
 
-enum DataConn {
+/// An open data connection.
+pub enum DataConn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl DataConn {
-    async fn upload(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        match self {
+            DataConn::Plain(_) => None,
+            DataConn::Tls(s) => s.get_ref().1.handshake_kind(),
+        }
+    }
+
+    /// Writes everything, then ends the data (close_notify for TLS, then FIN).
+    pub async fn upload(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             DataConn::Plain(s) => upload(s, bytes).await,
             DataConn::Tls(s) => upload(s, bytes).await,
         }
     }
 
+    /// Writes without ending the data.
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        with_timeout("data write", async {
+            match self {
+                DataConn::Plain(s) => write_flush(s, bytes).await,
+                DataConn::Tls(s) => write_flush(s, bytes).await,
+            }
+        })
+        .await
+    }
+
+    /// Reads up to `max` bytes (0 at the end).
+    pub async fn read_some(&mut self, max: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; max];
+        let n = with_timeout("data read", async {
+            match self {
+                DataConn::Plain(s) => s.read(&mut buf).await,
+                DataConn::Tls(s) => s.read(&mut buf).await,
+            }
+        })
+        .await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     /// Reads to the end; for TLS, an end without close_notify is an error (truncation).
-    async fn download(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+    pub async fn download(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         let read = async {
             match self {
                 DataConn::Plain(s) => s.read_to_end(out).await,
@@ -578,6 +678,15 @@ impl DataConn {
             }
         };
         with_timeout("data", read).await.map(|_| ())
+    }
+
+    /// Closes the TCP connection without close_notify: a truncated transfer.
+    pub fn break_off(self) {
+        let tcp = match self {
+            DataConn::Plain(s) => s,
+            DataConn::Tls(s) => s.into_inner().0,
+        };
+        drop(tcp);
     }
 }
 

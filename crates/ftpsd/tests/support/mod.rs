@@ -41,8 +41,12 @@ pub struct Server {
     pub state_dir: PathBuf,
     /// The config file the server was started with, if any.
     pub config: Option<PathBuf>,
+    /// Flags added to the command line.
+    extra_args: Vec<String>,
     pub explicit: SocketAddr,
     pub implicit: SocketAddr,
+    /// Every explicit listening address printed (with several `--listen`).
+    pub explicit_all: Vec<SocketAddr>,
     /// Password of the user `ftps` created on first start.
     pub password: String,
     /// `AB:CD:...` as printed by the server.
@@ -53,6 +57,11 @@ pub struct Server {
 impl Server {
     /// Starts `ftpsd --state-dir DIR --listen 127.0.0.1:0 --implicit-listen 127.0.0.1:0`.
     pub fn start() -> Server {
+        Self::start_with_args(&[])
+    }
+
+    /// [`Server::start`] with more command-line flags.
+    pub fn start_with_args(extra: &[&str]) -> Server {
         let dir = tempdir();
         let state_dir = dir.path().join("state");
         let mut server = Server {
@@ -61,8 +70,10 @@ impl Server {
             dir,
             state_dir,
             config: None,
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
             explicit: unspecified(),
             implicit: unspecified(),
+            explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
         };
@@ -73,7 +84,14 @@ impl Server {
     /// Starts ftpsd with `--config FILE`, where FILE has the state directory, loopback
     /// listeners on free ports, and `extra` (TOML tables such as `[timeouts]`).
     pub fn start_with_config(extra: &str) -> Server {
+        Self::start_with_config_and(extra, |_| {})
+    }
+
+    /// [`Server::start_with_config`], running `prepare` on the temporary directory (where
+    /// the config file is) before the server starts.
+    pub fn start_with_config_and(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempdir();
+        prepare(dir.path());
         let state_dir = dir.path().join("state");
         let config = dir.path().join("ftpsd.toml");
         let text = format!(
@@ -86,8 +104,10 @@ impl Server {
             dir,
             state_dir,
             config: Some(config),
+            extra_args: Vec::new(),
             explicit: unspecified(),
             implicit: unspecified(),
+            explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
         };
@@ -96,7 +116,7 @@ impl Server {
     }
 
     fn args(&self) -> Vec<String> {
-        match &self.config {
+        let mut args = match &self.config {
             Some(config) => vec!["--config".into(), config.display().to_string()],
             None => vec![
                 "--state-dir".into(),
@@ -106,7 +126,9 @@ impl Server {
                 "--implicit-listen".into(),
                 "127.0.0.1:0".into(),
             ],
-        }
+        };
+        args.extend(self.extra_args.iter().cloned());
+        args
     }
 
     fn spawn(&mut self) {
@@ -117,7 +139,7 @@ impl Server {
             .expect("open server log");
         let mut child = Command::new(FTPSD)
             .args(self.args())
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "info,ftps_server=debug,rustls=error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -138,6 +160,7 @@ impl Server {
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let (mut explicit, mut implicit) = (None, None);
+        self.explicit_all.clear();
         let mut printed = Vec::new();
         while explicit.is_none() || implicit.is_none() || self.fingerprint.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -154,7 +177,8 @@ impl Server {
             } else if let Some(fp) = line.strip_prefix("certificate sha256 fingerprint: ") {
                 self.fingerprint = fp.trim().to_string();
             } else if let Some(addr) = line.strip_prefix("listening explicit ") {
-                explicit = Some(parse_addr(addr));
+                self.explicit_all.push(parse_addr(addr));
+                explicit = explicit.or(Some(parse_addr(addr)));
             } else if let Some(addr) = line.strip_prefix("listening implicit ") {
                 implicit = Some(parse_addr(addr));
             }
@@ -198,6 +222,11 @@ impl Server {
 
     fn terminate(&mut self) {
         self.terminate_within(Duration::from_secs(10));
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
     }
 
     /// The server's resident memory in KiB (Linux), to catch unbounded buffering.
