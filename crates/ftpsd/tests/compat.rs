@@ -67,6 +67,16 @@ scenarios! {
          happens and that ftpsd times the handshake out with 425. Active mode itself is \
          proven with lftp and ftplib." =>
         curl_active_7_88();
+    curl_tls13_several_uploads_one_run: "curl", "explicit, TLS 1.3, several uploads in one curl command",
+        "**the second data connection after an upload gets 522.** OpenSSL uses a TLS 1.3 \
+         session once and keeps only the newest; upload connections carry no tickets (a \
+         client that closes without reading them resets the connection and destroys the \
+         upload). One upload per curl command, `--tls-max 1.2`, or the `optional` policy \
+         work; the test checks the refusal is clean (first file complete, no partial file)." =>
+        curl_tls13_several_uploads();
+    curl_tls12_several_uploads_one_run: "curl", "explicit, TLS 1.2, several uploads in one curl command",
+        "TLS 1.2 sessions resume any number of times" =>
+        curl_several_uploads("1.2");
     lftp_explicit_epsv: "lftp", "explicit, EPSV (`ftp:prefer-epsv yes`)",
         "`mirror -R` up and `mirror` down, `cls -l`, `mv`, `rm -r`" =>
         lftp(Lftp { implicit: false, settings: "set ftp:prefer-epsv yes", parallel: 1 });
@@ -115,12 +125,16 @@ scenarios! {
     suppaftp_tls13_optional_reuse: "suppaftp 12 (rustls)",
         "explicit, TLS 1.3, EPSV, user with `optional` policy", "" =>
         suppaftp(Tls::V13, true);
-    suppaftp_tls13_third_upload_refused: "suppaftp 12 (rustls)", "explicit, TLS 1.3, session reuse required",
-        "**fails at the third consecutive upload (522).** rustls uses each TLS 1.3 ticket \
-         once; the control connection brings two and upload connections bring none, so the \
-         third upload in a row cannot resume. The test pins this down; use TLS 1.2 or the \
-         `optional` policy until ftpsd issues more tickets." =>
-        suppaftp_tls13_required();
+    suppaftp_tls13_required_reuse: "suppaftp 12 (rustls)", "explicit, TLS 1.3, EPSV, session reuse required",
+        "rustls uses each TLS 1.3 ticket once: the control connection brings eight and every \
+         download or listing two more, so up to eight uploads in a row resume" =>
+        suppaftp(Tls::V13, false);
+    suppaftp_tls13_ninth_upload_refused: "suppaftp 12 (rustls)", "explicit, TLS 1.3, session reuse required, uploads without downloads in between",
+        "**an upload after the last ticket is used gets 522**: rustls uses each ticket once, \
+         the control connection brings eight, each download or listing two, and upload \
+         connections none (a client that does not read them would reset the connection and \
+         destroy the upload). TLS 1.2 and the `optional` policy have no limit." =>
+        suppaftp_tls13_ninth_upload();
 }
 
 // ---- The table ---------------------------------------------------------------------------
@@ -291,6 +305,64 @@ fn curl(case: Curl) {
     args.push(format!("{base}/"));
     curl_run(&args).assert_ok("curl delete");
     assert_gone(&tree, "curl delete");
+}
+
+/// Three uploads in one curl command over `tls_max`.
+fn several_uploads_run(server: &Server, tls_max: &str) -> Run {
+    let dir = server.dir.path().join(format!("several-{tls_max}"));
+    fs::create_dir_all(&dir).expect("local dir");
+    let mut args = vec![
+        "-k".to_string(),
+        "--ssl-reqd".into(),
+        "-u".into(),
+        format!("ftps:{}", server.password),
+        "--tls-max".into(),
+        tls_max.into(),
+    ];
+    for i in 0..3u8 {
+        let path = dir.join(format!("f{i}"));
+        fs::write(&path, vec![i; 1000]).expect("local file");
+        args.extend([
+            "-T".into(),
+            path.display().to_string(),
+            format!("ftp://{}/f{i}", server.explicit),
+        ]);
+    }
+    curl_run(&args)
+}
+
+fn curl_several_uploads(tls_max: &str) {
+    let server = Server::start();
+    several_uploads_run(&server, tls_max).assert_ok("three uploads in one curl command");
+    for i in 0..3u8 {
+        let stored = fs::read(server.data_dir().join(format!("f{i}"))).expect("stored");
+        assert_eq!(stored, vec![i; 1000]);
+    }
+}
+
+fn curl_tls13_several_uploads() {
+    let server = Server::start();
+    let run = several_uploads_run(&server, "1.3");
+    // curl prints the 522, or "Broken pipe" when it was already writing as the server closed
+    // the connection; the server's log has the refusal either way.
+    assert!(!run.status.success(), "expected a refusal:\n{run}");
+    let log = server.log_text();
+    assert!(
+        log.contains("did not resume the control TLS session"),
+        "expected the session-reuse refusal in the log:\n{log}"
+    );
+    assert_eq!(
+        fs::read(server.data_dir().join("f0")).expect("first upload"),
+        vec![0u8; 1000]
+    );
+    let names: Vec<String> = fs::read_dir(server.data_dir())
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "f1" || n.ends_with(".part")),
+        "{names:?}"
+    );
 }
 
 /// Active mode with curl 7.87/7.88: curl accepts the data connection and then waits,
@@ -648,22 +720,27 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
     ftp.quit().expect("QUIT");
 }
 
-/// TLS 1.3, session reuse required: two uploads resume, the third cannot.
-fn suppaftp_tls13_required() {
+/// TLS 1.3, session reuse required: the control connection's eight tickets carry seven
+/// uploads and a listing; the listing brings two more, which carry two more uploads; the
+/// next upload has no ticket left and is refused.
+fn suppaftp_tls13_ninth_upload() {
     let server = Server::start();
     let mut ftp = suppaftp_connect(&server, Tls::V13, "ftps", &server.password);
-    for i in 1..=2 {
-        ftp.put_file(format!("up{i}"), &mut &b"data"[..])
-            .unwrap_or_else(|e| panic!("upload {i}: {e}"));
+    let upload =
+        |ftp: &mut RustlsFtpStream, i: u32| ftp.put_file(format!("up{i}"), &mut &b"data"[..]);
+    for i in 1..=7 {
+        upload(&mut ftp, i).unwrap_or_else(|e| panic!("upload {i}: {e}"));
     }
-    match ftp.put_file("up3", &mut &b"data"[..]) {
+    ftp.list(None).expect("LIST with the eighth ticket");
+    for i in 8..=9 {
+        upload(&mut ftp, i)
+            .unwrap_or_else(|e| panic!("upload {i} with a ticket from the listing: {e}"));
+    }
+    match upload(&mut ftp, 10) {
         // suppaftp has no name for 522: it is in the body.
         Err(FtpError::UnexpectedResponse(r)) if r.body.starts_with(b"522 ") => {}
-        other => panic!(
-            "the third TLS 1.3 upload in a row was expected to get 522 (no ticket left); \
-             got {other:?}: if ftpsd now keeps rustls clients supplied with tickets, turn \
-             this scenario into a full one and regenerate docs/compatibility.md"
-        ),
+        other => panic!("an upload without a ticket left was expected to get 522; got {other:?}"),
     }
-    assert!(!server.data_dir().join("up3").exists());
+    assert!(!server.data_dir().join("up10").exists());
+    assert!(server.data_dir().join("up9").exists());
 }

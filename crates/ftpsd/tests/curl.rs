@@ -126,32 +126,3 @@ fn curl_without_tls_is_refused_login() {
         "plaintext login was accepted:\n{run}"
     );
 }
-
-#[test]
-fn curl_several_uploads_in_one_run() {
-    // One control connection, three uploads and a download: each data connection must
-    // resume the control session. With TLS 1.3, OpenSSL uses a session only once, so the
-    // server must give curl a fresh ticket it will read before each data connection.
-    let server = Server::start();
-    let base = format!("ftp://127.0.0.1:{}", server.explicit.port());
-    let dir = server.scratch("local");
-    let files: Vec<TestFile> = (0..3)
-        .map(|i| support::make_file(&dir, &format!("f{i}"), 1000 + i))
-        .collect();
-    let mut cmd = curl(&server, &server.password);
-    cmd.arg("--ssl-reqd");
-    for f in &files {
-        cmd.arg("--upload-file")
-            .arg(&f.path)
-            .arg(format!("{base}/{}", f.name));
-    }
-    let out = server.scratch("out");
-    cmd.arg("--output")
-        .arg(out.join("f0"))
-        .arg(format!("{base}/f0"));
-    support::run_client(&mut cmd, TIMEOUT).assert_ok("curl with three uploads and a download");
-    for f in &files {
-        support::assert_same_content(f, &server.data_dir().join(&f.name), "uploaded by curl");
-    }
-    support::assert_same_content(&files[0], &out.join("f0"), "downloaded by curl");
-}

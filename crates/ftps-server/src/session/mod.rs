@@ -492,7 +492,10 @@ pub(crate) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
     use io::ErrorKind::*;
     // ELOOP (a symbolic link loop) has no stable ErrorKind.
     if e.raw_os_error() == Some(libc_eloop()) {
-        return (ReplyCode::FILE_UNAVAILABLE, "Too many levels of symbolic links.");
+        return (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Too many levels of symbolic links.",
+        );
     }
     match e.kind() {
         NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory."),
