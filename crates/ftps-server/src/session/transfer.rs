@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::files::entry_facts;
 use super::{Flow, Result, Session};
 use crate::policy::Access;
-use crate::stream::MaybeTls;
+use crate::stream::DataStream;
 use crate::vfs::{Entry, EntryKind, Root, VirtualPath, WriteMode};
 
 /// Size of one buffer moved between the disk thread and the network.
@@ -492,7 +492,7 @@ impl Session {
 impl Job {
     async fn run(
         self,
-        mut data: MaybeTls,
+        mut data: DataStream,
         progress: Arc<AtomicU64>,
         stall: Duration,
     ) -> TransferResult {
@@ -539,7 +539,7 @@ impl Job {
     }
 }
 
-async fn finish(data: &mut MaybeTls, stall: Duration) {
+async fn finish(data: &mut DataStream, stall: Duration) {
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
     let mut sink = [0u8; 512];
     let drain = async {
@@ -553,7 +553,7 @@ async fn finish(data: &mut MaybeTls, stall: Duration) {
 }
 
 async fn write_with_stall(
-    data: &mut MaybeTls,
+    data: &mut DataStream,
     bytes: &[u8],
     stall: Duration,
 ) -> std::result::Result<(), TransferError> {
@@ -565,7 +565,7 @@ async fn write_with_stall(
 }
 
 async fn send_file(
-    data: &mut MaybeTls,
+    data: &mut DataStream,
     mut file: std::fs::File,
     ascii: bool,
     progress: &AtomicU64,
@@ -615,7 +615,7 @@ async fn send_file(
 }
 
 async fn receive_file(
-    data: &mut MaybeTls,
+    data: &mut DataStream,
     mut file: std::fs::File,
     ascii: bool,
     progress: &AtomicU64,
@@ -692,7 +692,7 @@ async fn receive_file(
 
 #[allow(clippy::too_many_arguments)]
 async fn send_listing(
-    data: &mut MaybeTls,
+    data: &mut DataStream,
     root: Root,
     dir: VirtualPath,
     args: ListArgs,
