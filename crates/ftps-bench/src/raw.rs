@@ -1,0 +1,175 @@
+//! The raw-TLS ceiling: rustls on both ends with the same suite, no FTP, one stream over
+//! loopback. The server end runs as a separate process (`ftps-bench tls-peer`) so its CPU
+//! time is measured the same way as an FTPS server's.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::{self, TlsVersion, CHUNK};
+use crate::procfs;
+
+/// `ftps-bench tls-peer`: accepts TLS connections; a request is `D` or `U` and a size
+/// (u64, big-endian): `D` sends that many bytes, `U` reads to the end and answers `K`.
+pub fn serve(cert: &Path, key: &Path) -> Result<()> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .context("certificate")?
+        .collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key).context("key")?;
+    let provider = Arc::new(client::provider(TlsVersion::V13));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(client::versions(TlsVersion::V13))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"ftp".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening {}", listener.local_addr()?);
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            tcp.set_nodelay(true)?;
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let r: Result<()> = async {
+                    let mut s = acceptor.accept(tcp).await?;
+                    let mut req = [0u8; 9];
+                    s.read_exact(&mut req).await?;
+                    let size = u64::from_be_bytes(req[1..].try_into()?);
+                    let mut buf = vec![0x5au8; CHUNK];
+                    if req[0] == b'D' {
+                        let mut left = size;
+                        while left > 0 {
+                            let n = left.min(CHUNK as u64) as usize;
+                            s.write_all(&buf[..n]).await?;
+                            left -= n as u64;
+                        }
+                    } else {
+                        let mut got = 0u64;
+                        loop {
+                            let n = s.read(&mut buf).await?;
+                            if n == 0 {
+                                break;
+                            }
+                            got += n as u64;
+                        }
+                        if got != size {
+                            bail!("received {got} of {size}");
+                        }
+                        s.write_all(b"K").await?;
+                    }
+                    s.shutdown().await?;
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = r {
+                    eprintln!("tls-peer: {e:#}");
+                }
+            });
+        }
+    })
+}
+
+pub struct Peer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Peer {
+    pub fn start(exe: &Path, cert: &Path, key: &Path) -> Result<Peer> {
+        let mut child = Command::new(exe)
+            .arg("tls-peer")
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .ok_or_else(|| anyhow!("tls-peer said {line:?}"))?
+            .parse()?;
+        Ok(Peer { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One stream of `size` bytes to or from the peer at `addr` (process `pid`);
+/// `download`: the peer sends. Returns (MiB/s, peer CPU s).
+pub async fn stream(addr: SocketAddr, pid: u32, download: bool, size: u64) -> Result<(f64, f64)> {
+    let base = client::base_config(TlsVersion::V13);
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut s = tokio_rustls::TlsConnector::from(client::fresh(&base))
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let cpu0 = procfs::cpu_seconds(pid);
+    let start = Instant::now();
+    let mut req = [0u8; 9];
+    req[0] = if download { b'D' } else { b'U' };
+    req[1..].copy_from_slice(&size.to_be_bytes());
+    s.write_all(&req).await?;
+    s.flush().await?;
+    let mut buf = vec![0xa5u8; CHUNK];
+    if download {
+        let mut got = 0u64;
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        if got != size {
+            bail!("raw TLS: received {got} of {size}");
+        }
+    } else {
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            s.write_all(&buf[..n]).await?;
+            left -= n as u64;
+        }
+        s.get_mut().0.flush().await?;
+        // Half-close via close_notify, then wait for the peer's acknowledgement.
+        s.get_mut().1.send_close_notify();
+        s.flush().await?;
+        let mut ack = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut ack)).await;
+        if ack.first() != Some(&b'K') {
+            bail!("raw TLS upload not acknowledged");
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = procfs::cpu_seconds(pid) - cpu0;
+    Ok((size as f64 / (1 << 20) as f64 / secs, cpu))
+}
