@@ -33,4 +33,8 @@ started=$SECONDS
 status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
 echo "tests took $((SECONDS - started)) s"
+
+# The benchmark's smoke run, so the harness cannot rot: every workload must complete
+# without errors; it asserts nothing about timings.
+bash bench/run.sh --quick || status=$?
 exit "$status"

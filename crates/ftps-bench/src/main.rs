@@ -77,9 +77,16 @@ struct RunArgs {
     /// Idle sessions for the reference servers (two processes per session for vsftpd).
     #[arg(long)]
     ref_sessions: Option<usize>,
+    /// Stop opening idle sessions when the server's memory (PSS) passes this many MiB.
+    #[arg(long, default_value_t = 4096)]
+    max_server_mib: u64,
     /// Scratch directory on tmpfs for the servers' files.
     #[arg(long, default_value = "/dev/shm")]
     work_dir: PathBuf,
+    /// Run only these workloads (comma-separated: download, upload, parallel, small,
+    /// logins, sessions, raw), e.g. to profile one of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -97,9 +104,15 @@ struct Plan {
     fresh_users: usize,
     sessions: Vec<usize>,
     ref_sessions: usize,
+    max_server_mib: u64,
+    only: Vec<String>,
 }
 
 impl Plan {
+    fn runs(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == workload)
+    }
+
     fn new(a: &RunArgs) -> Plan {
         let mut p = if a.quick {
             Plan {
@@ -114,6 +127,8 @@ impl Plan {
                 fresh_users: 4,
                 sessions: vec![20],
                 ref_sessions: 20,
+                max_server_mib: a.max_server_mib,
+                only: Vec::new(),
             }
         } else {
             Plan {
@@ -128,6 +143,8 @@ impl Plan {
                 fresh_users: 64,
                 sessions: vec![1000, 10_000],
                 ref_sessions: 1000,
+                max_server_mib: a.max_server_mib,
+                only: Vec::new(),
             }
         };
         if let Some(m) = a.size_mib {
@@ -136,6 +153,7 @@ impl Plan {
         if !a.sessions.is_empty() {
             p.sessions = a.sessions.clone();
         }
+        p.only = a.only.clone();
         if let Some(n) = a.ref_sessions {
             p.ref_sessions = n;
         }
@@ -148,6 +166,8 @@ impl Plan {
 enum Cell {
     Value(f64),
     Failed(String),
+    /// A count short of what was asked, and why.
+    Partial(f64, String),
 }
 
 impl Cell {
@@ -172,11 +192,16 @@ enum Row {
     LoginFirst,
     Mem(usize),
     Held(usize),
+    /// PSS with no session open after all the workloads (allocator high-water marks).
+    Retained,
 }
 
 impl Row {
     fn higher_is_better(self) -> bool {
-        !matches!(self, Row::DownCpu | Row::UpCpu | Row::Mem(_))
+        !matches!(
+            self,
+            Row::DownCpu | Row::UpCpu | Row::Mem(_) | Row::Retained
+        )
     }
 }
 
@@ -196,7 +221,7 @@ impl Column {
     fn errors(&self) -> usize {
         self.cells
             .iter()
-            .filter(|(_, c)| matches!(c, Cell::Failed(_)))
+            .filter(|(_, c)| matches!(c, Cell::Failed(_) | Cell::Partial(..)))
             .count()
     }
 }
@@ -325,47 +350,58 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
 
     // The raw-TLS ceiling.
     let mut raw_col = Column::default();
-    match raw::Peer::start(&std::env::current_exe()?, &certs.cert, &certs.key) {
-        Ok(peer) => {
-            for (row, cpu_row, download) in [
-                (Row::Down, Row::DownCpu, true),
-                (Row::Up, Row::UpCpu, false),
-            ] {
-                match raw::stream(peer.addr(), peer.pid(), download, plan.big).await {
-                    Ok((mibs, cpu)) => {
-                        raw_col.set(row, Cell::Value(mibs));
-                        raw_col.set(cpu_row, Cell::Value(cpu / (plan.big as f64 / GIB)));
+    let raw_peer = if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
+        Some(raw::Peer::start(
+            &std::env::current_exe()?,
+            &certs.cert,
+            &certs.key,
+        ))
+    } else {
+        None
+    };
+    if let Some(peer) = raw_peer {
+        match peer {
+            Ok(peer) => {
+                for (row, cpu_row, download) in [
+                    (Row::Down, Row::DownCpu, true),
+                    (Row::Up, Row::UpCpu, false),
+                ] {
+                    match raw::stream(peer.addr(), peer.pid(), download, plan.big).await {
+                        Ok((mibs, cpu)) => {
+                            raw_col.set(row, Cell::Value(mibs));
+                            raw_col.set(cpu_row, Cell::Value(cpu / (plan.big as f64 / GIB)));
+                        }
+                        Err(e) => raw_col.set(row, Cell::Failed(format!("{e:#}"))),
                     }
-                    Err(e) => raw_col.set(row, Cell::Failed(format!("{e:#}"))),
                 }
-            }
-            let t0 = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..plan.parallel {
-                tasks.push(tokio::spawn(raw::stream(
-                    peer.addr(),
-                    peer.pid(),
-                    true,
-                    plan.parallel_size,
-                )));
-            }
-            let mut results = Vec::new();
-            for t in tasks {
-                results.push(t.await.map_err(anyhow::Error::from).and_then(|r| r));
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            match results.into_iter().collect::<Result<Vec<_>>>() {
-                Ok(_) => raw_col.set(
-                    Row::Parallel,
-                    Cell::Value(
-                        (plan.parallel as u64 * plan.parallel_size) as f64 / MIB as f64 / secs,
+                let t0 = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..plan.parallel {
+                    tasks.push(tokio::spawn(raw::stream(
+                        peer.addr(),
+                        peer.pid(),
+                        true,
+                        plan.parallel_size,
+                    )));
+                }
+                let mut results = Vec::new();
+                for t in tasks {
+                    results.push(t.await.map_err(anyhow::Error::from).and_then(|r| r));
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                match results.into_iter().collect::<Result<Vec<_>>>() {
+                    Ok(_) => raw_col.set(
+                        Row::Parallel,
+                        Cell::Value(
+                            (plan.parallel as u64 * plan.parallel_size) as f64 / MIB as f64 / secs,
+                        ),
                     ),
-                ),
-                Err(e) => raw_col.set(Row::Parallel, Cell::Failed(format!("{e:#}"))),
+                    Err(e) => raw_col.set(Row::Parallel, Cell::Failed(format!("{e:#}"))),
+                }
+                peer.stop();
             }
-            peer.stop();
+            Err(e) => raw_col.set(Row::Down, Cell::Failed(format!("raw TLS peer: {e:#}"))),
         }
-        Err(e) => raw_col.set(Row::Down, Cell::Failed(format!("raw TLS peer: {e:#}"))),
     }
 
     let elapsed = started.elapsed();
@@ -424,6 +460,8 @@ async fn bench_server(
     client::NOT_RESUMED.store(0, Ordering::Relaxed);
     eprintln!("== {} (pid {pid}, {})", server.kind.name(), server.addr);
 
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh_pss = procfs::pss_kib(pid);
     let setup = server
         .make_file("big.bin", plan.big, owner)
         .and_then(|_| server.make_file("par.bin", plan.parallel_size, owner));
@@ -434,72 +472,103 @@ async fn bench_server(
     }
 
     // 1. One download.
-    match single(&target, &base13, pid, plan.big, true).await {
-        Ok((mibs, cpu)) => {
-            col.set(Row::Down, Cell::Value(mibs));
-            col.set(Row::DownCpu, Cell::Value(cpu));
+    if plan.runs("download") {
+        match single(&target, &base13, pid, plan.big, true).await {
+            Ok((mibs, cpu)) => {
+                col.set(Row::Down, Cell::Value(mibs));
+                col.set(Row::DownCpu, Cell::Value(cpu));
+            }
+            Err(e) => col.set(Row::Down, Cell::Failed(format!("{e:#}"))),
         }
-        Err(e) => col.set(Row::Down, Cell::Failed(format!("{e:#}"))),
     }
     // 2. One upload.
-    match single(&target, &base13, pid, plan.big, false).await {
-        Ok((mibs, cpu)) => {
-            col.set(Row::Up, Cell::Value(mibs));
-            col.set(Row::UpCpu, Cell::Value(cpu));
+    if plan.runs("upload") {
+        match single(&target, &base13, pid, plan.big, false).await {
+            Ok((mibs, cpu)) => {
+                col.set(Row::Up, Cell::Value(mibs));
+                col.set(Row::UpCpu, Cell::Value(cpu));
+            }
+            Err(e) => col.set(Row::Up, Cell::Failed(format!("{e:#}"))),
         }
-        Err(e) => col.set(Row::Up, Cell::Failed(format!("{e:#}"))),
     }
     // 3. Parallel downloads.
-    col.set(
-        Row::Parallel,
-        to_cell(parallel(&target, &base13, plan.parallel, plan.parallel_size).await),
-    );
+    if plan.runs("parallel") {
+        col.set(
+            Row::Parallel,
+            to_cell(parallel(&target, &base13, plan.parallel, plan.parallel_size).await),
+        );
+    }
     // 4. Small files, TLS 1.3 then 1.2.
-    col.set(
-        Row::Small13,
-        to_cell(small_files(&target, &base13, plan).await),
-    );
-    col.set(
-        Row::Small12,
-        to_cell(small_files(&target, &base12, plan).await),
-    );
+    if plan.runs("small") {
+        col.set(
+            Row::Small13,
+            to_cell(small_files(&target, &base13, plan).await),
+        );
+        col.set(
+            Row::Small12,
+            to_cell(small_files(&target, &base12, plan).await),
+        );
+    }
     // 5. Logins: first logins (accounts never used), then the same account again and again.
-    let first: Vec<(String, String)> = if server.kind == Kind::Ftpsd {
-        server.first_login_users.clone()
-    } else {
-        std::iter::repeat(server.first_login_users[0].clone())
-            .take(plan.fresh_users)
-            .collect()
-    };
-    col.set(
-        Row::LoginFirst,
-        to_cell(logins(&target, &base13, &first, plan.login_concurrency).await),
-    );
-    let returning: Vec<(String, String)> =
-        std::iter::repeat((target.user.clone(), target.password.clone()))
-            .take(plan.logins)
-            .collect();
-    // Warm-up: the account has logged in before the measured logins.
-    let _ = logins(
-        &target,
-        &base13,
-        &returning[..plan.login_concurrency.min(returning.len())],
-        plan.login_concurrency,
-    )
-    .await;
-    col.set(
-        Row::LoginReturning,
-        to_cell(logins(&target, &base13, &returning, plan.login_concurrency).await),
-    );
+    if plan.runs("logins") {
+        let first: Vec<(String, String)> = if server.kind == Kind::Ftpsd {
+            server.first_login_users.clone()
+        } else {
+            std::iter::repeat(server.first_login_users[0].clone())
+                .take(plan.fresh_users)
+                .collect()
+        };
+        col.set(
+            Row::LoginFirst,
+            to_cell(logins(&target, &base13, &first, plan.login_concurrency).await),
+        );
+        let returning: Vec<(String, String)> =
+            std::iter::repeat((target.user.clone(), target.password.clone()))
+                .take(plan.logins)
+                .collect();
+        // Warm-up: the account has logged in before the measured logins.
+        let _ = logins(
+            &target,
+            &base13,
+            &returning[..plan.login_concurrency.min(returning.len())],
+            plan.login_concurrency,
+        )
+        .await;
+        col.set(
+            Row::LoginReturning,
+            to_cell(logins(&target, &base13, &returning, plan.login_concurrency).await),
+        );
+    }
     // 6. Idle sessions.
-    for &n in sessions {
-        match idle_sessions(&target, &base13, pid, n).await {
-            Ok((per_session, held, note)) => {
+    for &n in sessions.iter().filter(|_| plan.runs("sessions")) {
+        match idle_sessions(
+            &target,
+            &base13,
+            pid,
+            n,
+            plan.login_concurrency,
+            plan.max_server_mib * 1024,
+        )
+        .await
+        {
+            Ok((per_session, held, note, errors)) => {
                 col.set(Row::Mem(n), Cell::Value(per_session));
-                col.set(Row::Held(n), Cell::Value(held as f64));
-                if let Some(note) = note {
-                    col.notes
-                        .push(format!("{} at {n} sessions: {note}", server.kind.name()));
+                col.notes
+                    .push(format!("{} at {n} sessions: {note}", server.kind.name()));
+                if errors.is_empty() {
+                    col.set(Row::Held(n), Cell::Value(held as f64));
+                } else {
+                    col.set(
+                        Row::Held(n),
+                        Cell::Partial(
+                            held as f64,
+                            format!(
+                                "{} of {n} sessions failed, first: {}",
+                                errors.len(),
+                                errors[0]
+                            ),
+                        ),
+                    );
                 }
             }
             Err(e) => {
@@ -509,11 +578,16 @@ async fn bench_server(
         }
     }
     for (row, cell) in &col.cells {
-        if let Cell::Failed(e) = cell {
+        if let Cell::Failed(e) | Cell::Partial(_, e) = cell {
             col.notes
                 .push(format!("{} {row:?}: {e}", server.kind.name()));
         }
     }
+    let end_pss = procfs::pss_kib(pid);
+    col.set(Row::Retained, Cell::Value(end_pss as f64 / 1024.0));
+    col.notes.push(format!(
+        "memory (PSS) {fresh_pss} KiB just after start, {end_pss} KiB at the end with no session open"
+    ));
     let not_resumed = client::NOT_RESUMED.load(Ordering::Relaxed);
     if not_resumed > 0 {
         col.notes.push(format!(
@@ -692,28 +766,49 @@ async fn logins(
     Ok(accounts.len() as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Opens `n` logged-in idle sessions (TLS, PROT P); returns (KiB of server PSS per session,
+/// Opens `n` logged-in idle sessions (TLS, PROT P), as many at a time as the login
+/// workload (so password hashing peaks no higher than it already did); returns (KiB of server PSS per session,
 /// sessions held, a note).
 async fn idle_sessions(
     target: &Target,
     base: &Arc<rustls::ClientConfig>,
     pid: u32,
     n: usize,
-) -> Result<(f64, usize, Option<String>)> {
+    concurrency: usize,
+    max_server_kib: u64,
+) -> Result<(f64, usize, String, Vec<String>)> {
     // Let sessions of earlier workloads finish.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pss0 = procfs::pss_kib(pid);
     let t0 = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
+    // This machine is shared: stop opening sessions if the server grows past the cap.
+    let over_cap = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let over_cap = over_cap.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let pss = tokio::task::spawn_blocking(move || procfs::pss_kib(pid))
+                    .await
+                    .unwrap_or(0);
+                if pss > max_server_kib {
+                    over_cap.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
     let mut tasks = Vec::new();
-    for _ in 0..64.min(n) {
+    for _ in 0..concurrency.min(n) {
+        let over_cap = over_cap.clone();
         let next = next.clone();
         let target = target.clone();
         let base = base.clone();
         tasks.push(tokio::spawn(async move {
             let mut held = Vec::new();
             let mut errors = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
+            while !over_cap.load(Ordering::Relaxed) && next.fetch_add(1, Ordering::Relaxed) < n {
                 match Control::session(&target, &base).await {
                     Ok(c) => held.push(c),
                     Err(e) => errors.push(format!("{e:#}")),
@@ -730,9 +825,20 @@ async fn idle_sessions(
         errors.extend(e);
     }
     let open_secs = t0.elapsed().as_secs_f64();
+    watcher.abort();
+    if over_cap.load(Ordering::Relaxed) {
+        let count = held.len();
+        drop(held);
+        bail!(
+            "stopped after {count} of {n} sessions: server memory passed the cap of {} MiB \
+             (--max-server-mib)",
+            max_server_kib / 1024
+        );
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pss1 = procfs::pss_kib(pid);
     let procs = procfs::count(pid);
+    let fds = procfs::open_fds(pid);
     // Every session still answers.
     let mut dead = 0;
     for c in held.iter_mut() {
@@ -743,8 +849,8 @@ async fn idle_sessions(
     let count = held.len();
     drop(held);
     let mut note = format!(
-        "{count} held, opened in {open_secs:.1} s, {procs} server processes, PSS {} -> {} KiB",
-        pss0, pss1
+        "{count} held, opened in {open_secs:.1} s, {procs} server processes with {fds} open \
+         descriptors, PSS {pss0} -> {pss1} KiB"
     );
     if dead > 0 {
         note += &format!(", {dead} did not answer NOOP");
@@ -765,13 +871,13 @@ async fn idle_sessions(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let per = (pss1 as f64 - pss0 as f64) / count.max(1) as f64;
-    Ok((per, count, Some(note)))
+    Ok((per, count - dead, note, errors))
 }
 
 fn fmt_value(row: Row, v: f64) -> String {
     match row {
         Row::DownCpu | Row::UpCpu => format!("{v:.2}"),
-        Row::Mem(_) => format!("{v:.1}"),
+        Row::Mem(_) | Row::Retained => format!("{v:.1}"),
         Row::Held(_) => format!("{v:.0}"),
         _ => format!("{v:.0}"),
     }
@@ -781,6 +887,7 @@ fn fmt_cell(row: Row, c: Option<&Cell>) -> String {
     match c {
         Some(Cell::Value(v)) => fmt_value(row, *v),
         Some(Cell::Failed(_)) => "FAILED".into(),
+        Some(Cell::Partial(v, _)) => format!("{} (FAILED)", fmt_value(row, *v)),
         None => "—".into(),
     }
 }

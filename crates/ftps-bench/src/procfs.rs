@@ -88,6 +88,14 @@ pub fn pss_kib(root: u32) -> u64 {
     total
 }
 
+/// Open file descriptors of the whole tree.
+pub fn open_fds(root: u32) -> usize {
+    tree(root)
+        .into_iter()
+        .map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()))
+        .sum()
+}
+
 /// Number of processes in the tree.
 pub fn count(root: u32) -> usize {
     tree(root).len()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The FTPS benchmark in one command: ftpsd, vsftpd and Pure-FTPd side by side on loopback,
+# plus a raw-TLS ceiling; prints one markdown table (see docs/performance.md).
+#
+#   bash bench/run.sh                  # full run (release build; several minutes)
+#   bash bench/run.sh --quick          # smoke run: tiny sizes, debug build, no timing checks
+#   bash bench/run.sh --out table.md   # other flags go to ftps-bench (--help lists them)
+#
+# As root it first installs the reference servers (scripts/reference-servers.sh, when that
+# script exists); without them only ftpsd and the raw-TLS ceiling are measured.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+profile=release
+for arg in "$@"; do
+    [[ $arg == --quick ]] && profile=debug
+done
+profile=${FTPS_BENCH_PROFILE:-$profile}
+
+if [[ -f scripts/reference-servers.sh && $(id -u) -eq 0 ]]; then
+    bash scripts/reference-servers.sh >&2 || echo "bench: reference servers unavailable" >&2
+fi
+
+if [[ $profile == release ]]; then
+    cargo build --release --locked -p ftpsd -p ftps-bench >&2
+else
+    cargo build --locked -p ftpsd -p ftps-bench >&2
+fi
+
+# 10,000 sessions need about as many descriptors in the server and in the load generator:
+# raised here, for this run only, never in ftpsd's defaults.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+exec "target/$profile/ftps-bench" "$@"
