@@ -143,6 +143,20 @@ pub struct UserEntry {
     pub allow_fxp: bool,
 }
 
+impl UserEntry {
+    /// Whether a correct password logs this user in, given the client certificate.
+    fn password_login_allowed(&self, certificate: Option<&CertIdentity>) -> bool {
+        let cert_matches =
+            || certificate.is_some_and(|c| self.certificate.as_ref().is_some_and(|m| m.matches(c)));
+        match self.login {
+            LoginMethod::Password => true,
+            LoginMethod::CertificateAndPassword => cert_matches(),
+            // Certificate-only users log in at USER; a password never suffices.
+            LoginMethod::Certificate => false,
+        }
+    }
+}
+
 /// How a user logs in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -671,15 +685,9 @@ impl UserStore {
         if !self.inner.verified.contains(name, password, stored) {
             return None;
         }
-        let cert_ok = || {
-            certificate.is_some_and(|c| entry.certificate.as_ref().is_some_and(|m| m.matches(c)))
-        };
-        let method_ok = match entry.login {
-            LoginMethod::Password => true,
-            LoginMethod::CertificateAndPassword => cert_ok(),
-            LoginMethod::Certificate => false,
-        };
-        method_ok.then(|| authenticated(&db, name, entry))
+        entry
+            .password_login_allowed(certificate)
+            .then(|| authenticated(&db, name, entry))
     }
 
     fn authenticate_blocking(
@@ -697,15 +705,7 @@ impl UserStore {
         let Some(entry) = entry else {
             return Err(LoginFailed);
         };
-        let cert_ok = || {
-            certificate.is_some_and(|c| entry.certificate.as_ref().is_some_and(|m| m.matches(c)))
-        };
-        let method_ok = match entry.login {
-            LoginMethod::Password => true,
-            LoginMethod::CertificateAndPassword => cert_ok(),
-            // Certificate-only users log in at USER; a password never suffices.
-            LoginMethod::Certificate => false,
-        };
+        let method_ok = entry.password_login_allowed(certificate);
         if matches && stored.is_some() && !password.is_empty() && method_ok {
             if let Some(stored) = stored {
                 self.inner.verified.insert(name, password, stored);
