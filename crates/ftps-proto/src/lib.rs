@@ -16,6 +16,7 @@ pub mod ascii;
 pub mod command;
 pub mod line;
 pub mod listing;
+pub mod listing_parse;
 pub mod reply;
 
 pub use command::{Command, ParseError};
