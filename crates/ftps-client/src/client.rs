@@ -20,10 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Config, DataMode, TlsMode, Trust};
+use crate::config::{Config, DataMode, TlsMode, TlsVersions, Trust};
 use crate::control::{Control, Stream};
 use crate::error::{format_fingerprint, Error, Result};
-use crate::tls::{handshake_error, Recording, TlsSetup};
+use crate::tls::{handshake_error, Recording, SessionStore, TlsSetup};
 
 /// Size of the buffers used to copy file data.
 pub const COPY_BUFFER: usize = 256 * 1024;
@@ -130,8 +130,18 @@ impl Connector {
 
     /// Connects and secures the control connection (not yet logged in).
     pub async fn connect(&self, host: &str, port: u16) -> Result<FtpsClient> {
+        self.connect_versions(host, port, self.config.tls_versions)
+            .await
+    }
+
+    async fn connect_versions(
+        &self,
+        host: &str,
+        port: u16,
+        versions: TlsVersions,
+    ) -> Result<FtpsClient> {
         let limit = self.config.connect_timeout;
-        match tokio::time::timeout(limit, self.connect_untimed(host, port)).await {
+        match tokio::time::timeout(limit, self.connect_untimed(host, port, versions)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(format!(
                 "connecting to {host}:{port} (after {}s)",
@@ -153,7 +163,12 @@ impl Connector {
         Ok(client)
     }
 
-    async fn connect_untimed(&self, host: &str, port: u16) -> Result<FtpsClient> {
+    async fn connect_untimed(
+        &self,
+        host: &str,
+        port: u16,
+        versions: TlsVersions,
+    ) -> Result<FtpsClient> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
             .await
@@ -195,7 +210,7 @@ impl Connector {
             .map_err(|e| Error::io("local address", e))?;
         let server_name = ServerName::try_from(bare.to_string())
             .map_err(|_| Error::Config(format!("invalid host name {host:?}")))?;
-        let (tls_config, recording) = self.tls.connection_config()?;
+        let (tls_config, recording, store) = self.tls.connection_config(versions)?;
         if self.config.trust == Trust::Insecure {
             tracing::warn!(
                 "certificate verification is disabled (insecure mode): the connection to {host} \
@@ -206,6 +221,11 @@ impl Connector {
             ctl: Control::new(Stream::Plain(tcp), self.config.io_timeout),
             tls_config,
             recording,
+            store,
+            connector: self.clone(),
+            port,
+            versions,
+            credentials: None,
             server_name,
             host: bare.to_string(),
             peer,
@@ -249,6 +269,11 @@ pub struct FtpsClient {
     ctl: Control,
     tls_config: Arc<rustls::ClientConfig>,
     recording: Arc<Recording>,
+    store: Arc<SessionStore>,
+    connector: Connector,
+    port: u16,
+    versions: TlsVersions,
+    credentials: Option<(String, String)>,
     server_name: ServerName<'static>,
     host: String,
     peer: SocketAddr,
@@ -331,6 +356,7 @@ impl FtpsClient {
             }
             _ => return Err(Error::reply_err(&format!("USER {user}"), reply)),
         }
+        self.credentials = Some((user.to_string(), password.to_string()));
         self.expect("PBSZ 0", |c| c.is_completion()).await?;
         self.expect("PROT P", |c| c.is_completion()).await?;
         self.expect("TYPE I", |c| c.is_completion()).await?;
@@ -827,7 +853,14 @@ impl FtpsClient {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        let connector = TlsConnector::from(self.tls_config.clone());
+        self.keep_resumable().await;
+        let connector = if self.config.reuse_tls_session {
+            TlsConnector::from(self.tls_config.clone())
+        } else {
+            let mut fresh = (*self.tls_config).clone();
+            fresh.resumption = rustls::client::Resumption::disabled();
+            TlsConnector::from(Arc::new(fresh))
+        };
         let name = self.server_name.clone();
         let connect_limit = self.config.connect_timeout;
         let handshake: Pin<Box<dyn Future<Output = io::Result<TlsStream<TcpStream>>> + Send>> =
@@ -959,6 +992,53 @@ impl FtpsClient {
             resumed,
             upload,
         })
+    }
+
+    /// rustls uses each TLS 1.3 ticket once. Servers that send no new ticket on some data
+    /// connections (ProFTPD after uploads, Pure-FTPd never) would leave the next data
+    /// connection unable to resume, which strict servers refuse. When that is about to happen,
+    /// reconnect with TLS 1.2, whose session can be resumed any number of times.
+    async fn keep_resumable(&mut self) {
+        let tls13 = self
+            .tls_info()
+            .map(|i| i.version == "TLSv1_3")
+            .unwrap_or(false);
+        if !tls13
+            || self.versions != TlsVersions::Tls12And13
+            || !self.config.reuse_tls_session
+            || self.store.tls13_tickets() > 0
+        {
+            return;
+        }
+        let Some((user, password)) = self.credentials.clone() else {
+            return;
+        };
+        tracing::info!(
+            "{} has no TLS 1.3 session ticket left for the next data connection; \
+             reconnecting with TLS 1.2 so that data connections can resume the session",
+            self.host
+        );
+        let cwd = self.pwd().await.ok();
+        let connector = self.connector.clone();
+        let attempt = async {
+            let mut fresh = connector
+                .connect_versions(&self.host, self.port, TlsVersions::Tls12Only)
+                .await?;
+            fresh.login(&user, &password).await?;
+            if let Some(dir) = &cwd {
+                fresh.cwd(dir).await?;
+            }
+            Ok::<FtpsClient, Error>(fresh)
+        };
+        match attempt.await {
+            Ok(mut fresh) => {
+                fresh.data_connections = self.data_connections;
+                fresh.resumed_data_connections = self.resumed_data_connections;
+                let old = std::mem::replace(self, fresh);
+                let _ = old.quit().await;
+            }
+            Err(e) => tracing::debug!("reconnecting with TLS 1.2 failed ({e}); carrying on"),
+        }
     }
 
     async fn rest(&mut self, offset: u64) -> Result<()> {
@@ -1218,24 +1298,28 @@ impl Transfer<'_> {
         })
     }
 
-    /// Cancels the transfer: closes the data connection and sends `ABOR`.
+    /// Cancels the transfer: closes the data connection and sends `ABOR`. Replies differ
+    /// between servers (426 then 226, or 225/226 alone, or the transfer's own 226 first), so a
+    /// `NOOP` follows and everything up to its reply is consumed.
     pub async fn abort(mut self) -> Result<()> {
         drop(self.data.take());
         let client = &mut *self.client;
         client.ctl.send("ABOR").await?;
-        // Expect 426 then 226, or just 226/225; tolerate servers that already sent the
-        // transfer's final reply.
-        for _ in 0..3 {
-            match tokio::time::timeout(Duration::from_secs(5), client.ctl.read_reply()).await {
-                Ok(Ok(r)) if r.code.0 == 225 || r.code.0 == 226 => {
+        client.ctl.send("NOOP").await?;
+        for _ in 0..5 {
+            let reply =
+                tokio::time::timeout(Duration::from_secs(10), client.ctl.read_reply()).await;
+            match reply {
+                Ok(Ok(r)) if r.code.0 == 200 => {
                     client.poisoned = false;
                     return Ok(());
                 }
-                Ok(Ok(r)) if r.code.is_failure() || r.code.is_completion() => continue,
-                _ => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Error::Timeout("waiting for the reply to ABOR".into())),
             }
         }
-        Ok(())
+        Err(Error::Protocol("no reply to NOOP after ABOR".into()))
     }
 }
 

@@ -113,6 +113,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Time allowed for one reply, or for one read or write on a data connection.
     pub io_timeout: Duration,
+    /// Resume the control connection's TLS session on data connections (the default, and
+    /// what strict servers require). Turning it off is only useful to test servers.
+    pub reuse_tls_session: bool,
     /// The local address to listen on for active mode (default: the control connection's
     /// local address).
     pub active_address: Option<std::net::IpAddr>,
@@ -129,6 +132,7 @@ impl Default for Config {
             nat_workaround: true,
             connect_timeout: Duration::from_secs(30),
             io_timeout: Duration::from_secs(60),
+            reuse_tls_session: true,
             active_address: None,
         }
     }

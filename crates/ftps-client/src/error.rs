@@ -143,7 +143,11 @@ pub fn explain(code: ReplyCode) -> Option<&'static str> {
         }
         521 | 534 => "the server's TLS policy refused this request (it may require PROT P or TLS)",
         530 => "login failed: wrong user name or password, or the account is not allowed",
-        425 => "the server could not open the data connection (firewall, NAT, or TLS failure); try --active or check the passive ports",
+        425 => {
+            "the server could not open the data connection: a firewall or NAT in the way \
+             (try --active), or a TLS handshake the server refused; strict servers (ProFTPD) \
+             answer 425 when the data connection does not resume the control TLS session"
+        }
         426 => "the transfer was aborted by the server",
         550 => "the file or directory is unavailable (missing, or no permission)",
         553 => "the file name is not allowed",

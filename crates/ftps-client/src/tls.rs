@@ -1,6 +1,7 @@
 //! TLS set-up: certificate verification (system roots, a CA file, a pinned fingerprint, or
 //! insecure), client certificates, and one session cache per control connection.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -205,14 +206,17 @@ impl TlsSetup {
             client_auth,
         };
         // Fail early on a bad client key rather than at the first connection.
-        setup.connection_config()?;
+        setup.connection_config(setup.versions)?;
         Ok(setup)
     }
 
     /// A fresh client configuration with its own session cache: one per control connection,
     /// shared with that connection's data connections only, so they resume its session and
     /// concurrent connections never resume each other's.
-    pub(crate) fn connection_config(&self) -> Result<(Arc<ClientConfig>, Arc<Recording>)> {
+    pub(crate) fn connection_config(
+        &self,
+        versions: TlsVersions,
+    ) -> Result<(Arc<ClientConfig>, Arc<Recording>, Arc<SessionStore>)> {
         let inner = match (&self.trust, &self.webpki) {
             (Trust::Fingerprint(pin), _) => Inner::Pinned(*pin),
             (Trust::Insecure, _) => Inner::Insecure,
@@ -223,7 +227,7 @@ impl TlsSetup {
             inner,
             seen: Mutex::new(None),
         });
-        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.versions {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match versions {
             TlsVersions::Tls12And13 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersions::Tls12Only => &[&rustls::version::TLS12],
             TlsVersions::Tls13Only => &[&rustls::version::TLS13],
@@ -240,8 +244,12 @@ impl TlsSetup {
                 .map_err(|e| Error::Config(format!("client certificate: {e}")))?,
         };
         config.alpn_protocols = vec![ALPN_FTP.to_vec()];
-        config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(32)));
-        Ok((Arc::new(config), recording))
+        let store = Arc::new(SessionStore {
+            inner: ClientSessionMemoryCache::new(32),
+            tickets: AtomicUsize::new(0),
+        });
+        config.resumption = Resumption::store(store.clone());
+        Ok((Arc::new(config), recording, store))
     }
 }
 
@@ -286,5 +294,76 @@ pub(crate) fn handshake_error(
     Error::Tls {
         context,
         source: err,
+    }
+}
+
+/// The session cache of one control connection and its data connections: rustls' memory
+/// cache, counting the TLS 1.3 tickets it holds.
+#[derive(Debug)]
+pub(crate) struct SessionStore {
+    inner: ClientSessionMemoryCache,
+    tickets: AtomicUsize,
+}
+
+impl SessionStore {
+    /// TLS 1.3 tickets received and not yet used. Each resumption uses one up (rustls never
+    /// sends a ticket twice), so a server that sends none on some data connections (ProFTPD
+    /// after uploads, Pure-FTPd at all) eventually leaves none.
+    pub(crate) fn tls13_tickets(&self) -> usize {
+        self.tickets.load(Ordering::Relaxed)
+    }
+}
+
+impl rustls::client::ClientSessionStore for SessionStore {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(server_name, group)
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        tracing::trace!(target: "ftps_client::tls", "stored a TLS 1.2 session");
+        self.inner.set_tls12_session(server_name, value)
+    }
+
+    fn tls12_session(
+        &self,
+        server_name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(server_name)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(server_name)
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        tracing::trace!(target: "ftps_client::tls", "stored a TLS 1.3 ticket");
+        // The memory cache keeps at most 8 per server; count no more than that.
+        if self.tickets.load(Ordering::Relaxed) < 8 {
+            self.tickets.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.insert_tls13_ticket(server_name, value)
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        let t = self.inner.take_tls13_ticket(server_name);
+        if t.is_some() {
+            self.tickets.fetch_sub(1, Ordering::Relaxed);
+        }
+        t
     }
 }
