@@ -1,1 +1,320 @@
-fn main() {}
+//! `ftpsd`: a fast, secure FTPS server.
+//!
+//! Run with no arguments for a working local server (the embedded default), or with
+//! `--config FILE`. `ftpsd user ...` manages the users file.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ftps_server::config::{self, Config};
+use ftps_server::policy::{Access, SessionReuse};
+use ftps_server::users::{self, UserDb};
+use ftps_server::{prepare_state, Server};
+
+/// A fast, secure FTPS server.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+/// Settings shared by the server and the user commands.
+#[derive(Args)]
+struct Settings {
+    /// Configuration file (TOML); see docs/ftpsd.example.toml.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// State directory: generated certificate, users file, default user's files.
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Users file (default: <state-dir>/users.toml).
+    #[arg(long, global = true)]
+    users: Option<PathBuf>,
+    /// Explicit FTPS listen address (repeatable); replaces the configured ones.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Implicit FTPS listen address (repeatable); replaces the configured ones.
+    #[arg(long)]
+    implicit_listen: Vec<SocketAddr>,
+    /// Disable implicit FTPS.
+    #[arg(long, conflicts_with = "implicit_listen")]
+    no_implicit: bool,
+    /// Passive port range, e.g. 50000-50100.
+    #[arg(long, value_parser = config::parse_port_range)]
+    passive_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// Address announced in PASV replies (IPv4 or DNS name), for servers behind NAT.
+    #[arg(long)]
+    advertised_address: Option<String>,
+    /// PEM certificate chain.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (the password is read from stdin with --password-stdin, or generated and
+    /// printed).
+    Add {
+        /// User name.
+        name: String,
+        /// The user's root directory (created if missing).
+        #[arg(long)]
+        root: PathBuf,
+        /// Download and list only.
+        #[arg(long)]
+        read_only: bool,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Override the server's data-session-reuse policy for this user.
+        #[arg(long, value_enum)]
+        data_session_reuse: Option<ReuseArg>,
+    },
+    /// Delete a user (their files stay).
+    Del {
+        /// User name.
+        name: String,
+    },
+    /// List users.
+    List,
+    /// Set a new password.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReuseArg {
+    Required,
+    Optional,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ftpsd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli.settings)?;
+    match cli.command {
+        Some(Cmd::User(cmd)) => user_command(&config, cmd),
+        None => serve(config),
+    }
+}
+
+fn load_config(s: &Settings) -> anyhow::Result<Config> {
+    let mut config = match &s.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &s.state_dir {
+        config.state_dir = dir.clone();
+    }
+    if let Some(users) = &s.users {
+        config.users_file = Some(users.clone());
+    }
+    if !s.listen.is_empty() {
+        config.listen = s.listen.clone();
+    }
+    if !s.implicit_listen.is_empty() {
+        config.implicit_listen = s.implicit_listen.clone();
+    }
+    if s.no_implicit {
+        config.implicit_listen.clear();
+    }
+    if let Some(range) = &s.passive_ports {
+        config.passive.ports = Some(range.clone());
+    }
+    if let Some(addr) = &s.advertised_address {
+        config.passive.advertised_address = Some(addr.clone());
+    }
+    if let (Some(cert), Some(key)) = (&s.cert, &s.key) {
+        config.tls.certificate = Some(cert.clone());
+        config.tls.private_key = Some(key.clone());
+    }
+    Ok(config)
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // rustls warns about every client that sends an IP address as SNI (lftp does).
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let report = prepare_state(&config)?;
+        let server = Server::bind(config).await?;
+        if let Some((name, password)) = &report.created_user {
+            println!("created user {name} with password: {password}");
+            println!("(shown once; change it with: ftpsd user passwd {name})");
+        }
+        println!("certificate sha256 fingerprint: {}", server.fingerprint());
+        for addr in server.explicit_addrs() {
+            println!("listening explicit {addr}");
+        }
+        for addr in server.implicit_addrs() {
+            println!("listening implicit {addr}");
+        }
+        let reloader = server.reloader();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reloader.reload();
+            }
+        });
+        server.run(stop_signal()).await;
+        Ok(())
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let path = config.users_path();
+    match cmd {
+        UserCmd::List => {
+            let db = UserDb::load_or_empty(&path)?;
+            for name in db.names() {
+                if let Some(entry) = db.get(name) {
+                    let access = match entry.access {
+                        Access::ReadOnly => "read-only",
+                        Access::ReadWrite => "read-write",
+                    };
+                    println!("{name}\t{access}\t{}", db.resolve_root(entry).display());
+                }
+            }
+        }
+        UserCmd::Add {
+            name,
+            root,
+            read_only,
+            password_stdin,
+            data_session_reuse,
+        } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let mut db = UserDb::load_or_empty(&path)?;
+            let (password, generated) = obtain_password(password_stdin)?;
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("cannot create root directory {}", root.display()))?;
+            let root = std::fs::canonicalize(&root)
+                .with_context(|| format!("cannot resolve {}", root.display()))?;
+            let access = if read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
+            db.add(&name, root, access, &password)?;
+            if let Some(reuse) = data_session_reuse {
+                set_reuse(&mut db, &name, reuse)?;
+            }
+            db.save()?;
+            if generated {
+                println!("password for {name}: {password}");
+            }
+            eprintln!("added user {name} to {}", path.display());
+        }
+        UserCmd::Del { name } => {
+            let mut db = UserDb::load(&path)?;
+            db.remove(&name)?;
+            db.save()?;
+            eprintln!("deleted user {name} (files kept)");
+        }
+        UserCmd::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let mut db = UserDb::load(&path)?;
+            let (password, generated) = obtain_password(password_stdin)?;
+            db.set_password(&name, &password)?;
+            db.save()?;
+            if generated {
+                println!("password for {name}: {password}");
+            }
+            eprintln!("password changed for {name}");
+        }
+    }
+    Ok(())
+}
+
+fn set_reuse(db: &mut UserDb, name: &str, reuse: ReuseArg) -> anyhow::Result<()> {
+    let reuse = match reuse {
+        ReuseArg::Required => SessionReuse::Required,
+        ReuseArg::Optional => SessionReuse::Optional,
+    };
+    db.set_session_reuse(name, Some(reuse))?;
+    Ok(())
+}
+
+/// The password from stdin, or a generated one.
+fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((users::generate_password(), true));
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("empty passwords are refused");
+    }
+    Ok((password, false))
+}

@@ -1,0 +1,373 @@
+//! Server configuration: a TOML file where every key has a default and unknown keys are an
+//! error. `docs/ftpsd.example.toml` documents every key; a test keeps it parseable.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::policy::SessionReuse;
+
+/// The whole configuration of one `ftpsd` process.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where ftpsd keeps what it generates: the self-signed certificate, the users file and
+    /// the default user's files. Relative paths in this file are relative to the file's
+    /// directory.
+    pub state_dir: PathBuf,
+    /// Addresses for explicit FTPS (plain TCP until `AUTH TLS`).
+    pub listen: Vec<SocketAddr>,
+    /// Addresses for implicit FTPS (TLS from the first byte).
+    pub implicit_listen: Vec<SocketAddr>,
+    /// The users file; default `<state_dir>/users.toml`.
+    pub users_file: Option<PathBuf>,
+    /// The greeting after `220`.
+    pub banner: String,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Passive-mode data connections.
+    pub passive: PassiveConfig,
+    /// Active-mode data connections.
+    pub active: ActiveConfig,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from("ftpsd-state"),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2121))],
+            implicit_listen: vec![SocketAddr::from(([127, 0, 0, 1], 9990))],
+            users_file: None,
+            banner: "ftpsd ready".to_string(),
+            tls: TlsConfig::default(),
+            passive: PassiveConfig::default(),
+            active: ActiveConfig::default(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The lowest TLS version accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// TLS settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; default `<state_dir>/cert.pem`, generated (self-signed) if
+    /// missing.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); default `<state_dir>/key.pem`.
+    pub private_key: Option<PathBuf>,
+    /// Lowest TLS version: "1.2" or "1.3".
+    pub min_version: TlsVersion,
+    /// Refuse `USER` until the control connection is protected (530).
+    pub require_for_login: bool,
+    /// Refuse transfers over an unprotected data connection (`PROT C`: 521).
+    pub require_for_data: bool,
+    /// Whether data connections must resume the control connection's TLS session.
+    pub data_session_reuse: SessionReuse,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            private_key: None,
+            min_version: TlsVersion::Tls12,
+            require_for_login: true,
+            require_for_data: true,
+            data_session_reuse: SessionReuse::Required,
+        }
+    }
+}
+
+/// Passive-mode settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveConfig {
+    /// Port range such as "50000-50100"; unset means ports chosen by the OS.
+    #[serde(deserialize_with = "de_port_range")]
+    pub ports: Option<RangeInclusive<u16>>,
+    /// Address announced in 227 replies, for servers behind NAT: an IPv4 address or a DNS
+    /// name (resolved when used). Unset: the address the client connected to.
+    pub advertised_address: Option<String>,
+}
+
+/// Active-mode settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActiveConfig {
+    /// Whether `PORT` and `EPRT` are accepted. Targets must be the client's own address and a
+    /// port >= 1024 (no FTP bounce, RFC 2577).
+    pub enabled: bool,
+}
+
+impl Default for ActiveConfig {
+    fn default() -> Self {
+        ActiveConfig { enabled: true }
+    }
+}
+
+/// Timeouts, in seconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// A control connection with no command for this long is closed (421).
+    pub idle: u64,
+    /// A connection not logged in after this long is closed (421).
+    pub login: u64,
+    /// The TLS handshake on the control or a data connection.
+    pub tls_handshake: u64,
+    /// Waiting for the client to open a data connection (425).
+    pub data_connect: u64,
+    /// A transfer that moves no byte for this long is aborted (426).
+    pub transfer_stall: u64,
+    /// On SIGTERM/SIGINT: how long running transfers may take to finish.
+    pub shutdown_grace: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            idle: 600,
+            login: 60,
+            tls_handshake: 15,
+            data_connect: 30,
+            transfer_stall: 120,
+            shutdown_grace: 30,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Converts a field to a `Duration`.
+    pub fn secs(value: u64) -> Duration {
+        Duration::from_secs(value)
+    }
+}
+
+/// Limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Delay before answering a failed login, in milliseconds; the same for unknown users and
+    /// wrong passwords.
+    pub login_failure_delay_ms: u64,
+    /// Over-long or malformed lines tolerated before the connection is closed.
+    pub max_bad_lines: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_failure_delay_ms: 1000,
+            max_bad_lines: 3,
+        }
+    }
+}
+
+/// A configuration problem, described in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a configuration file. Relative paths in it are made relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.make_relative_to(base);
+        Ok(config)
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (at line {})", line_of(text, s.start)))
+                    .unwrap_or_default(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() && self.implicit_listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no listen or implicit_listen address".into(),
+            ));
+        }
+        if self.banner.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid(
+                "banner must be one line without control characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn make_relative_to(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        for p in [
+            self.users_file.as_mut(),
+            self.tls.certificate.as_mut(),
+            self.tls.private_key.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    /// The users file in effect.
+    pub fn users_path(&self) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("users.toml"))
+    }
+
+    /// The certificate and key files in effect, and whether they are the generated defaults.
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
+        match (&self.tls.certificate, &self.tls.private_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone(), false),
+            (Some(c), None) => (c.clone(), c.clone(), false),
+            _ => (
+                self.state_dir.join("cert.pem"),
+                self.state_dir.join("key.pem"),
+                true,
+            ),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses "50000-50100" (or a single port).
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad port range {text:?}"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad port range {text:?}"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!(
+            "bad port range {text:?}: expected LOW-HIGH with 1 <= LOW <= HIGH"
+        ));
+    }
+    Ok(lo..=hi)
+}
+
+fn de_port_range<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RangeInclusive<u16>>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| parse_port_range(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_secure() {
+        let c = Config::parse("").unwrap();
+        assert!(c.tls.require_for_login && c.tls.require_for_data);
+        assert_eq!(c.tls.data_session_reuse, SessionReuse::Required);
+        assert_eq!(c.tls.min_version, TlsVersion::Tls12);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line() {
+        let e = Config::parse("banner = \"x\"\n[tls]\nrequire_tls = false\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("require_tls") && msg.contains("line 3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
+        assert!(parse_port_range("10-5").is_err());
+        assert!(parse_port_range("0-5").is_err());
+        let c = Config::parse("[passive]\nports = \"40000-40009\"\n").unwrap();
+        assert_eq!(c.passive.ports, Some(40000..=40009));
+        assert!(Config::parse("[passive]\nports = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn example_file_documents_every_default() {
+        let text = include_str!("../../../docs/ftpsd.example.toml");
+        let c = Config::parse(text).unwrap();
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.implicit_listen, d.implicit_listen);
+        assert_eq!(c.timeouts.idle, d.timeouts.idle);
+        assert_eq!(c.timeouts.shutdown_grace, d.timeouts.shutdown_grace);
+        assert_eq!(
+            c.limits.login_failure_delay_ms,
+            d.limits.login_failure_delay_ms
+        );
+        assert_eq!(c.tls.data_session_reuse, d.tls.data_session_reuse);
+    }
+}

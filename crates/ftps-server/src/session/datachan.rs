@@ -1,0 +1,356 @@
+//! Data connection set-up: `PASV`, `PORT` (RFC 959 §4.1.2), `EPSV`, `EPRT` (RFC 2428),
+//! and the protection of data connections (RFC 4217 §§8-10).
+//!
+//! Security rules, applied before a single byte of data moves:
+//! - a passive port accepts only connections from the control connection's IP; others are
+//!   dropped and the listener keeps waiting for the real client;
+//! - one passive listener per session: a new PASV/EPSV/PORT/EPRT closes the old one, and a
+//!   transfer consumes it;
+//! - active targets must be the client's own IP and a port >= 1024 (no FTP bounce, RFC 2577);
+//! - with `PROT P`, the data connection's TLS handshake must resume this control session's
+//!   TLS session unless the policy is `optional` (see `crate::tls`).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftps_proto::address;
+use ftps_proto::command::{EpsvArg, ProtectionLevel};
+use ftps_proto::ReplyCode;
+use rand::Rng;
+use rustls::HandshakeKind;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use super::{canonical_ip, Flow, Result, Session};
+use crate::policy::SessionReuse;
+use crate::stream::MaybeTls;
+
+/// How the next data connection will be made.
+#[derive(Default)]
+pub(crate) enum DataSetup {
+    /// Neither PASV/EPSV nor PORT/EPRT yet.
+    #[default]
+    None,
+    /// Waiting for the client on this listener.
+    Passive(TcpListener),
+    /// Connect to the client here.
+    Active(SocketAddr),
+}
+
+/// A refusal while setting up a data connection: the reply to send.
+pub(crate) type DataRefusal = (ReplyCode, String);
+
+impl Session {
+    pub(super) async fn cmd_pasv(&mut self) -> Result {
+        if self.epsv_all {
+            return self
+                .reply(ReplyCode::BAD_SEQUENCE, "EPSV ALL is in effect; use EPSV.")
+                .await;
+        }
+        let local_ip = canonical_ip(self.local.ip());
+        let IpAddr::V4(local_v4) = local_ip else {
+            return self
+                .reply(
+                    ReplyCode::CANT_OPEN_DATA,
+                    "PASV cannot describe an IPv6 address; use EPSV.",
+                )
+                .await;
+        };
+        self.data = DataSetup::None;
+        let listener = match self.bind_passive(local_ip) {
+            Ok(l) => l,
+            Err(e) => return self.passive_failed(e).await,
+        };
+        let port = listener.local_addr()?.port();
+        let announced = self.announced_ipv4(local_v4).await;
+        self.data = DataSetup::Passive(listener);
+        self.reply(
+            ReplyCode::PASSIVE,
+            address::format_pasv_reply(std::net::SocketAddrV4::new(announced, port)),
+        )
+        .await
+    }
+
+    pub(super) async fn cmd_epsv(&mut self, arg: EpsvArg) -> Result {
+        let local_ip = canonical_ip(self.local.ip());
+        let family = if local_ip.is_ipv4() { 1 } else { 2 };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                return self.reply(ReplyCode::OK, "EPSV ALL ok.").await;
+            }
+            EpsvArg::Protocol(p) if p != family => {
+                return self
+                    .reply(
+                        ReplyCode::EXTENDED_PORT_FAILURE,
+                        format!("Network protocol not supported, use ({family})."),
+                    )
+                    .await;
+            }
+            _ => {}
+        }
+        self.data = DataSetup::None;
+        let listener = match self.bind_passive(local_ip) {
+            Ok(l) => l,
+            Err(e) => return self.passive_failed(e).await,
+        };
+        let port = listener.local_addr()?.port();
+        self.data = DataSetup::Passive(listener);
+        self.reply(
+            ReplyCode::EXTENDED_PASSIVE,
+            address::format_epsv_reply(port),
+        )
+        .await
+    }
+
+    /// `PORT` and `EPRT`.
+    pub(super) async fn cmd_active(&mut self, target: SocketAddr, verb: &str) -> Result {
+        if !self.shared.config.active.enabled {
+            return self
+                .reply(
+                    ReplyCode::NOT_IMPLEMENTED,
+                    "Active mode is disabled on this server; use EPSV or PASV.",
+                )
+                .await;
+        }
+        if self.epsv_all {
+            return self
+                .reply(ReplyCode::BAD_SEQUENCE, "EPSV ALL is in effect; use EPSV.")
+                .await;
+        }
+        self.data = DataSetup::None;
+        if canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
+            warn!(target = %target, "refused active-mode target that is not the client (FTP bounce)");
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    "Refused: the data connection target must be your own address.",
+                )
+                .await;
+        }
+        if target.port() < 1024 {
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    "Refused: the data connection port must be 1024 or above.",
+                )
+                .await;
+        }
+        self.data = DataSetup::Active(target);
+        self.reply(ReplyCode::OK, format!("{verb} command successful."))
+            .await
+    }
+
+    async fn passive_failed(&mut self, e: io::Error) -> Result {
+        warn!(error = %e, "cannot open a passive port");
+        self.reply(
+            ReplyCode::CANT_OPEN_DATA,
+            "Cannot open a passive port; try again.",
+        )
+        .await
+    }
+
+    /// Binds a passive listener on the control connection's local address, on a random port
+    /// of the configured range (or one the OS picks).
+    fn bind_passive(&self, ip: IpAddr) -> io::Result<TcpListener> {
+        let Some(range) = self.shared.config.passive.ports.clone() else {
+            return listen_on(SocketAddr::new(ip, 0));
+        };
+        let (lo, hi) = (*range.start(), *range.end());
+        let span = u32::from(hi - lo) + 1;
+        // Start at a random port so ports are not predictable, then walk the range.
+        let start = rand::thread_rng().gen_range(0..span);
+        let mut last = io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted");
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            match listen_on(SocketAddr::new(ip, port)) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The IPv4 address to announce in a 227 reply.
+    async fn announced_ipv4(&self, local: Ipv4Addr) -> Ipv4Addr {
+        let Some(name) = self.shared.config.passive.advertised_address.as_deref() else {
+            return local;
+        };
+        if let Ok(ip) = name.parse::<Ipv4Addr>() {
+            return ip;
+        }
+        let lookup =
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((name, 0))).await;
+        if let Ok(Ok(addrs)) = lookup {
+            for addr in addrs {
+                if let IpAddr::V4(v4) = addr.ip() {
+                    return v4;
+                }
+            }
+        }
+        warn!(
+            name,
+            "cannot resolve the advertised address to IPv4; announcing the local address"
+        );
+        local
+    }
+
+    /// Refuses a transfer when the data channel would be unprotected against the policy.
+    pub(crate) fn data_protection_refusal(&self) -> Option<DataRefusal> {
+        if self.prot != ProtectionLevel::Private && self.shared.config.tls.require_for_data {
+            return Some((
+                ReplyCode::PROTECTION_REQUIRED,
+                "Data connections must be protected: send PBSZ 0 and PROT P.".into(),
+            ));
+        }
+        None
+    }
+
+    /// Makes the TCP data connection announced by PASV/EPSV or PORT/EPRT. Consumes it.
+    pub(crate) async fn open_data(&mut self) -> std::result::Result<TcpStream, DataRefusal> {
+        let limit = Duration::from_secs(self.shared.config.timeouts.data_connect);
+        match std::mem::take(&mut self.data) {
+            DataSetup::None => Err((
+                ReplyCode::CANT_OPEN_DATA,
+                "Use PASV or EPSV (or PORT/EPRT) first.".into(),
+            )),
+            DataSetup::Passive(listener) => {
+                let expected = canonical_ip(self.peer.ip());
+                let accept = async {
+                    loop {
+                        let (stream, from) = listener.accept().await?;
+                        if canonical_ip(from.ip()) == expected {
+                            return Ok::<_, io::Error>(stream);
+                        }
+                        // Someone else reached our port: drop them, keep waiting.
+                        warn!(from = %from, "data connection from a foreign address dropped");
+                    }
+                };
+                match tokio::time::timeout(limit, accept).await {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        Ok(stream)
+                    }
+                    Ok(Err(e)) => Err((
+                        ReplyCode::CANT_OPEN_DATA,
+                        format!("Cannot accept the data connection: {e}."),
+                    )),
+                    Err(_) => Err((
+                        ReplyCode::CANT_OPEN_DATA,
+                        format!("No data connection received within {} s.", limit.as_secs()),
+                    )),
+                }
+            }
+            DataSetup::Active(target) => {
+                let connect = async {
+                    let socket = if target.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
+                    // Connect from the address the client reached us on.
+                    let local_ip = self.local.ip();
+                    if local_ip.is_ipv4() == target.is_ipv4() {
+                        socket.bind(SocketAddr::new(local_ip, 0))?;
+                    }
+                    socket.connect(target).await
+                };
+                match tokio::time::timeout(limit, connect).await {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        Ok(stream)
+                    }
+                    _ => Err((
+                        ReplyCode::CANT_OPEN_DATA,
+                        format!("Cannot connect to {target}."),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Wraps a data connection in TLS when `PROT P` is in effect, enforcing session reuse.
+    ///
+    /// `upload`: the client will only write. TLS 1.3 session tickets are then not sent: a
+    /// client that never reads closes its socket with the tickets unread, the kernel turns
+    /// the close into a reset, and a reset destroys the upload's last bytes in our receive
+    /// buffer. Download connections still deliver fresh tickets, read with the data.
+    pub(crate) async fn secure_data(
+        &mut self,
+        tcp: TcpStream,
+        upload: bool,
+    ) -> std::result::Result<MaybeTls, DataRefusal> {
+        if self.prot != ProtectionLevel::Private {
+            return Ok(MaybeTls::Plain(tcp));
+        }
+        let Some(mut config) = self.tls_config.clone() else {
+            return Err((
+                ReplyCode::PROTECTION_REQUIRED,
+                "PROT P requires a protected control connection.".into(),
+            ));
+        };
+        if upload {
+            // Same session store and ticket key: the resumption domain is unchanged.
+            let mut quiet = (*config).clone();
+            quiet.send_tls13_tickets = 0;
+            config = Arc::new(quiet);
+        }
+        let limit = Duration::from_secs(self.shared.config.timeouts.tls_handshake);
+        let stream = match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                debug!(error = %e, "data connection TLS handshake failed");
+                return Err((
+                    ReplyCode::CANT_OPEN_DATA,
+                    format!("TLS handshake on the data connection failed: {e}."),
+                ));
+            }
+            Err(_) => {
+                return Err((
+                    ReplyCode::CANT_OPEN_DATA,
+                    "TLS handshake on the data connection timed out.".into(),
+                ))
+            }
+        };
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        if !resumed && self.session_reuse() == SessionReuse::Required {
+            warn!("data connection did not resume the control TLS session; refused");
+            return Err((
+                ReplyCode::EXTENDED_PORT_FAILURE,
+                "Data connection refused: its TLS session must resume the control connection's \
+                 session (TLS session reuse is required). Enable session reuse in your client, \
+                 or ask the administrator to set data_session_reuse = \"optional\" for your account."
+                    .into(),
+            ));
+        }
+        Ok(MaybeTls::Tls(Box::new(stream)))
+    }
+
+    /// The session-reuse policy for this user.
+    fn session_reuse(&self) -> SessionReuse {
+        self.logged_in()
+            .and_then(|l| l.user.data_session_reuse)
+            .unwrap_or(self.shared.config.tls.data_session_reuse)
+    }
+
+    /// Closes any pending data listener (e.g. after a refused transfer).
+    pub(crate) fn drop_data(&mut self) -> Flow {
+        self.data = DataSetup::None;
+        Flow::Continue
+    }
+}
+
+/// Binds a listener without SO_REUSEADDR games: a passive port belongs to one session.
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(addr)?;
+    socket.listen(1)
+}

@@ -1,0 +1,251 @@
+//! TLS for the control and data channels (RFC 4217) with rustls.
+//!
+//! Each control session gets its own resumption domain: a private session cache and ticket
+//! key. A data connection that completes a *resumed* handshake with that domain can only be
+//! continuing this control session's TLS session, which is how data connections are bound to
+//! their control connection (the defence against data-connection stealing).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use sha2::{Digest, Sha256};
+
+use crate::config::TlsVersion;
+
+/// The ALPN protocol id for FTP (IANA registry); offering it defeats cross-protocol attacks
+/// such as ALPACA, since a client that wants another protocol cannot complete a handshake.
+pub const ALPN_FTP: &[u8] = b"ftp";
+
+/// Session entries kept per control session for TLS 1.2 session-ID resumption.
+const SESSION_CACHE_ENTRIES: usize = 32;
+
+/// A TLS set-up problem, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("{what} {path}: {message}")]
+    File {
+        /// "certificate file" or "private key file".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The key does not belong to the certificate, or rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The crypto provider: aws-lc-rs, whose suites are all AEAD (AES-GCM, ChaCha20-Poly1305).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The SHA-256 fingerprint of a DER certificate, as `AB:CD:...`.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Reads a PEM certificate chain and private key and checks that they belong together.
+pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
+    let file_err = |what, path: &Path, message: String| TlsError::File {
+        what,
+        path: path.to_path_buf(),
+        message,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| file_err("certificate file", cert_path, pem_message(e)))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err("certificate file", cert_path, pem_message(e)))?;
+    if chain.is_empty() {
+        return Err(file_err(
+            "certificate file",
+            cert_path,
+            "no PEM certificate found".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| file_err("private key file", key_path, pem_message(e)))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| file_err("private key file", key_path, e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        // Some key types cannot tell; the handshake would fail visibly instead.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Config(format!(
+            "private key {} does not match certificate {}",
+            key_path.display(),
+            cert_path.display()
+        ))),
+        Err(e) => Err(file_err("certificate file", cert_path, e.to_string())),
+    }
+}
+
+fn pem_message(e: rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::Io(io) => io.to_string(),
+        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item found".into(),
+        other => format!("not valid PEM ({other:?})"),
+    }
+}
+
+/// Writes a new self-signed ECDSA P-256 certificate for `localhost` and `127.0.0.1`.
+/// The key file is created with mode 0600.
+pub fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+    let generated = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(|e| TlsError::Config(format!("cannot generate a certificate: {e}")))?;
+    let write = |path: &Path, text: String, mode: u32, what| {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| TlsError::File {
+                what,
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    };
+    write(
+        key_path,
+        generated.key_pair.serialize_pem(),
+        0o600,
+        "private key file",
+    )?;
+    write(cert_path, generated.cert.pem(), 0o644, "certificate file")?;
+    Ok(())
+}
+
+/// Serves the current certificate, and lets it be replaced while sessions run.
+pub struct CertResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    /// A resolver serving `key`.
+    pub fn new(key: CertifiedKey) -> Self {
+        CertResolver {
+            current: RwLock::new(Arc::new(key)),
+        }
+    }
+
+    /// The certificate being served.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves `key` to new handshakes from now on.
+    pub fn replace(&self, key: CertifiedKey) {
+        let key = Arc::new(key);
+        match self.current.write() {
+            Ok(mut guard) => *guard = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+    }
+}
+
+impl fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertResolver")
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// The server's TLS state: the certificate and a template configuration.
+pub struct TlsSetup {
+    resolver: Arc<CertResolver>,
+    template: ServerConfig,
+}
+
+impl TlsSetup {
+    /// Builds the template configuration: TLS 1.2+ (or 1.3 only), AEAD suites, ALPN `ftp`.
+    pub fn new(key: CertifiedKey, min_version: TlsVersion) -> Result<TlsSetup, TlsError> {
+        let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let resolver = Arc::new(CertResolver::new(key));
+        let mut template = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        template.alpn_protocols = vec![ALPN_FTP.to_vec()];
+        Ok(TlsSetup { resolver, template })
+    }
+
+    /// The certificate resolver, for reloading.
+    pub fn resolver(&self) -> &Arc<CertResolver> {
+        &self.resolver
+    }
+
+    /// A configuration for one control session and its data connections, with a session
+    /// cache and ticket key of its own (see the module docs).
+    pub fn session_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config = self.template.clone();
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+            .map_err(|e| TlsError::Config(format!("cannot create a ticket key: {e}")))?;
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificate_loads_and_mismatched_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1) = (dir.path().join("c1.pem"), dir.path().join("k1.pem"));
+        let (c2, k2) = (dir.path().join("c2.pem"), dir.path().join("k2.pem"));
+        generate_self_signed(&c1, &k1).unwrap();
+        generate_self_signed(&c2, &k2).unwrap();
+        let key = load_certified_key(&c1, &k1).unwrap();
+        assert_eq!(fingerprint(&key.cert[0]).len(), 32 * 3 - 1);
+        let err = load_certified_key(&c1, &k2).unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
+        let err = load_certified_key(&dir.path().join("nope.pem"), &k1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("certificate file") && err.contains("nope.pem"),
+            "{err}"
+        );
+        std::fs::write(&c2, "garbage").unwrap();
+        let err = load_certified_key(&c2, &k2).unwrap_err().to_string();
+        assert!(err.contains("certificate file"), "{err}");
+    }
+}

@@ -1,0 +1,404 @@
+//! A user's root directory that no path can escape.
+//!
+//! Every FTP session works through a [`Root`], an opened directory handle. All paths are
+//! resolved relative to that handle by cap-std, which walks them with `openat2(RESOLVE_BENEATH)`
+//! (or an equivalent component-by-component walk), so `..`, absolute paths and symbolic links
+//! that lead outside fail with an error instead of reaching the host file system. The lexical
+//! normalisation in [`VirtualPath`] is only the client's view, not the security boundary.
+
+mod path;
+#[cfg(test)]
+mod tests;
+
+pub use path::VirtualPath;
+
+use std::ffi::OsString;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
+
+/// What kind of file system object an [`Entry`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link that points outside the root, dangles, or cannot be followed.
+    Symlink,
+    /// Anything else: sockets, FIFOs, devices.
+    Other,
+}
+
+/// Metadata of one directory entry or path.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The on-disk name (for a stat of a path: its file name, "/" for the root).
+    pub name: OsString,
+    /// The kind after following a symlink that stays inside the root; `Symlink` if it
+    /// points outside or dangles.
+    pub kind: EntryKind,
+    /// Size in bytes (of the link target when a symlink was followed).
+    pub size: u64,
+    /// Last modification time.
+    pub modified: SystemTime,
+    /// Unix permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Device number, for the RFC 3659 "unique" fact.
+    pub dev: u64,
+    /// Inode number, for the RFC 3659 "unique" fact.
+    pub ino: u64,
+    /// The readlink result when the entry is a symlink on disk (followed or not), for
+    /// display only. `None` for absolute targets, which cap-std refuses to reveal.
+    pub link_target: Option<PathBuf>,
+}
+
+/// How [`Root::open_write`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or truncate (STOR).
+    Truncate,
+    /// Create or append (APPE).
+    Append,
+    /// Open existing-or-new without truncation and seek to the offset (REST + STOR).
+    /// An offset past the end is an `InvalidInput` error.
+    At(u64),
+    /// Create a new file; fail with `AlreadyExists` if anything is there (STOU).
+    CreateNew,
+}
+
+/// A user's root directory: every path is resolved beneath it and cannot leave it.
+#[derive(Clone, Debug)]
+pub struct Root {
+    dir: Arc<Dir>,
+}
+
+/// How many random names [`Root::create_temp_beside`] tries before giving up.
+const TEMP_ATTEMPTS: usize = 16;
+
+impl Root {
+    /// Opens `path` as a root. This is the only use of ambient authority, done once at login.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Root { dir: Arc::new(dir) })
+    }
+
+    /// Metadata of `p`, following a symlink that stays inside the root.
+    pub async fn metadata(&self, p: &VirtualPath) -> io::Result<Entry> {
+        let p = p.clone();
+        self.blocking(move |root| root.metadata_blocking(&p)).await
+    }
+
+    /// Opens a regular file for reading, positioned at `offset`.
+    ///
+    /// A directory or other non-regular file is an `InvalidInput` error, as is an offset
+    /// past the end of the file.
+    pub async fn open_read(&self, p: &VirtualPath, offset: u64) -> io::Result<tokio::fs::File> {
+        let p = p.clone();
+        let file = self
+            .blocking(move |root| root.open_read_blocking(&p, offset))
+            .await?;
+        Ok(tokio::fs::File::from_std(file))
+    }
+
+    /// Opens a regular file for writing as `mode` says, creating it if needed.
+    ///
+    /// Flush the returned file before dropping it: tokio finishes writes in the background,
+    /// and only `flush` reports their errors.
+    pub async fn open_write(
+        &self,
+        p: &VirtualPath,
+        mode: WriteMode,
+    ) -> io::Result<tokio::fs::File> {
+        let p = p.clone();
+        let file = self
+            .blocking(move |root| root.open_write_blocking(&p, mode))
+            .await?;
+        Ok(tokio::fs::File::from_std(file))
+    }
+
+    /// Atomic upload: create a hidden temporary file next to `p` (same directory, name like
+    /// `.ftpsd-upload.<random>.part`), return it and its VirtualPath.
+    ///
+    /// Rename it over `p` with [`Root::rename`] once the upload is complete.
+    pub async fn create_temp_beside(
+        &self,
+        p: &VirtualPath,
+    ) -> io::Result<(tokio::fs::File, VirtualPath)> {
+        let p = p.clone();
+        let (file, temp) = self
+            .blocking(move |root| root.create_temp_blocking(&p))
+            .await?;
+        Ok((tokio::fs::File::from_std(file), temp))
+    }
+
+    /// Renames `from` to `to`, replacing an existing file at `to` like rename(2).
+    /// Renaming the root, or onto it, is refused.
+    pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> io::Result<()> {
+        if from.is_root() || to.is_root() {
+            return Err(refused("cannot rename the root directory"));
+        }
+        let (from, to) = (from.clone(), to.clone());
+        self.blocking(move |root| root.dir.rename(from.relative(), &root.dir, to.relative()))
+            .await
+    }
+
+    /// Removes a file (or a symlink itself, never its target).
+    pub async fn remove_file(&self, p: &VirtualPath) -> io::Result<()> {
+        let p = p.clone();
+        self.blocking(move |root| root.dir.remove_file(p.relative()))
+            .await
+    }
+
+    /// Creates one directory; its parent must exist.
+    pub async fn create_dir(&self, p: &VirtualPath) -> io::Result<()> {
+        let p = p.clone();
+        self.blocking(move |root| root.dir.create_dir(p.relative()))
+            .await
+    }
+
+    /// Removes an empty directory. Removing the root is refused.
+    pub async fn remove_dir(&self, p: &VirtualPath) -> io::Result<()> {
+        if p.is_root() {
+            return Err(refused("cannot remove the root directory"));
+        }
+        let p = p.clone();
+        self.blocking(move |root| root.dir.remove_dir(p.relative()))
+            .await
+    }
+
+    /// Sets the modification time of a file or directory (following inside symlinks).
+    pub async fn set_modified(&self, p: &VirtualPath, t: SystemTime) -> io::Result<()> {
+        let p = p.clone();
+        self.blocking(move |root| root.set_modified_blocking(&p, t))
+            .await
+    }
+
+    /// Blocking, for use inside spawn_blocking by a listing producer: iterate a directory's
+    /// entries (not . or ..) without collecting them all, calling `f` per entry; stop early
+    /// if `f` returns false. Entries whose metadata can't be read are skipped. Symlink
+    /// entries: follow if the target stays inside root (report the target's kind/size),
+    /// else kind Symlink.
+    pub fn for_each_entry_blocking(
+        &self,
+        dir: &VirtualPath,
+        mut f: impl FnMut(Entry) -> bool,
+    ) -> io::Result<()> {
+        for item in self.dir.read_dir(dir.relative())? {
+            // An entry that vanished or can't be read is skipped, not fatal for the listing.
+            let Ok(item) = item else { continue };
+            let name = item.file_name();
+            let Ok(lmeta) = item.metadata() else { continue };
+            let entry = if lmeta.is_symlink() {
+                // Follow from the root, not from this directory, so that a link such as
+                // "../x" that stays inside the root still resolves.
+                self.follow_link(&child_relative(dir, &name), name, &lmeta)
+            } else {
+                make_entry(name, &lmeta, None)
+            };
+            if !f(entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocking version of [`Root::metadata`], for use inside spawn_blocking.
+    pub fn metadata_blocking(&self, p: &VirtualPath) -> io::Result<Entry> {
+        let name = OsString::from(p.file_name().unwrap_or("/"));
+        let rel = p.relative();
+        let lmeta = self.dir.symlink_metadata(rel)?;
+        if lmeta.is_symlink() {
+            Ok(self.follow_link(rel, name, &lmeta))
+        } else {
+            Ok(make_entry(name, &lmeta, None))
+        }
+    }
+
+    /// Describes the symlink at `rel` by its target if that resolves inside the root,
+    /// otherwise as the link itself (kind `Symlink`).
+    fn follow_link(&self, rel: &Path, name: OsString, lmeta: &Metadata) -> Entry {
+        let target = self.dir.read_link(rel).ok();
+        match self.dir.metadata(rel) {
+            Ok(meta) => make_entry(name, &meta, target),
+            Err(_) => make_entry(name, lmeta, target),
+        }
+    }
+
+    fn open_read_blocking(&self, p: &VirtualPath, offset: u64) -> io::Result<std::fs::File> {
+        let rel = p.relative();
+        // Checked before opening so that opening a FIFO can't block this thread.
+        ensure_regular(&self.dir.metadata(rel)?)?;
+        let mut file = self.dir.open(rel)?.into_std();
+        let len = regular_len(&file)?;
+        seek_within(&mut file, offset, len)?;
+        Ok(file)
+    }
+
+    fn open_write_blocking(&self, p: &VirtualPath, mode: WriteMode) -> io::Result<std::fs::File> {
+        let rel = p.relative();
+        // O_EXCL never opens an existing object, so only the other modes need the check.
+        if mode != WriteMode::CreateNew {
+            match self.dir.metadata(rel) {
+                Ok(meta) => ensure_regular(&meta)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if matches!(mode, WriteMode::At(offset) if offset > 0) {
+                        return Err(past_end());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut file = self.dir.open_with(rel, &write_options(mode))?.into_std();
+        let len = regular_len(&file)?;
+        if let WriteMode::At(offset) = mode {
+            seek_within(&mut file, offset, len)?;
+        }
+        Ok(file)
+    }
+
+    fn create_temp_blocking(&self, p: &VirtualPath) -> io::Result<(std::fs::File, VirtualPath)> {
+        let dir = p.parent();
+        for _ in 0..TEMP_ATTEMPTS {
+            let name = format!(".ftpsd-upload.{:016x}.part", rand::random::<u64>());
+            let temp = dir.join(&name);
+            match self.open_write_blocking(&temp, WriteMode::CreateNew) {
+                Ok(file) => return Ok((file, temp)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "could not find a free temporary file name",
+        ))
+    }
+
+    fn set_modified_blocking(&self, p: &VirtualPath, t: SystemTime) -> io::Result<()> {
+        let rel = p.relative();
+        let meta = self.dir.metadata(rel)?;
+        if !meta.is_dir() {
+            ensure_regular(&meta)?;
+        }
+        // A read-only descriptor is enough for futimens, and works for directories too.
+        self.dir.open(rel)?.into_std().set_modified(t)
+    }
+
+    /// Runs `f` on a blocking thread with a clone of this root.
+    async fn blocking<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
+    {
+        let root = self.clone();
+        tokio::task::spawn_blocking(move || f(&root))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+/// The path of `name` inside `dir`, relative to the root handle.
+fn child_relative(dir: &VirtualPath, name: &OsString) -> PathBuf {
+    if dir.is_root() {
+        PathBuf::from(name)
+    } else {
+        dir.relative().join(name)
+    }
+}
+
+fn make_entry(name: OsString, meta: &Metadata, link_target: Option<PathBuf>) -> Entry {
+    Entry {
+        name,
+        kind: kind_of(meta),
+        size: meta.len(),
+        modified: meta
+            .modified()
+            .map(|t| t.into_std())
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+        mode: meta.mode() & 0o7777,
+        nlink: meta.nlink(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        link_target,
+    }
+}
+
+fn kind_of(meta: &Metadata) -> EntryKind {
+    let ty = meta.file_type();
+    if ty.is_file() {
+        EntryKind::File
+    } else if ty.is_dir() {
+        EntryKind::Dir
+    } else if ty.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        EntryKind::Other
+    }
+}
+
+fn write_options(mode: WriteMode) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    match mode {
+        WriteMode::Truncate => options.write(true).create(true).truncate(true),
+        WriteMode::Append => options.append(true).create(true),
+        WriteMode::At(_) => options.write(true).create(true),
+        WriteMode::CreateNew => options.write(true).create_new(true),
+    };
+    options
+}
+
+fn ensure_regular(meta: &Metadata) -> io::Result<()> {
+    require_regular(meta.is_file(), meta.is_dir())
+}
+
+/// The length of an opened file, re-checking that it is regular: the object may have been
+/// swapped between the path check and the open.
+fn regular_len(file: &std::fs::File) -> io::Result<u64> {
+    let meta = file.metadata()?;
+    require_regular(meta.is_file(), meta.is_dir())?;
+    Ok(meta.len())
+}
+
+fn require_regular(is_file: bool, is_dir: bool) -> io::Result<()> {
+    match (is_file, is_dir) {
+        (true, _) => Ok(()),
+        (false, true) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory",
+        )),
+        (false, false) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
+    }
+}
+
+fn seek_within(file: &mut std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    if offset > len {
+        return Err(past_end());
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(())
+}
+
+fn past_end() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "offset is past the end of the file",
+    )
+}
+
+fn refused(msg: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, msg)
+}
