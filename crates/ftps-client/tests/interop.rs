@@ -461,6 +461,19 @@ macro_rules! server_tests {
 server_tests!(vsftpd, Kind::Vsftpd, implicit = true);
 server_tests!(proftpd, Kind::Proftpd, implicit = true);
 server_tests!(pure_ftpd, Kind::PureFtpd, implicit = false);
+server_tests!(ftpsd, Kind::Ftpsd, implicit = true);
+
+#[test]
+fn ftpsd_tls13_only_data_connections_resume() {
+    run(Kind::Ftpsd, |s| {
+        Box::pin(resumption_per_version(s, TlsVersions::Tls13Only))
+    });
+}
+
+#[test]
+fn ftpsd_refuses_data_without_session_reuse_and_we_explain() {
+    run(Kind::Ftpsd, |s| Box::pin(refused_without_reuse(s)));
+}
 
 /// vsftpd sends a new TLS 1.3 ticket on every data connection, so TLS 1.3 alone keeps
 /// resuming. (ProFTPD sends none after uploads and Pure-FTPd none at all, so with rustls,

@@ -416,7 +416,7 @@ fn ftpsd_binary() -> PathBuf {
     bin
 }
 
-fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, _certs: Certs) -> Server {
+fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
     let bin = ftpsd_binary();
     let state = dir.path().join("state");
     let password = "interop-test-password";
@@ -443,21 +443,25 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, _certs: Certs) -> Server {
         "ftpsd user add failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut child = Command::new(&bin)
+    let log = std::fs::File::create(dir.path().join("ftpsd.log")).unwrap();
+    let child = Command::new(&bin)
         .arg("--state-dir")
         .arg(&state)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--implicit-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--implicit-listen", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&certs.cert)
+        .arg("--key")
+        .arg(&certs.key)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("start ftpsd");
-    let stdout = child.stdout.take().unwrap();
+    // Killed if start-up fails below.
+    let mut child = KillOnDrop(Some(child));
+    let child_ref = child.0.as_mut().unwrap();
+    let stdout = child_ref.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -473,10 +477,7 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, _certs: Certs) -> Server {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
             Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("ftpsd did not print its ports and fingerprint in time");
-            }
+            Err(_) => panic!("ftpsd did not print its ports and fingerprint in time"),
         };
         let port_after = |marker: &str| -> Option<u16> {
             let rest = &line[line.find(marker)? + marker.len()..];
@@ -494,8 +495,11 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, _certs: Certs) -> Server {
             fingerprint = ftps_client::Trust::parse_fingerprint(fp).ok();
         }
     }
-    let cert_der = std::fs::read(state.join("cert.pem")).ok();
-    let _ = cert_der;
+    assert_eq!(
+        fingerprint,
+        Some(certs.fingerprint),
+        "ftpsd shows another certificate"
+    );
     Server {
         kind: Kind::Ftpsd,
         explicit_port: explicit.unwrap(),
@@ -505,9 +509,20 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, _certs: Certs) -> Server {
         user: "interop".into(),
         password: password.into(),
         fingerprint: fingerprint.unwrap(),
-        ca_file: state.join("cert.pem"),
+        ca_file: certs.ca,
         dir,
-        children: vec![child],
+        children: vec![child.0.take().unwrap()],
+    }
+}
+
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
