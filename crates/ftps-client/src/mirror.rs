@@ -456,7 +456,7 @@ async fn run_parallel<J, F>(
     work: F,
 ) -> Result<Vec<(String, Result<u64>)>>
 where
-    J: Send + 'static,
+    J: Clone + Send + 'static,
     F: for<'a> Fn(&'a mut crate::FtpsClient, J) -> JobFuture<'a> + Send + Sync + 'static,
 {
     let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
@@ -479,7 +479,17 @@ where
             loop {
                 let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 let Some(job) = job else { break };
-                let (rel, r) = work(&mut client, job).await;
+                let (mut rel, mut r) = work(&mut client, job.clone()).await;
+                if r.as_ref().err().is_some_and(connection_lost) || client.is_poisoned() {
+                    // The session is gone (or unusable): retry once on a new one.
+                    tracing::debug!(
+                        "{rel}: {:?}; retrying on a new connection",
+                        r.as_ref().err()
+                    );
+                    client.discard();
+                    client = pool.get().await?;
+                    (rel, r) = work(&mut client, job).await;
+                }
                 if let Some(p) = &progress {
                     p(&FileDone {
                         path: rel.clone(),
@@ -487,12 +497,12 @@ where
                         error: r.as_ref().err().map(|e| e.to_string()),
                     });
                 }
-                let poisoned = client.is_poisoned() || matches!(r, Err(Error::Closed));
+                let broken = client.is_poisoned() || r.as_ref().err().is_some_and(connection_lost);
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((rel, r));
-                if poisoned {
+                if broken {
                     client.discard();
                     client = pool.get().await?;
                 }
@@ -520,6 +530,19 @@ where
         return Err(e);
     }
     Ok(results)
+}
+
+/// Whether an error means the session can no longer be used.
+fn connection_lost(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Closed
+            | Error::Tls { .. }
+            | Error::Timeout(_)
+            | Error::Connect { .. }
+            | Error::Poisoned
+            | Error::Protocol(_)
+    )
 }
 
 #[cfg(test)]

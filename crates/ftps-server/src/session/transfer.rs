@@ -239,7 +239,11 @@ impl Session {
     ) -> Result {
         if offset > 0 && e.kind() == io::ErrorKind::InvalidInput {
             if let Some((root, _)) = self.resolve(".") {
-                if root.metadata(path).await.is_ok_and(|m| m.kind == EntryKind::File) {
+                if root
+                    .metadata(path)
+                    .await
+                    .is_ok_and(|m| m.kind == EntryKind::File)
+                {
                     return self
                         .reply(
                             ReplyCode::INVALID_REST,
