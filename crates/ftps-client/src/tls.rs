@@ -367,3 +367,40 @@ impl rustls::client::ClientSessionStore for SessionStore {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_control_connection_gets_its_own_session_cache() {
+        let config = Config {
+            trust: Trust::Insecure,
+            ..Config::default()
+        };
+        let setup = TlsSetup::new(&config).unwrap();
+        let (a, _, store_a) = setup.connection_config(TlsVersions::Tls12And13).unwrap();
+        let (b, _, store_b) = setup.connection_config(TlsVersions::Tls12And13).unwrap();
+        assert!(!Arc::ptr_eq(&store_a, &store_b));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a.alpn_protocols, vec![b"ftp".to_vec()]);
+        assert_eq!(store_a.tls13_tickets(), 0);
+    }
+
+    #[test]
+    fn bad_client_key_fails_early() {
+        let dir = std::env::temp_dir().join(format!("ftps-client-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("c.pem"), "not a certificate").unwrap();
+        let config = Config {
+            trust: Trust::Insecure,
+            client_cert: Some(crate::ClientCert {
+                cert_file: dir.join("c.pem"),
+                key_file: dir.join("missing.pem"),
+            }),
+            ..Config::default()
+        };
+        assert!(matches!(TlsSetup::new(&config), Err(Error::Config(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
