@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{content, give_to_test_user, make_tree, start, tree_hashes, Kind, Server};
+use common::{content, give_to_test_user, make_tree, start, start_with, tree_hashes, Kind, Server};
 use ftps_client::mirror::{self, MirrorOptions};
 use ftps_client::{
     Config, Connector, DataMode, Endpoint, Error, FtpsClient, Pool, TlsMode, TlsVersions, Trust,
@@ -498,3 +498,47 @@ fn proftpd_refuses_data_without_session_reuse_and_we_explain() {
 
 #[allow(dead_code)]
 fn _unused(_: &Path, _: Arc<()>) {}
+
+/// ProFTPD set to require a client certificate: accepted with one (control and resumed data
+/// connections), refused without.
+#[test]
+fn proftpd_client_certificate() {
+    let server = start_with(Kind::Proftpd, true);
+    rt().block_on(async {
+        let cfg = Config {
+            client_cert: Some(ftps_client::ClientCert {
+                cert_file: server.client_cert.0.clone(),
+                key_file: server.client_cert.1.clone(),
+            }),
+            ..config(&server, TlsMode::Explicit)
+        };
+        let mut ftp = login(&server, cfg, TlsMode::Explicit).await;
+        let data = content(11, 50_000);
+        let path = remote(&server, "cc.bin");
+        let out = ftp
+            .upload(&path, &mut &data[..], 0, &mut |_| {})
+            .await
+            .unwrap();
+        assert!(out.resumed);
+        let mut back = Vec::new();
+        ftp.download(&path, &mut back, 0, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(back, data);
+        ftp.quit().await.unwrap();
+
+        let without = Connector::new(config(&server, TlsMode::Explicit))
+            .unwrap()
+            .connect_and_login(
+                "127.0.0.1",
+                server.explicit_port,
+                &server.user,
+                &server.password,
+            )
+            .await;
+        assert!(
+            without.is_err(),
+            "ProFTPD accepted a session without a client certificate"
+        );
+    });
+}

@@ -50,6 +50,8 @@ pub struct Server {
     pub fingerprint: [u8; 32],
     /// A CA file that verifies the server certificate (for `localhost`/127.0.0.1).
     pub ca_file: PathBuf,
+    /// A client certificate and key signed by that CA.
+    pub client_cert: (PathBuf, PathBuf),
     pub dir: tempfile::TempDir,
     children: Vec<Child>,
 }
@@ -121,6 +123,8 @@ struct Certs {
     cert: PathBuf,
     key: PathBuf,
     ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
     fingerprint: [u8; 32],
 }
 
@@ -140,12 +144,23 @@ fn make_certs(dir: &Path) -> Certs {
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, TEST_USER);
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
     let certs = Certs {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
         ca: dir.join("ca.pem"),
+        client_cert: dir.join("client-cert.pem"),
+        client_key: dir.join("client-key.pem"),
         fingerprint: Sha256::digest(cert.der()).into(),
     };
+    std::fs::write(&certs.client_cert, client.pem()).unwrap();
+    std::fs::write(&certs.client_key, client_key.serialize_pem()).unwrap();
     std::fs::write(&certs.cert, cert.pem()).unwrap();
     std::fs::write(&certs.key, key.serialize_pem()).unwrap();
     std::fs::write(&certs.ca, ca.pem()).unwrap();
@@ -211,6 +226,12 @@ fn spawn_until_listening(
 }
 
 pub fn start(kind: Kind) -> Server {
+    start_with(kind, false)
+}
+
+/// Starts a server; with `require_client_cert` (ProFTPD only) it requires a client
+/// certificate signed by the test CA.
+pub fn start_with(kind: Kind, require_client_cert: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         dir.path(),
@@ -222,7 +243,7 @@ pub fn start(kind: Kind) -> Server {
     std::fs::create_dir(&root).unwrap();
     match kind {
         Kind::Vsftpd => start_vsftpd(dir, root, certs),
-        Kind::Proftpd => start_proftpd(dir, root, certs),
+        Kind::Proftpd => start_proftpd(dir, root, certs, require_client_cert),
         Kind::PureFtpd => start_pure_ftpd(dir, root, certs),
         Kind::Ftpsd => start_ftpsd(dir, root, certs),
     }
@@ -281,13 +302,19 @@ fn start_vsftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
         user: TEST_USER.into(),
         password: TEST_PASSWORD.into(),
         fingerprint: certs.fingerprint,
+        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
         ca_file: certs.ca,
         dir,
         children,
     }
 }
 
-fn start_proftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
+fn start_proftpd(
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    certs: Certs,
+    require_client_cert: bool,
+) -> Server {
     let base_dir = reference_dir().join("proftpd");
     let bin = require(&base_dir.join("usr/sbin/proftpd"));
     let modules = base_dir.join("usr/lib/proftpd");
@@ -305,10 +332,18 @@ fn start_proftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server 
             let tls = format!(
                 "  TLSEngine on\n  TLSRequired on\n  TLSProtocol TLSv1.2 TLSv1.3\n\
                  TLSECCertificateFile {cert}\n  TLSECCertificateKeyFile {key}\n\
-                 TLSVerifyClient off\n  TLSLog {tlslog}\n  TLSRenegotiate none\n",
+                 {verify}\n  TLSLog {tlslog}\n  TLSRenegotiate none\n",
                 cert = certs.cert.display(),
                 key = certs.key.display(),
                 tlslog = d.join("tls.log").display(),
+                verify = if require_client_cert {
+                    format!(
+                        "TLSVerifyClient on\n  TLSCACertificateFile {}",
+                        certs.ca.display()
+                    )
+                } else {
+                    "TLSVerifyClient off".to_string()
+                },
             );
             let conf = format!(
                 "ServerType standalone\nServerName \"interop\"\nDefaultServer on\n\
@@ -348,6 +383,7 @@ fn start_proftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server 
         user: TEST_USER.into(),
         password: TEST_PASSWORD.into(),
         fingerprint: certs.fingerprint,
+        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
         ca_file: certs.ca,
         dir,
         children,
@@ -387,6 +423,7 @@ fn start_pure_ftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Serve
         user: TEST_USER.into(),
         password: TEST_PASSWORD.into(),
         fingerprint: certs.fingerprint,
+        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
         ca_file: certs.ca,
         dir,
         children,
@@ -509,6 +546,7 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
         user: "interop".into(),
         password: password.into(),
         fingerprint: fingerprint.unwrap(),
+        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
         ca_file: certs.ca,
         dir,
         children: vec![child.0.take().unwrap()],
