@@ -213,6 +213,7 @@ impl Connector {
         let (tls_config, recording, store) = self.tls.connection_config(versions)?;
         if self.config.trust == Trust::Insecure {
             tracing::warn!(
+                target: "ftps_client::insecure",
                 "certificate verification is disabled (insecure mode): the connection to {host} \
                  can be intercepted"
             );

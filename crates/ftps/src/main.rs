@@ -251,9 +251,10 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.opts.verbose {
-        0 => "warn",
-        1 => "warn,ftps_client=debug",
-        _ => "debug",
+        // The CLI prints its own --insecure warning.
+        0 => "warn,ftps_client::insecure=off",
+        1 => "warn,ftps_client=debug,ftps_client::insecure=off",
+        _ => "debug,ftps_client::insecure=off",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -303,7 +304,9 @@ struct Session {
     connector: Connector,
     target: Target,
     user: String,
-    password: String,
+    /// `None` until asked for at the terminal, which happens once the server's certificate
+    /// has been accepted (no point typing a password for a server we refuse).
+    password: Option<String>,
 }
 
 fn resolve_session(opts: &Opts, url: &str) -> anyhow::Result<Session> {
@@ -361,7 +364,7 @@ fn resolve_session(opts: &Opts, url: &str) -> anyhow::Result<Session> {
     })
 }
 
-fn credentials(opts: &Opts, target: &Target) -> anyhow::Result<(String, String)> {
+fn credentials(opts: &Opts, target: &Target) -> anyhow::Result<(String, Option<String>)> {
     let netrc = if opts.no_netrc {
         None
     } else {
@@ -383,32 +386,40 @@ fn credentials(opts: &Opts, target: &Target) -> anyhow::Result<(String, String)>
                  prefer --password-stdin, FTPS_PASSWORD or ~/.netrc"
             );
         }
-        return Ok((user, p.clone()));
+        return Ok((user, Some(p.clone())));
     }
     if opts.password_stdin {
-        return Ok((user, target::password_from_stdin()?));
+        return Ok((user, Some(target::password_from_stdin()?)));
     }
     if let Ok(p) = std::env::var("FTPS_PASSWORD") {
-        return Ok((user, p));
+        return Ok((user, Some(p)));
     }
     if let Some(p) = netrc.and_then(|n| n.password) {
-        return Ok((user, p));
+        return Ok((user, Some(p)));
     }
     if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password(format!("Password for {user}@{}: ", target.host))
-            .context("reading the password")?;
-        return Ok((user, p));
+        return Ok((user, None));
     }
     Err(usage(
         "no password: use --password-stdin, FTPS_PASSWORD, ~/.netrc, or run on a terminal to be asked",
     ))
 }
 
-async fn connect(s: &Session) -> anyhow::Result<FtpsClient> {
-    let client = s
-        .connector
-        .connect_and_login(&s.target.host, s.target.port, &s.user, &s.password)
-        .await?;
+async fn connect(s: &mut Session) -> anyhow::Result<FtpsClient> {
+    let mut client = s.connector.connect(&s.target.host, s.target.port).await?;
+    let password = match &s.password {
+        Some(p) => p.clone(),
+        None => {
+            let prompt = format!("Password for {}@{}: ", s.user, s.target.host);
+            let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                .await
+                .context("reading the password")?
+                .context("reading the password")?;
+            s.password = Some(p.clone());
+            p
+        }
+    };
+    client.login(&s.user, &password).await?;
     Ok(client)
 }
 
@@ -472,8 +483,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = cli.opts.clone();
     match cli.command {
         Cmd::Ls { url, long } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             let mut entries = c.list_dir(&s.target.path).await?;
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             if opts.json {
@@ -505,7 +516,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Get { url, local, resume } => {
-            let s = resolve_session(&opts, &url)?;
+            let mut s = resolve_session(&opts, &url)?;
             let remote = s.target.path.clone();
             let name = ftps_client::client::basename(&remote).to_string();
             if name.is_empty() {
@@ -516,7 +527,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => p,
                 None => PathBuf::from(&name),
             };
-            let mut c = connect(&s).await?;
+            let mut c = connect(&mut s).await?;
             let size = c.size(&remote).await.ok();
             let mtime = c.mdtm(&remote).await.ok();
             let existing = if resume {
@@ -568,7 +579,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Put { local, url, resume } => {
-            let s = resolve_session(&opts, &url)?;
+            let mut s = resolve_session(&opts, &url)?;
             let mut remote = s.target.path.clone();
             let name = local
                 .file_name()
@@ -580,7 +591,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let len = std::fs::metadata(&local)
                 .with_context(|| format!("reading {}", local.display()))?
                 .len();
-            let mut c = connect(&s).await?;
+            let mut c = connect(&mut s).await?;
             let offset = if resume {
                 c.size(&remote).await.unwrap_or(0)
             } else {
@@ -615,23 +626,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Cat { url } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             let mut out = tokio::io::stdout();
             c.download(&s.target.path, &mut out, 0, &mut |_| {}).await?;
             out.flush().await?;
             c.quit().await?;
         }
         Cmd::Rm { url } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             c.delete(&s.target.path).await?;
             done(&opts, "rm", &s.target.path);
             c.quit().await?;
         }
         Cmd::Mkdir { url, parents } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             if parents {
                 c.mkdir_all(&s.target.path).await?;
             } else {
@@ -641,20 +652,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Rmdir { url } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             c.rmdir(&s.target.path).await?;
             done(&opts, "rmdir", &s.target.path);
             c.quit().await?;
         }
         Cmd::Mv { url, new_path } => {
-            let s = resolve_session(&opts, &url)?;
+            let mut s = resolve_session(&opts, &url)?;
             let to = if new_path.starts_with('/') {
                 new_path
             } else {
                 ftps_client::client::join(&ftps_client::client::parent(&s.target.path), &new_path)
             };
-            let mut c = connect(&s).await?;
+            let mut c = connect(&mut s).await?;
             c.rename(&s.target.path, &to).await?;
             if opts.json {
                 println!("{}", json!({"ok": "mv", "from": s.target.path, "to": to}));
@@ -662,8 +673,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Stat { url } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             let e = c.stat(&s.target.path).await?;
             if opts.json {
                 println!("{}", entry_json(&e));
@@ -683,8 +694,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Hash { url } => {
-            let s = resolve_session(&opts, &url)?;
-            let mut c = connect(&s).await?;
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
             let mut hasher = HashWriter(Sha256::new());
             let out = c
                 .download(&s.target.path, &mut hasher, 0, &mut |_| {})
@@ -717,12 +728,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (false, true) => (destination, PathBuf::from(source), true),
                 _ => return Err(usage("mirror needs one URL and one local directory")),
             };
-            let s = resolve_session(&opts, &url)?;
+            let mut s = resolve_session(&opts, &url)?;
+            // One session first: checks the certificate and the login (asking for the
+            // password if needed) before starting the parallel ones.
+            let probe = connect(&mut s).await?;
+            probe.quit().await?;
             let endpoint = Endpoint {
                 host: s.target.host.clone(),
                 port: s.target.port,
                 user: s.user.clone(),
-                password: s.password.clone(),
+                password: s.password.clone().unwrap_or_default(),
             };
             let pool = Pool::new(s.connector.clone(), endpoint, mopts.parallel);
             let bar = if show_progress(&opts) {
