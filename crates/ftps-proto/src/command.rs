@@ -125,6 +125,8 @@ pub enum Command {
     Pbsz(u64),
     Prot(ProtectionLevel),
     Ccc,
+    /// Clear Data Channel: the same as `PROT C`.
+    Cdc,
     // RFC 2389
     Feat,
     Opts(String),
@@ -140,6 +142,14 @@ pub enum Command {
     Mlsd(Option<String>),
     // RFC 7151
     Host(String),
+    // Widely used extensions
+    /// `CLNT name`: the client announces its software (informational).
+    Clnt(String),
+    /// `MFMT YYYYMMDDHHMMSS path`: set a file's modification time
+    /// (draft-somers-ftp-mfxx).
+    Mfmt(std::time::SystemTime, String),
+    /// `HASH path`: a whole-file digest (draft-bryan-ftpext-hash).
+    Hash(String),
 }
 
 impl Command {
@@ -184,6 +194,7 @@ impl Command {
             Pbsz(_) => "PBSZ",
             Prot(_) => "PROT",
             Ccc => "CCC",
+            Cdc => "CDC",
             Feat => "FEAT",
             Opts(_) => "OPTS",
             Eprt(_) => "EPRT",
@@ -194,6 +205,9 @@ impl Command {
             Mlst(_) => "MLST",
             Mlsd(_) => "MLSD",
             Host(_) => "HOST",
+            Clnt(_) => "CLNT",
+            Mfmt(..) => "MFMT",
+            Hash(_) => "HASH",
         }
     }
 }
@@ -332,6 +346,7 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "PBSZ" => Pbsz(parse_decimal(required(arg)?)?),
         "PROT" => Prot(parse_prot(required(arg)?)?),
         "CCC" => none(arg, Ccc)?,
+        "CDC" => none(arg, Cdc)?,
         "FEAT" => none(arg, Feat)?,
         "OPTS" => Opts(required(arg)?.trim().to_string()),
         "EPRT" => Eprt(address::parse_eprt(required(arg)?).map_err(address_error)?),
@@ -342,6 +357,9 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "MLST" => Mlst(optional(arg).map(str::to_string)),
         "MLSD" => Mlsd(optional(arg).map(str::to_string)),
         "HOST" => Host(required(arg)?.trim().to_string()),
+        "CLNT" => Clnt(required(arg)?.trim().to_string()),
+        "MFMT" => parse_mfmt(required(arg)?)?,
+        "HASH" => Hash(required(arg)?.to_string()),
         _ => return Err(ParseError::NotImplemented(verb.to_string())),
     };
     Ok(cmd)
@@ -395,6 +413,18 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
         ("E", _) => Err(ParseError::Unsupported("EBCDIC is not supported")),
         _ => Err(ParseError::Syntax("unknown type")),
     }
+}
+
+/// `MFMT time path`: the time is `YYYYMMDDHHMMSS[.sss]` in UTC (RFC 3659 §2.3); the path is
+/// everything after the single space that follows it.
+fn parse_mfmt(arg: &str) -> Result<Command, ParseError> {
+    let (time, path) = arg
+        .trim_start()
+        .split_once(' ')
+        .ok_or(ParseError::Syntax("MFMT takes a time and a path"))?;
+    let time = crate::listing::parse_mdtm_time(time)
+        .ok_or(ParseError::Syntax("time must be YYYYMMDDHHMMSS"))?;
+    Ok(Command::Mfmt(time, required(Some(path))?.to_string()))
 }
 
 fn parse_prot(arg: &str) -> Result<ProtectionLevel, ParseError> {
@@ -542,6 +572,25 @@ mod tests {
                 path: Some("-".into())
             }
         );
+    }
+
+    #[test]
+    fn extensions() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(
+            p("MFMT 20201231235959 a file.txt"),
+            Ok(Command::Mfmt(
+                UNIX_EPOCH + Duration::from_secs(1_609_459_199),
+                "a file.txt".into()
+            ))
+        );
+        assert_eq!(p("MFMT 20201231235959").unwrap_err().code().0, 501);
+        assert_eq!(p("MFMT 2020123123 x").unwrap_err().code().0, 501);
+        assert_eq!(p("MFMT 20201231235959 ").unwrap_err().code().0, 501);
+        assert_eq!(p("HASH x y"), Ok(Command::Hash("x y".into())));
+        assert_eq!(p("HASH").unwrap_err().code().0, 501);
+        assert_eq!(p("CLNT curl 7.88"), Ok(Command::Clnt("curl 7.88".into())));
+        assert_eq!(p("CLNT").unwrap_err().code().0, 501);
     }
 
     #[test]

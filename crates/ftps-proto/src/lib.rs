@@ -9,11 +9,12 @@
 //!
 //! References: RFC 959 (FTP), RFC 2228 and RFC 4217 (security extensions, FTP over TLS),
 //! RFC 2389 (FEAT/OPTS), RFC 2428 (IPv6, EPRT/EPSV), RFC 2640 (UTF-8), RFC 3659 (MLST,
-//! SIZE, MDTM, REST STREAM), RFC 7151 (HOST).
+//! SIZE, MDTM, REST STREAM), RFC 7151 (HOST), draft-bryan-ftpext-hash (HASH).
 
 pub mod address;
 pub mod ascii;
 pub mod command;
+pub mod hash;
 pub mod line;
 pub mod listing;
 pub mod listing_parse;

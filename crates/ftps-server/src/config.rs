@@ -19,9 +19,9 @@ pub struct Config {
     /// directory.
     pub state_dir: PathBuf,
     /// Addresses for explicit FTPS (plain TCP until `AUTH TLS`).
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<ListenerEntry>,
     /// Addresses for implicit FTPS (TLS from the first byte).
-    pub implicit_listen: Vec<SocketAddr>,
+    pub implicit_listen: Vec<ListenerEntry>,
     /// The users file; default `<state_dir>/users.toml`.
     pub users_file: Option<PathBuf>,
     /// The greeting after `220`.
@@ -36,14 +36,34 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Limits.
     pub limits: Limits,
+    /// Virtual hosts (RFC 7151 `HOST`, and TLS SNI), by DNS name.
+    pub hosts: std::collections::BTreeMap<String, HostConfig>,
+}
+
+/// A virtual host: its own users (and so roots) and, optionally, its own certificate.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The host's users file.
+    pub users_file: PathBuf,
+    /// The host's PEM certificate chain; unset: the server's.
+    pub certificate: Option<PathBuf>,
+    /// The host's PEM private key.
+    pub private_key: Option<PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             state_dir: PathBuf::from("ftpsd-state"),
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2121))],
-            implicit_listen: vec![SocketAddr::from(([127, 0, 0, 1], 9990))],
+            listen: vec![ListenerEntry::from(SocketAddr::from((
+                [127, 0, 0, 1],
+                2121,
+            )))],
+            implicit_listen: vec![ListenerEntry::from(SocketAddr::from((
+                [127, 0, 0, 1],
+                9990,
+            )))],
             users_file: None,
             banner: "ftpsd ready".to_string(),
             tls: TlsConfig::default(),
@@ -51,8 +71,88 @@ impl Default for Config {
             active: ActiveConfig::default(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            hosts: Default::default(),
         }
     }
+}
+
+/// One listening address, optionally with policies of its own: either `"ADDR:PORT"` or
+/// `{ address = "ADDR:PORT", data_session_reuse = "optional", active = false,
+/// client_certificates = "required" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerEntry {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// Overrides `tls.data_session_reuse` for connections to this address.
+    pub data_session_reuse: Option<SessionReuse>,
+    /// Overrides `active.enabled`.
+    pub active: Option<bool>,
+    /// Overrides `tls.client_certificates`.
+    pub client_certificates: Option<ClientCertMode>,
+}
+
+impl From<SocketAddr> for ListenerEntry {
+    fn from(address: SocketAddr) -> Self {
+        ListenerEntry {
+            address,
+            data_session_reuse: None,
+            active: None,
+            client_certificates: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerTable {
+    address: SocketAddr,
+    data_session_reuse: Option<SessionReuse>,
+    active: Option<bool>,
+    client_certificates: Option<ClientCertMode>,
+}
+
+impl<'de> Deserialize<'de> for ListenerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+            type Value = ListenerEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address like \"0.0.0.0:21\" or a table with `address`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ListenerEntry, E> {
+                v.parse::<SocketAddr>()
+                    .map(ListenerEntry::from)
+                    .map_err(|_| E::custom(format!("invalid socket address {v:?}")))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ListenerEntry, A::Error> {
+                let t =
+                    ListenerTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ListenerEntry {
+                    address: t.address,
+                    data_session_reuse: t.data_session_reuse,
+                    active: t.active,
+                    client_certificates: t.client_certificates,
+                })
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+/// Whether TLS clients must, may or cannot present a certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientCertMode {
+    /// Certificates are not requested.
+    #[default]
+    Off,
+    /// Requested; verified against `client_ca` when presented.
+    Optional,
+    /// Required and verified against `client_ca`: the handshake fails without one.
+    Required,
 }
 
 /// The lowest TLS version accepted.
@@ -84,6 +184,23 @@ pub struct TlsConfig {
     pub require_for_data: bool,
     /// Whether data connections must resume the control connection's TLS session.
     pub data_session_reuse: SessionReuse,
+    /// Cipher suites to offer, by IANA name (e.g. "TLS13_AES_256_GCM_SHA384"); unset: all
+    /// of the provider's, which are AEAD only.
+    pub cipher_suites: Option<Vec<String>>,
+    /// Client certificates: "off", "optional" or "required".
+    pub client_certificates: ClientCertMode,
+    /// PEM bundle of the CAs that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// PEM certificate revocation lists checked for client certificates.
+    pub client_crls: Vec<PathBuf>,
+    /// Allow `CCC` (drop TLS on the control connection after login). Off: 534.
+    pub allow_ccc: bool,
+    /// Allow `AUTH TLS` after a plaintext login (only possible when `require_for_login` is
+    /// off). Off: 534.
+    pub allow_auth_after_login: bool,
+    /// How often to check the certificate and key files for changes, in seconds (0: never;
+    /// SIGHUP always reloads).
+    pub reload_check_seconds: u64,
 }
 
 impl Default for TlsConfig {
@@ -95,6 +212,13 @@ impl Default for TlsConfig {
             require_for_login: true,
             require_for_data: true,
             data_session_reuse: SessionReuse::Required,
+            cipher_suites: None,
+            client_certificates: ClientCertMode::Off,
+            client_ca: None,
+            client_crls: Vec::new(),
+            allow_ccc: false,
+            allow_auth_after_login: false,
+            reload_check_seconds: 10,
         }
     }
 }
@@ -173,6 +297,20 @@ pub struct Limits {
     pub login_failure_delay_ms: u64,
     /// Over-long or malformed lines tolerated before the connection is closed.
     pub max_bad_lines: u32,
+    /// Connections open at once, in all (421 beyond).
+    pub max_sessions: u32,
+    /// Connections open at once from one IP address.
+    pub max_sessions_per_ip: u32,
+    /// Sessions logged in at once as one user.
+    pub max_sessions_per_user: u32,
+    /// Failed logins from one IP within `failure_window_seconds` before it is banned.
+    pub max_login_failures_per_ip: u32,
+    /// Failed logins for one user name within the window before the name is banned.
+    pub max_login_failures_per_user: u32,
+    /// How long failures are remembered, in seconds.
+    pub failure_window_seconds: u64,
+    /// How long a ban lasts, in seconds (421 and close meanwhile).
+    pub ban_seconds: u64,
 }
 
 impl Default for Limits {
@@ -180,6 +318,13 @@ impl Default for Limits {
         Limits {
             login_failure_delay_ms: 1000,
             max_bad_lines: 3,
+            max_sessions: 2000,
+            max_sessions_per_ip: 50,
+            max_sessions_per_user: 50,
+            max_login_failures_per_ip: 10,
+            max_login_failures_per_user: 20,
+            failure_window_seconds: 900,
+            ban_seconds: 900,
         }
     }
 }
@@ -246,6 +391,26 @@ impl Config {
                 "no listen or implicit_listen address".into(),
             ));
         }
+        let needs_ca = self.tls.client_certificates != ClientCertMode::Off
+            || self.listen.iter().chain(&self.implicit_listen).any(|l| {
+                l.client_certificates
+                    .is_some_and(|m| m != ClientCertMode::Off)
+            });
+        if needs_ca && self.tls.client_ca.is_none() {
+            return Err(ConfigError::Invalid(
+                "client certificates are enabled but tls.client_ca is not set".into(),
+            ));
+        }
+        for (name, host) in &self.hosts {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid(format!("invalid host name {name:?}")));
+            }
+            if host.certificate.is_some() != host.private_key.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "host {name:?}: set both certificate and private_key, or neither"
+                )));
+            }
+        }
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
                 "banner must be one line without control characters".into(),
@@ -265,11 +430,18 @@ impl Config {
             self.users_file.as_mut(),
             self.tls.certificate.as_mut(),
             self.tls.private_key.as_mut(),
+            self.tls.client_ca.as_mut(),
         ]
         .into_iter()
         .flatten()
         {
             fix(p);
+        }
+        self.tls.client_crls.iter_mut().for_each(fix);
+        for host in self.hosts.values_mut() {
+            fix(&mut host.users_file);
+            host.certificate.iter_mut().for_each(fix);
+            host.private_key.iter_mut().for_each(fix);
         }
     }
 
@@ -343,6 +515,27 @@ mod tests {
             msg.contains("require_tls") && msg.contains("line 3"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn listeners_as_strings_or_tables() {
+        let c = Config::parse(
+            "listen = [\"127.0.0.1:21\", { address = \"[::1]:2121\", data_session_reuse = \"optional\", active = false }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.listen[0],
+            ListenerEntry::from("127.0.0.1:21".parse::<SocketAddr>().unwrap())
+        );
+        assert_eq!(c.listen[1].data_session_reuse, Some(SessionReuse::Optional));
+        assert_eq!(c.listen[1].active, Some(false));
+        let e =
+            Config::parse("listen = [{ address = \"127.0.0.1:21\", bogus = 1 }]\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse("listen = [\"nonsense\"]\n").unwrap_err();
+        assert!(e.to_string().contains("nonsense"), "{e}");
+        let e = Config::parse("[tls]\nclient_certificates = \"required\"\n").unwrap_err();
+        assert!(e.to_string().contains("client_ca"), "{e}");
     }
 
     #[test]

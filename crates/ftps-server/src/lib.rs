@@ -6,7 +6,9 @@
 //!
 //! The `ftpsd` binary is a thin command line over [`server::Server`].
 
+pub mod certid;
 pub mod config;
+pub mod limits;
 pub mod policy;
 pub mod server;
 mod session;

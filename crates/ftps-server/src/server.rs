@@ -1,5 +1,6 @@
 //! Listeners, start-up and graceful shutdown.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,10 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::policy::Access;
-use crate::tls::{self, TlsError, TlsSetup};
+use crate::config::{ClientCertMode, Config, ListenerEntry};
+use crate::limits::Limiter;
+use crate::policy::{Access, SessionReuse};
+use crate::tls::{self, CertResolver, TlsError, TlsSetup};
 use crate::users::{self, UserDb, UserStore, UsersError};
 
 /// Name of the user created by the embedded default.
@@ -26,8 +28,12 @@ pub struct Shared {
     pub config: Config,
     /// The users.
     pub users: UserStore,
-    /// TLS state.
-    pub tls: TlsSetup,
+    /// The served certificate, shared by all listeners.
+    pub resolver: Arc<CertResolver>,
+    /// Virtual hosts by lower-case DNS name.
+    pub hosts: HashMap<String, Arc<VirtualHost>>,
+    /// Session and login limits.
+    pub limiter: Arc<Limiter>,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
@@ -119,12 +125,36 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
     }
 }
 
+/// A virtual host (RFC 7151): its own users and, optionally, its own certificate.
+pub struct VirtualHost {
+    /// The DNS name, lower case.
+    pub name: String,
+    /// The host's users.
+    pub users: UserStore,
+    /// The host's certificate, if it has its own.
+    pub certificate: Option<Arc<CertResolver>>,
+    cert_paths: Option<(PathBuf, PathBuf)>,
+}
+
+/// What a session needs to know about the listener it arrived on.
+pub struct ListenerContext {
+    /// TLS from the first byte.
+    pub implicit: bool,
+    /// This listener's TLS configuration template.
+    pub tls: TlsSetup,
+    /// Data-connection session reuse, unless the user overrides it.
+    pub data_session_reuse: SessionReuse,
+    /// Whether PORT/EPRT are accepted.
+    pub active_enabled: bool,
+    /// Client certificate mode.
+    pub client_certificates: ClientCertMode,
+}
+
 /// A bound, ready-to-run server.
 pub struct Server {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
-    explicit: Vec<TcpListener>,
-    implicit: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Arc<ListenerContext>)>,
     fingerprint: String,
 }
 
@@ -134,42 +164,65 @@ impl Server {
         let (cert, key, _) = config.tls_paths();
         let certified = tls::load_certified_key(&cert, &key)?;
         let fingerprint = tls::fingerprint(&certified.cert[0]);
-        let tls = TlsSetup::new(certified, config.tls.min_version)?;
+        let resolver = Arc::new(CertResolver::new(certified));
+        let provider = tls::provider_with_suites(config.tls.cipher_suites.as_deref())?;
         let users = UserStore::open(&config.users_path())?;
-        let explicit = bind_all(&config.listen).await?;
-        let implicit = bind_all(&config.implicit_listen).await?;
+        let hosts = load_hosts(&config)?;
+        let by_sni = hosts
+            .iter()
+            .filter_map(|(name, h)| h.certificate.clone().map(|c| (name.clone(), c)))
+            .collect();
+        let sni: Arc<dyn rustls::server::ResolvesServerCert> =
+            Arc::new(tls::SniResolver::new(resolver.clone(), by_sni));
+        let mut listeners = Vec::new();
+        for (entries, implicit) in [(&config.listen, false), (&config.implicit_listen, true)] {
+            for entry in entries {
+                let context = listener_context(&config, entry, implicit, &sni, &provider)?;
+                let listener =
+                    TcpListener::bind(entry.address)
+                        .await
+                        .map_err(|error| StartError::Bind {
+                            addr: entry.address,
+                            error,
+                        })?;
+                listeners.push((listener, Arc::new(context)));
+            }
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let limiter = Limiter::new(config.limits.clone());
         Ok(Server {
             shared: Arc::new(Shared {
                 config,
                 users,
-                tls,
+                resolver,
+                hosts,
+                limiter,
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),
             shutdown_tx,
-            explicit,
-            implicit,
+            listeners,
             fingerprint,
         })
     }
 
+    fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|(_, c)| c.implicit == implicit)
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
     /// The explicit-FTPS addresses actually bound (port 0 resolved).
     pub fn explicit_addrs(&self) -> Vec<SocketAddr> {
-        self.explicit
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.addrs(false)
     }
 
     /// The implicit-FTPS addresses actually bound.
     pub fn implicit_addrs(&self) -> Vec<SocketAddr> {
-        self.implicit
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.addrs(true)
     }
-
     /// SHA-256 fingerprint of the served certificate.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -187,18 +240,16 @@ impl Server {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let mut acceptors = Vec::new();
-        for (listener, implicit) in self
-            .explicit
-            .into_iter()
-            .map(|l| (l, false))
-            .chain(self.implicit.into_iter().map(|l| (l, true)))
-        {
+        for (listener, context) in self.listeners {
             acceptors.push(tokio::spawn(accept_loop(
                 listener,
-                implicit,
+                context,
                 self.shared.clone(),
                 tracker.clone(),
             )));
+        }
+        if self.shared.config.tls.reload_check_seconds > 0 {
+            acceptors.push(tokio::spawn(watch_certificate(self.shared.clone())));
         }
         stop.await;
         info!("shutting down: no new connections");
@@ -219,20 +270,123 @@ impl Server {
     }
 }
 
-async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
-    let mut listeners = Vec::new();
-    for &addr in addrs {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|error| StartError::Bind { addr, error })?;
-        listeners.push(listener);
+fn load_hosts(config: &Config) -> Result<HashMap<String, Arc<VirtualHost>>, StartError> {
+    let mut hosts = HashMap::new();
+    for (name, host) in &config.hosts {
+        let users = UserStore::open(&host.users_file)?;
+        let cert_paths = host.certificate.clone().zip(host.private_key.clone());
+        let certificate = match &cert_paths {
+            Some((cert, key)) => Some(Arc::new(CertResolver::new(tls::load_certified_key(
+                cert, key,
+            )?))),
+            None => None,
+        };
+        let name = name.to_ascii_lowercase();
+        hosts.insert(
+            name.clone(),
+            Arc::new(VirtualHost {
+                name,
+                users,
+                certificate,
+                cert_paths,
+            }),
+        );
     }
-    Ok(listeners)
+    Ok(hosts)
+}
+
+fn listener_context(
+    config: &Config,
+    entry: &ListenerEntry,
+    implicit: bool,
+    resolver: &Arc<dyn rustls::server::ResolvesServerCert>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<ListenerContext, StartError> {
+    let client_certificates = entry
+        .client_certificates
+        .unwrap_or(config.tls.client_certificates);
+    let verifier = match &config.tls.client_ca {
+        Some(ca) => tls::client_verifier(
+            ca,
+            &config.tls.client_crls,
+            client_certificates,
+            provider.clone(),
+        )?,
+        None => None,
+    };
+    let tls = TlsSetup::new(
+        resolver.clone(),
+        provider.clone(),
+        config.tls.min_version,
+        verifier,
+    )?;
+    Ok(ListenerContext {
+        implicit,
+        tls,
+        data_session_reuse: entry
+            .data_session_reuse
+            .unwrap_or(config.tls.data_session_reuse),
+        active_enabled: entry.active.unwrap_or(config.active.enabled),
+        client_certificates,
+    })
+}
+
+/// Reloads the certificate when its files change (renewals by certbot and the like).
+async fn watch_certificate(shared: Arc<Shared>) {
+    let (cert, key, _) = shared.config.tls_paths();
+    let mut paths = vec![cert, key];
+    for host in shared.hosts.values() {
+        if let Some((cert, key)) = &host.cert_paths {
+            paths.extend([cert.clone(), key.clone()]);
+        }
+    }
+    let stamps = || -> Vec<_> {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p).ok().map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    (m.mtime(), m.mtime_nsec(), m.len(), m.ino())
+                })
+            })
+            .collect()
+    };
+    let mut last = stamps();
+    let every = Duration::from_secs(shared.config.tls.reload_check_seconds);
+    loop {
+        tokio::time::sleep(every).await;
+        let now = stamps();
+        if now != last {
+            last = now;
+            reload_certificate(&shared);
+        }
+    }
+}
+
+fn reload_certificate(shared: &Shared) {
+    let (cert, key, _) = shared.config.tls_paths();
+    reload_one(&shared.resolver, &cert, &key, "");
+    for host in shared.hosts.values() {
+        if let (Some(resolver), Some((cert, key))) = (&host.certificate, &host.cert_paths) {
+            reload_one(resolver, cert, key, &host.name);
+        }
+    }
+}
+
+fn reload_one(resolver: &CertResolver, cert: &Path, key: &Path, host: &str) {
+    match tls::load_certified_key(cert, key) {
+        Ok(new) => {
+            let fp = tls::fingerprint(&new.cert[0]);
+            resolver.replace(new);
+            info!(host, fingerprint = %fp, "certificate reloaded");
+        }
+        Err(e) => warn!(host, error = %e, "certificate reload failed; keeping the current one"),
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    implicit: bool,
+    context: Arc<ListenerContext>,
     shared: Arc<Shared>,
     tracker: TaskTracker,
 ) {
@@ -240,7 +394,12 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((tcp, _)) => {
                 let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-                tracker.spawn(crate::session::run(shared.clone(), tcp, implicit, id));
+                tracker.spawn(crate::session::run(
+                    shared.clone(),
+                    context.clone(),
+                    tcp,
+                    id,
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -260,18 +419,19 @@ pub struct Reloader {
 impl Reloader {
     /// Reloads both; a broken new certificate or users file is refused and the old one kept.
     pub fn reload(&self) {
-        let (cert, key, _) = self.shared.config.tls_paths();
-        match tls::load_certified_key(&cert, &key) {
-            Ok(new) => {
-                let fp = tls::fingerprint(&new.cert[0]);
-                self.shared.tls.resolver().replace(new);
-                info!(fingerprint = %fp, "certificate reloaded");
+        reload_certificate(&self.shared);
+        let hosts = self
+            .shared
+            .hosts
+            .values()
+            .map(|h| (h.name.as_str(), &h.users));
+        for (host, users) in std::iter::once(("", &self.shared.users)).chain(hosts) {
+            match users.reload() {
+                Ok(()) => info!(host, "users file reloaded"),
+                Err(e) => {
+                    warn!(host, error = %e, "users file reload failed; keeping the current one")
+                }
             }
-            Err(e) => warn!(error = %e, "certificate reload failed; keeping the current one"),
-        }
-        match self.shared.users.reload() {
-            Ok(()) => info!("users file reloaded"),
-            Err(e) => warn!(error = %e, "users file reload failed; keeping the current one"),
         }
     }
 }

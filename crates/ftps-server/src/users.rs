@@ -33,6 +33,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::certid::{CertIdentity, CertificateMatch};
 use crate::policy::{Access, SessionReuse};
 
 /// Longest accepted user name, in characters.
@@ -130,6 +131,35 @@ pub struct UserEntry {
     /// Overrides the server's data-connection session reuse policy for this user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_session_reuse: Option<SessionReuse>,
+    /// How the user proves who they are.
+    #[serde(default, skip_serializing_if = "LoginMethod::is_default")]
+    pub login: LoginMethod,
+    /// The client certificate that identifies this user (for the certificate methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateMatch>,
+    /// Allow PORT/EPRT to another host than the client's (site-to-site transfer, FXP).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_fxp: bool,
+}
+
+/// How a user logs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginMethod {
+    /// `USER` + `PASS`.
+    #[default]
+    Password,
+    /// A client certificate matching `certificate`; `USER` alone logs in (232, RFC 4217
+    /// §12.2).
+    Certificate,
+    /// Both the certificate and the password.
+    CertificateAndPassword,
+}
+
+impl LoginMethod {
+    fn is_default(&self) -> bool {
+        *self == LoginMethod::Password
+    }
 }
 
 /// The on-disk layout: everything sits under `[users.NAME]`.
@@ -219,6 +249,9 @@ impl UserDb {
             root,
             access,
             data_session_reuse: None,
+            login: LoginMethod::Password,
+            certificate: None,
+            allow_fxp: false,
         };
         self.users.insert(name.to_owned(), entry);
         Ok(())
@@ -346,6 +379,15 @@ fn validate_entry(path: &Path, name: &str, entry: &UserEntry) -> Result<(), User
             message: format!("user {name:?}: root must not be empty"),
         });
     }
+    let has_cert = entry.certificate.as_ref().is_some_and(|m| m.is_set());
+    if entry.login != LoginMethod::Password && !has_cert {
+        return Err(UsersError::Parse {
+            path: path.to_path_buf(),
+            message: format!(
+                "user {name:?}: a certificate login needs `certificate = {{ cn = ..., san = ... or sha256 = ... }}`"
+            ),
+        });
+    }
     match &entry.password {
         Some(hash) if !is_argon2id_hash(hash) => Err(UsersError::BadHash {
             path: path.to_path_buf(),
@@ -460,6 +502,18 @@ pub struct AuthenticatedUser {
     pub access: Access,
     /// The user's override of the data-connection session reuse policy, if any.
     pub data_session_reuse: Option<SessionReuse>,
+    /// Whether the user may send PORT/EPRT to third-party hosts (FXP).
+    pub allow_fxp: bool,
+}
+
+fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUser {
+    AuthenticatedUser {
+        name: name.to_owned(),
+        root: db.resolve_root(entry),
+        access: entry.access,
+        data_session_reuse: entry.data_session_reuse,
+        allow_fxp: entry.allow_fxp,
+    }
 }
 
 /// A failed login. It deliberately says nothing about why, so callers cannot leak it.
@@ -541,6 +595,7 @@ impl UserStore {
         &self,
         name: &str,
         password: &str,
+        certificate: Option<&CertIdentity>,
     ) -> Result<AuthenticatedUser, LoginFailed> {
         let _permit = self
             .inner
@@ -551,15 +606,42 @@ impl UserStore {
         let store = self.clone();
         let name = name.to_owned();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || store.authenticate_blocking(&name, &password))
-            .await
-            .map_err(|_| LoginFailed)?
+        let certificate = certificate.cloned();
+        tokio::task::spawn_blocking(move || {
+            store.authenticate_blocking(&name, &password, certificate.as_ref())
+        })
+        .await
+        .map_err(|_| LoginFailed)?
+    }
+
+    /// Logs in a user whose login method is `certificate` by their client certificate alone.
+    /// No password hash is checked, so this costs nothing; any other user fails.
+    pub fn authenticate_certificate(
+        &self,
+        name: &str,
+        certificate: &CertIdentity,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        self.reload_if_changed();
+        let db = self.snapshot();
+        match db.get(name) {
+            Some(entry)
+                if entry.login == LoginMethod::Certificate
+                    && entry
+                        .certificate
+                        .as_ref()
+                        .is_some_and(|m| m.matches(certificate)) =>
+            {
+                Ok(authenticated(&db, name, entry))
+            }
+            _ => Err(LoginFailed),
+        }
     }
 
     fn authenticate_blocking(
         &self,
         name: &str,
         password: &str,
+        certificate: Option<&CertIdentity>,
     ) -> Result<AuthenticatedUser, LoginFailed> {
         self.reload_if_changed();
         let db = self.snapshot();
@@ -567,16 +649,22 @@ impl UserStore {
         let stored = entry.and_then(|e| e.password.as_deref());
         // Always run one verification, whatever the outcome will be.
         let matches = verify_hash(password, stored.unwrap_or(DUMMY_HASH));
-        match entry {
-            Some(entry) if matches && stored.is_some() && !password.is_empty() => {
-                Ok(AuthenticatedUser {
-                    name: name.to_owned(),
-                    root: db.resolve_root(entry),
-                    access: entry.access,
-                    data_session_reuse: entry.data_session_reuse,
-                })
-            }
-            _ => Err(LoginFailed),
+        let Some(entry) = entry else {
+            return Err(LoginFailed);
+        };
+        let cert_ok = || {
+            certificate.is_some_and(|c| entry.certificate.as_ref().is_some_and(|m| m.matches(c)))
+        };
+        let method_ok = match entry.login {
+            LoginMethod::Password => true,
+            LoginMethod::CertificateAndPassword => cert_ok(),
+            // Certificate-only users log in at USER; a password never suffices.
+            LoginMethod::Certificate => false,
+        };
+        if matches && stored.is_some() && !password.is_empty() && method_ok {
+            Ok(authenticated(&db, name, entry))
+        } else {
+            Err(LoginFailed)
         }
     }
 
@@ -625,6 +713,17 @@ impl UserStore {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+impl UserStore {
+    async fn authenticate_pw(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        self.authenticate(name, password, None).await
     }
 }
 
@@ -884,23 +983,23 @@ mod tests {
         .unwrap();
         let store = UserStore::open(&users_path(&dir)).unwrap();
 
-        let alice = store.authenticate("alice", "secret").await.unwrap();
+        let alice = store.authenticate_pw("alice", "secret").await.unwrap();
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.root, Path::new("/srv/alice"));
         assert_eq!(alice.access, Access::ReadWrite);
-        let bob = store.authenticate("bob", "pw").await.unwrap();
+        let bob = store.authenticate_pw("bob", "pw").await.unwrap();
         assert_eq!(bob.root, dir.path().join("bob"));
         assert_eq!(bob.access, Access::ReadOnly);
 
         assert_eq!(
-            store.authenticate("alice", "wrong").await.unwrap_err(),
+            store.authenticate_pw("alice", "wrong").await.unwrap_err(),
             LoginFailed
         );
-        assert!(store.authenticate("alice", "").await.is_err());
-        assert!(store.authenticate("mallory", "secret").await.is_err());
-        assert!(store.authenticate("nopass", "").await.is_err());
-        assert!(store.authenticate("nopass", "x").await.is_err());
-        assert!(store.authenticate("", "").await.is_err());
+        assert!(store.authenticate_pw("alice", "").await.is_err());
+        assert!(store.authenticate_pw("mallory", "secret").await.is_err());
+        assert!(store.authenticate_pw("nopass", "").await.is_err());
+        assert!(store.authenticate_pw("nopass", "x").await.is_err());
+        assert!(store.authenticate_pw("", "").await.is_err());
     }
 
     #[tokio::test]
@@ -909,27 +1008,27 @@ mod tests {
         let path = users_path(&dir);
         db_with_alice(&dir);
         let store = UserStore::open(&path).unwrap();
-        assert!(store.authenticate("bob", "pw").await.is_err());
+        assert!(store.authenticate_pw("bob", "pw").await.is_err());
 
         // What `ftpsd user add` does while the server runs.
         let mut db = UserDb::load(&path).unwrap();
         db.add("bob", "/b".into(), Access::ReadOnly, "pw").unwrap();
         db.set_password("alice", "changed").unwrap();
         db.save().unwrap();
-        assert!(store.authenticate("bob", "pw").await.is_ok());
-        assert!(store.authenticate("alice", "changed").await.is_ok());
-        assert!(store.authenticate("alice", "secret").await.is_err());
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
+        assert!(store.authenticate_pw("alice", "secret").await.is_err());
 
         // A broken file keeps the previous users.
         fs::write(&path, "this is not toml [").unwrap();
-        assert!(store.authenticate("bob", "pw").await.is_ok());
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
         assert!(matches!(store.reload(), Err(UsersError::Parse { .. })));
-        assert!(store.authenticate("bob", "pw").await.is_ok());
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
 
         // A fixed file is picked up again.
         db.remove("bob").unwrap();
         db.save().unwrap();
-        assert!(store.authenticate("bob", "pw").await.is_err());
-        assert!(store.authenticate("alice", "changed").await.is_ok());
+        assert!(store.authenticate_pw("bob", "pw").await.is_err());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
     }
 }

@@ -141,10 +141,10 @@ fn load_config(s: &Settings) -> anyhow::Result<Config> {
         config.users_file = Some(users.clone());
     }
     if !s.listen.is_empty() {
-        config.listen = s.listen.clone();
+        config.listen = s.listen.iter().copied().map(Into::into).collect();
     }
     if !s.implicit_listen.is_empty() {
-        config.implicit_listen = s.implicit_listen.clone();
+        config.implicit_listen = s.implicit_listen.iter().copied().map(Into::into).collect();
     }
     if s.no_implicit {
         config.implicit_listen.clear();

@@ -8,8 +8,11 @@ use ftps_proto::ReplyCode;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use super::{Flow, LoggedIn, Login, Result, Session};
+use super::{canonical_ip, Flow, LoggedIn, Login, Result, Session};
+use crate::certid::CertIdentity;
+use crate::limits::Refusal;
 use crate::stream::MaybeTls;
+use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
 
 impl Session {
@@ -18,10 +21,11 @@ impl Session {
         let config = match &self.tls_config {
             Some(c) => c.clone(),
             None => {
+                let host_cert = self.vhost.as_ref().and_then(|h| h.certificate.clone());
                 let c = self
-                    .shared
+                    .listener
                     .tls
-                    .session_config()
+                    .session_config(host_cert)
                     .map_err(std::io::Error::other)?;
                 self.tls_config = Some(c.clone());
                 c
@@ -38,6 +42,18 @@ impl Session {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
             })??;
         let (_, conn) = stream.get_ref();
+        // RFC 7151 with TLS: the server name and HOST must name the same virtual host.
+        let sni = conn.server_name().map(str::to_ascii_lowercase);
+        match (&self.vhost, &sni) {
+            (Some(host), Some(sni)) if *sni != host.name => {
+                return Err(std::io::Error::other(format!(
+                    "TLS server name {sni} does not match HOST {}",
+                    host.name
+                )));
+            }
+            (None, Some(sni)) => self.vhost = self.shared.hosts.get(sni).cloned(),
+            _ => {}
+        }
         info!(
             version = ?conn.protocol_version(),
             suite = ?conn.negotiated_cipher_suite().map(|s| s.suite()),
@@ -66,7 +82,7 @@ impl Session {
                 .reply(ReplyCode::BAD_SEQUENCE, "TLS is already active.")
                 .await;
         }
-        if self.logged_in().is_some() {
+        if self.logged_in().is_some() && !self.config().tls.allow_auth_after_login {
             return self
                 .reply(
                     ReplyCode::POLICY_REFUSED,
@@ -94,8 +110,10 @@ impl Session {
             info!(error = %e, "TLS handshake failed");
             return Ok(Flow::Close);
         }
-        // A fresh start inside TLS (RFC 4217 §4: forget anything from before).
-        self.login = Login::Anonymous;
+        // A USER sent in the clear does not count inside TLS.
+        if matches!(self.login, Login::UserGiven(_)) {
+            self.login = Login::Anonymous;
+        }
         if data_private {
             self.pbsz = true;
             self.prot = ProtectionLevel::Private;
@@ -169,11 +187,72 @@ impl Session {
                 .reply(ReplyCode::NOT_LOGGED_IN, "Please log in first.")
                 .await;
         }
+        if !self.config().tls.allow_ccc {
+            return self
+                .reply(
+                    ReplyCode::POLICY_REFUSED,
+                    "CCC is refused by policy: the control connection stays protected.",
+                )
+                .await;
+        }
+        if self.decoder.has_buffered() {
+            warn!("data pipelined after CCC; closing");
+            self.close_with(
+                ReplyCode::BAD_SEQUENCE,
+                "Commands pipelined after CCC are refused; closing.",
+            )
+            .await;
+            return Ok(Flow::Close);
+        }
         self.reply(
-            ReplyCode::POLICY_REFUSED,
-            "CCC is refused by policy: the control connection stays protected.",
+            ReplyCode::OK,
+            "CCC ok; the control connection continues in the clear.",
         )
-        .await
+        .await?;
+        match self.end_control_tls().await {
+            Ok(()) => {
+                info!("control connection TLS ended by CCC");
+                Ok(Flow::Continue)
+            }
+            Err(e) => {
+                info!(error = %e, "CCC shutdown failed");
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    /// Exchanges close_notify with the client and continues on the bare TCP connection.
+    /// Anything the client sent inside TLS after CCC is discarded.
+    async fn end_control_tls(&mut self) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let MaybeTls::Tls(mut stream) = std::mem::replace(&mut self.control, MaybeTls::Closed)
+        else {
+            return Err(std::io::Error::other("TLS is not on"));
+        };
+        stream.get_mut().1.send_close_notify();
+        stream.flush().await?;
+        let limit = Duration::from_secs(self.config().timeouts.tls_handshake);
+        let mut discard = [0u8; 512];
+        let wait = async {
+            loop {
+                if stream.read(&mut discard).await? == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no close_notify"))??;
+        let (tcp, _) = stream.into_inner();
+        self.decoder.clear();
+        self.control = MaybeTls::Plain(tcp);
+        Ok(())
+    }
+
+    /// The identity in the client certificate of the control connection, if any.
+    pub(crate) fn client_identity(&self) -> Option<CertIdentity> {
+        let cert = self.control.tls_state()?.peer_certificates()?.first()?;
+        CertIdentity::from_der(cert)
     }
 
     pub(super) async fn cmd_user(&mut self, name: String) -> Result {
@@ -189,6 +268,17 @@ impl Session {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "Already logged in.")
                 .await;
+        }
+        // RFC 4217 §12.2: a certificate that identifies the user logs in at USER (232).
+        if let Some(identity) = self.client_identity() {
+            if !self.shared.limiter.user_banned(&name) {
+                if let Ok(user) = self.users().authenticate_certificate(&name, &identity) {
+                    info!(user = %name, certificate = %identity.sha256, "certificate accepted");
+                    return self
+                        .complete_login(user, ReplyCode::LOGGED_IN_BY_CERT)
+                        .await;
+                }
+            }
         }
         let text = format!("Password required for {name}.");
         self.login = Login::UserGiven(name);
@@ -210,22 +300,46 @@ impl Session {
                     .await
             }
         };
-        let user = match self
-            .shared
-            .users
-            .authenticate(&name, password.expose())
-            .await
-        {
-            Ok(user) => user,
+        if self.shared.limiter.user_banned(&name) {
+            info!(user = %name, "login refused: name banned after failures");
+            self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
+                .await;
+            return Ok(Flow::Close);
+        }
+        let identity = self.client_identity();
+        let result = self
+            .users()
+            .authenticate(&name, password.expose(), identity.as_ref())
+            .await;
+        match result {
+            Ok(user) => self.complete_login(user, ReplyCode::LOGGED_IN).await,
             Err(_) => {
-                info!(user = %name, "login failed");
-                let delay = Duration::from_millis(self.config().limits.login_failure_delay_ms);
-                tokio::time::sleep(delay).await;
-                return self
-                    .reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.")
-                    .await;
+                let outcome = self
+                    .shared
+                    .limiter
+                    .record_failure(canonical_ip(self.peer.ip()), &name);
+                info!(user = %name, banned = outcome.banned, "login failed");
+                tokio::time::sleep(outcome.delay).await;
+                if outcome.banned {
+                    self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
+                        .await;
+                    return Ok(Flow::Close);
+                }
+                self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.")
+                    .await
             }
-        };
+        }
+    }
+
+    /// Finishes a successful login: session limits, the root directory, the reply.
+    async fn complete_login(&mut self, user: AuthenticatedUser, code: ReplyCode) -> Result {
+        let name = user.name.clone();
+        if let Err(refusal) = self.permit.login(&name) {
+            info!(user = %name, "login refused: too many sessions for this user");
+            self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, refusal.message())
+                .await;
+            return Ok(Flow::Close);
+        }
         let root = match Root::open(&user.root) {
             Ok(root) => root,
             Err(e) => {
@@ -238,14 +352,68 @@ impl Session {
                     .await;
             }
         };
+        self.shared.limiter.record_success(&name);
         info!(user = %name, tls = self.control.is_tls(), "login ok");
         self.login = Login::LoggedIn(Box::new(LoggedIn {
             user,
             root,
             cwd: VirtualPath::root(),
         }));
-        self.reply(ReplyCode::LOGGED_IN, format!("User {name} logged in."))
-            .await
+        self.reply(code, format!("User {name} logged in.")).await
+    }
+
+    /// The users of the chosen virtual host, or the server's.
+    fn users(&self) -> &crate::users::UserStore {
+        match &self.vhost {
+            Some(host) => &host.users,
+            None => &self.shared.users,
+        }
+    }
+
+    /// `HOST` (RFC 7151 §3): choose a virtual host before logging in.
+    pub(super) async fn cmd_host(&mut self, name: &str) -> Result {
+        if !matches!(self.login, Login::Anonymous) {
+            return self
+                .reply(ReplyCode::BAD_SEQUENCE, "HOST must come before USER.")
+                .await;
+        }
+        // RFC 7151 §3.1: a bracketed IP literal, or a domain name.
+        let wanted = name.to_ascii_lowercase();
+        let Some(host) = self.shared.hosts.get(&wanted).cloned() else {
+            if self.shared.hosts.is_empty() || wanted.starts_with('[') {
+                // No virtual hosts: every name is this server.
+                return self.reply(ReplyCode::READY, "Host accepted.").await;
+            }
+            return self
+                .reply(ReplyCode::PARAMETER_NOT_IMPLEMENTED, "Unknown host.")
+                .await;
+        };
+        if let Some(current) = &self.vhost {
+            if current.name != host.name && self.control.is_tls() {
+                return self
+                    .reply(
+                        ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                        "HOST does not match the TLS server name.",
+                    )
+                    .await;
+            }
+        }
+        let sni = self
+            .control
+            .tls_state()
+            .and_then(|c| c.server_name())
+            .map(str::to_ascii_lowercase);
+        if sni.is_some_and(|sni| sni != host.name) {
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    "HOST does not match the TLS server name.",
+                )
+                .await;
+        }
+        info!(host = %host.name, "virtual host selected");
+        self.vhost = Some(host);
+        self.reply(ReplyCode::READY, "Host accepted.").await
     }
 
     pub(super) async fn cmd_quit(&mut self) -> Result {

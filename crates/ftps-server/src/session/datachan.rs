@@ -108,7 +108,7 @@ impl Session {
 
     /// `PORT` and `EPRT`.
     pub(super) async fn cmd_active(&mut self, target: SocketAddr, verb: &str) -> Result {
-        if !self.shared.config.active.enabled {
+        if !self.listener.active_enabled {
             return self
                 .reply(
                     ReplyCode::NOT_IMPLEMENTED,
@@ -122,7 +122,8 @@ impl Session {
                 .await;
         }
         self.data = DataSetup::None;
-        if canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
+        let fxp = self.logged_in().is_some_and(|l| l.user.allow_fxp);
+        if !fxp && canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
             warn!(target = %target, "refused active-mode target that is not the client (FTP bounce)");
             return self
                 .reply(
@@ -292,12 +293,11 @@ impl Session {
                 "PROT P requires a protected control connection.".into(),
             ));
         };
-        if upload {
-            // Same session store and ticket key: the resumption domain is unchanged.
-            let mut quiet = (*config).clone();
-            quiet.send_tls13_tickets = 0;
-            config = Arc::new(quiet);
-        }
+        // Same session store and ticket key: the resumption domain is unchanged; only the
+        // number of fresh tickets differs.
+        let mut data_config = (*config).clone();
+        data_config.send_tls13_tickets = if upload { 0 } else { crate::tls::DATA_TICKETS };
+        config = Arc::new(data_config);
         let limit = Duration::from_secs(self.shared.config.timeouts.tls_handshake);
         let stream = match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await
         {
@@ -327,6 +327,26 @@ impl Session {
                     .into(),
             ));
         }
+        // With client certificates, the data connection must carry the same one.
+        let control_cert = self
+            .control
+            .tls_state()
+            .and_then(|c| c.peer_certificates())
+            .and_then(|c| c.first());
+        let data_cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        if control_cert.is_some() && control_cert != data_cert {
+            warn!("data connection presented a different client certificate; refused");
+            return Err((
+                ReplyCode::CANT_OPEN_DATA,
+                "Data connection refused: it must present the control connection's client \
+                 certificate."
+                    .into(),
+            ));
+        }
         Ok(MaybeTls::Tls(Box::new(stream)))
     }
 
@@ -334,7 +354,7 @@ impl Session {
     fn session_reuse(&self) -> SessionReuse {
         self.logged_in()
             .and_then(|l| l.user.data_session_reuse)
-            .unwrap_or(self.shared.config.tls.data_session_reuse)
+            .unwrap_or(self.listener.data_session_reuse)
     }
 
     /// Closes any pending data listener (e.g. after a refused transfer).

@@ -1,5 +1,5 @@
 //! File and directory management: `MKD`, `RMD`, `DELE`, `RNFR`, `RNTO` (RFC 959 §4.1.3),
-//! `SIZE`, `MDTM` (RFC 3659 §§3-4) and `MLST` (RFC 3659 §7).
+//! `SIZE`, `MDTM` (RFC 3659 §§3-4), `MLST` (RFC 3659 §7) and `MFMT` (draft-somers-ftp-mfxx).
 
 use ftps_proto::command::TransferType;
 use ftps_proto::listing::{self, FileFacts, FileKind};
@@ -156,6 +156,24 @@ impl Session {
                     .await
             }
             Err(e) => self.reply_fs_error("MDTM", &path, &e).await,
+        }
+    }
+
+    /// `MFMT time path`: sets the modification time; 213 repeats it (draft-somers-ftp-mfxx).
+    pub(super) async fn cmd_mfmt(&mut self, time: std::time::SystemTime, arg: &str) -> Result {
+        if !self.check_write().await? {
+            return Ok(Flow::Continue);
+        }
+        let Some((root, path)) = self.resolve(arg) else {
+            return Ok(Flow::Continue);
+        };
+        match root.set_modified(&path, time).await {
+            Ok(()) => {
+                let when = listing::mdtm_time(time);
+                self.reply(ReplyCode::FILE_STATUS, format!("Modify={when}; {arg}"))
+                    .await
+            }
+            Err(e) => self.reply_fs_error("MFMT", &path, &e).await,
         }
     }
 

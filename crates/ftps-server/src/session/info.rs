@@ -1,5 +1,6 @@
 //! Informational and parameter commands: `SYST`, `HELP`, `STAT`, `TYPE` (RFC 959 §4.1),
-//! `FEAT` and `OPTS` (RFC 2389), `OPTS UTF8` (RFC 2640), `OPTS MLST` (RFC 3659 §7.9).
+//! `FEAT` and `OPTS` (RFC 2389), `OPTS UTF8` and `LANG` (RFC 2640), `OPTS MLST`
+//! (RFC 3659 §7.9), `CLNT` (a de-facto extension). `HOST` itself is in `access`.
 
 use ftps_proto::command::{ListArgs, ProtectionLevel, TransferType};
 use ftps_proto::listing::MlstFacts;
@@ -7,13 +8,79 @@ use ftps_proto::{Reply, ReplyCode};
 
 use super::{Flow, Result, Session};
 
-/// Commands this server implements, for HELP.
-const COMMANDS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
-    "HELP", "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV",
-    "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SIZE", "STAT",
-    "STOR", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+/// Every command this server implements, with its syntax, for `HELP` and `HELP CMD`
+/// (RFC 959 §4.1.3).
+const COMMANDS: &[(&str, &str)] = &[
+    ("ABOR", "ABOR (abort the running transfer)"),
+    ("ACCT", "ACCT <account> (not needed)"),
+    ("ALLO", "ALLO <size> (not needed)"),
+    ("APPE", "APPE <path> (append to a file)"),
+    ("AUTH", "AUTH TLS (start TLS on the control connection)"),
+    ("CCC", "CCC (refused by policy)"),
+    ("CDUP", "CDUP (change to the parent directory)"),
+    ("CLNT", "CLNT <client name and version>"),
+    ("CWD", "CWD <path>"),
+    ("DELE", "DELE <path>"),
+    ("EPRT", "EPRT |<protocol>|<address>|<port>|"),
+    ("EPSV", "EPSV [1|2|ALL]"),
+    ("FEAT", "FEAT (list the extensions)"),
+    (
+        "HASH",
+        "HASH <path> (digest of the whole file; OPTS HASH selects the algorithm)",
+    ),
+    ("HELP", "HELP [<command>]"),
+    ("HOST", "HOST <domain name> (before USER; RFC 7151)"),
+    ("LANG", "LANG [EN]"),
+    ("LIST", "LIST [-la] [<path>]"),
+    ("MDTM", "MDTM <path> (modification time, UTC)"),
+    (
+        "MFMT",
+        "MFMT <YYYYMMDDHHMMSS> <path> (set the modification time, UTC)",
+    ),
+    ("MKD", "MKD <path>"),
+    ("MLSD", "MLSD [<directory>]"),
+    ("MLST", "MLST [<path>]"),
+    ("MODE", "MODE S"),
+    ("NLST", "NLST [<path>]"),
+    ("NOOP", "NOOP"),
+    (
+        "OPTS",
+        "OPTS UTF8 ON | OPTS MLST <facts> | OPTS HASH [<algorithm>]",
+    ),
+    ("PASS", "PASS <password>"),
+    ("PASV", "PASV"),
+    ("PBSZ", "PBSZ 0"),
+    ("PORT", "PORT <h1,h2,h3,h4,p1,p2>"),
+    ("PROT", "PROT C|P"),
+    ("PWD", "PWD (print the working directory)"),
+    ("QUIT", "QUIT"),
+    ("REIN", "REIN (log out, keep the connection)"),
+    ("REST", "REST <offset> (binary mode)"),
+    ("RETR", "RETR <path>"),
+    ("RMD", "RMD <path>"),
+    ("RNFR", "RNFR <path> (then RNTO)"),
+    ("RNTO", "RNTO <path>"),
+    ("SITE", "SITE CHMOD <mode> <path> | SITE HELP"),
+    ("SIZE", "SIZE <path>"),
+    ("STAT", "STAT [<path>]"),
+    ("STOR", "STOR <path>"),
+    (
+        "STOU",
+        "STOU (store under a unique name, reported in the 150 reply)",
+    ),
+    ("STRU", "STRU F"),
+    ("SYST", "SYST"),
+    ("TYPE", "TYPE A [N] | TYPE I | TYPE L 8"),
+    ("USER", "USER <name>"),
+    ("XCUP", "XCUP (same as CDUP)"),
+    ("XCWD", "XCWD <path> (same as CWD)"),
+    ("XMKD", "XMKD <path> (same as MKD)"),
+    ("XPWD", "XPWD (same as PWD)"),
+    ("XRMD", "XRMD <path> (same as RMD)"),
 ];
+
+/// Languages for `LANG` (RFC 2640 §4): replies are in English only.
+const LANGUAGE: &str = "EN";
 
 impl Session {
     pub(super) async fn cmd_feat(&mut self) -> Result {
@@ -28,9 +95,14 @@ impl Session {
             add("EPRT");
         }
         add("MDTM");
+        add("MFMT");
         add("SIZE");
         add("REST STREAM");
         add("TVFS");
+        add("HOST");
+        add(&format!("LANG {LANGUAGE}*"));
+        add("CLNT");
+        add(&self.hash_algorithm.feat_line());
         add(&self.mlst_facts.feat_line());
         lines.push("End".to_string());
         self.send(Reply::multi(ReplyCode::SYSTEM_STATUS, lines))
@@ -51,6 +123,7 @@ impl Session {
                 self.reply(ReplyCode::OK, format!("MLST OPTS {selection}"))
                     .await
             }
+            "HASH" => self.opts_hash(value).await,
             _ => {
                 self.reply(
                     ReplyCode::PARAMETER_SYNTAX_ERROR,
@@ -62,32 +135,53 @@ impl Session {
     }
 
     pub(super) async fn cmd_help(&mut self, topic: Option<&str>) -> Result {
-        match topic {
-            None => {
-                let mut lines = vec!["The following commands are recognized:".to_string()];
-                for chunk in COMMANDS.chunks(10) {
-                    lines.push(format!(" {}", chunk.join(" ")));
-                }
-                lines.push("Help OK.".to_string());
-                self.send(Reply::multi(ReplyCode::HELP, lines)).await
+        let Some(topic) = topic else {
+            let mut lines = vec!["The following commands are recognized:".to_string()];
+            let verbs: Vec<&str> = COMMANDS.iter().map(|(verb, _)| *verb).collect();
+            for chunk in verbs.chunks(10) {
+                lines.push(format!(" {}", chunk.join(" ")));
             }
-            Some(topic) => {
-                let upper = topic.to_ascii_uppercase();
-                if COMMANDS.contains(&upper.as_str()) {
-                    self.reply(
-                        ReplyCode::HELP,
-                        format!("{upper} is implemented; see RFC 959 and its extensions."),
-                    )
+            lines.push("Help OK.".to_string());
+            return self.send(Reply::multi(ReplyCode::HELP, lines)).await;
+        };
+        let upper = topic.to_ascii_uppercase();
+        match COMMANDS.iter().find(|(verb, _)| *verb == upper) {
+            Some((_, syntax)) => {
+                self.reply(ReplyCode::HELP, format!("Syntax: {syntax}"))
                     .await
-                } else {
-                    self.reply(
-                        ReplyCode::NOT_IMPLEMENTED,
-                        format!("Unknown command {upper}."),
-                    )
-                    .await
-                }
+            }
+            None => {
+                self.reply(
+                    ReplyCode::NOT_IMPLEMENTED,
+                    format!("Unknown command {upper}."),
+                )
+                .await
             }
         }
+    }
+
+    /// `LANG [tag]` (RFC 2640 §4.1): English is the only language.
+    pub(super) async fn cmd_lang(&mut self, tag: Option<&str>) -> Result {
+        let primary = tag.map(|t| t.split('-').next().unwrap_or(t).to_ascii_uppercase());
+        match primary.as_deref() {
+            None | Some(LANGUAGE) => {
+                self.reply(ReplyCode::OK, format!("Language set to {LANGUAGE}."))
+                    .await
+            }
+            Some(_) => {
+                self.reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    format!("Unsupported language; only {LANGUAGE} is available."),
+                )
+                .await
+            }
+        }
+    }
+
+    /// `CLNT name`: noted in the log, to tell which software a session used.
+    pub(super) async fn cmd_clnt(&mut self, name: &str) -> Result {
+        tracing::info!(client = name, "client software");
+        self.reply(ReplyCode::OK, "Noted.").await
     }
 
     pub(super) async fn cmd_stat(&mut self) -> Result {

@@ -6,13 +6,17 @@
 //! `ABOR` and `STAT` are answered at once; other commands wait for the transfer's end.
 //!
 //! The command families live in submodules: [`access`] (login and security), [`navigate`],
-//! [`files`], [`info`], [`datachan`] (PASV/EPSV/PORT/EPRT) and [`transfer`].
+//! [`files`], [`info`], [`datachan`] (PASV/EPSV/PORT/EPRT), [`transfer`], [`hash`], [`site`]
+//! and [`rein`].
 
 mod access;
 mod datachan;
 mod files;
+mod hash;
 mod info;
 mod navigate;
+mod rein;
+mod site;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -29,7 +33,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::server::Shared;
+use crate::limits::SessionPermit;
+use crate::server::{ListenerContext, Shared, VirtualHost};
 use crate::stream::MaybeTls;
 use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
@@ -68,6 +73,14 @@ pub(crate) struct LoggedIn {
 /// Per-connection state.
 pub(crate) struct Session {
     pub shared: Arc<Shared>,
+    /// The listener this connection arrived on, and its policies.
+    pub listener: Arc<ListenerContext>,
+    /// This session's slot in the connection limits.
+    pub permit: SessionPermit,
+    /// No command has been received yet.
+    first_command: bool,
+    /// The virtual host chosen by HOST or by the TLS server name.
+    pub vhost: Option<Arc<VirtualHost>>,
     pub control: MaybeTls,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -92,6 +105,8 @@ pub(crate) struct Session {
     /// `EPSV ALL` was received: only EPSV may set up data connections.
     pub epsv_all: bool,
     pub mlst_facts: MlstFacts,
+    /// The algorithm `HASH` uses, chosen with `OPTS HASH`.
+    pub hash_algorithm: ftps_proto::hash::HashAlgorithm,
     /// The session is ending because the server shuts down.
     shutting_down: bool,
 }
@@ -106,7 +121,12 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
 
 /// Runs one client connection to its end. Never panics on client input; errors end only
 /// this session.
-pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id: u64) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    listener: Arc<ListenerContext>,
+    mut tcp: TcpStream,
+    id: u64,
+) {
     let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
@@ -114,8 +134,21 @@ pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id:
     let _ = tcp.set_nodelay(true);
     let span = tracing::info_span!("session", id, peer = %peer);
     let fut = async move {
+        let implicit = listener.implicit;
+        let permit = match shared.limiter.admit(canonical_ip(peer.ip())) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                info!(implicit, reason = refusal.message(), "connection refused");
+                // An implicit-TLS client cannot read a plaintext reply; just close.
+                if !implicit {
+                    let reply = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, refusal.message());
+                    let _ = tcp.write_all(&reply.to_bytes()).await;
+                }
+                return;
+            }
+        };
         info!(implicit, "connected");
-        let mut session = Session::new(shared, MaybeTls::Plain(tcp), peer, local);
+        let mut session = Session::new(shared, listener, permit, MaybeTls::Plain(tcp), peer, local);
         if implicit {
             if let Err(e) = session.start_tls().await {
                 info!(error = %e, "implicit TLS handshake failed");
@@ -134,10 +167,35 @@ pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, id:
     tracing::Instrument::instrument(fut, span).await
 }
 
+/// Verbs of other protocols. A first line starting with one of them means a browser or a
+/// mail client was pointed at us, possibly by a cross-protocol attack (ALPACA): close.
+const FOREIGN_VERBS: &[&str] = &[
+    "GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HELO", "EHLO",
+    "MAIL", "RCPT", "DATA", "STARTTLS",
+];
+
+fn is_foreign_verb(line: &[u8]) -> bool {
+    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+    FOREIGN_VERBS
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(verb))
+}
+
 impl Session {
-    fn new(shared: Arc<Shared>, control: MaybeTls, peer: SocketAddr, local: SocketAddr) -> Session {
+    fn new(
+        shared: Arc<Shared>,
+        listener: Arc<ListenerContext>,
+        permit: SessionPermit,
+        control: MaybeTls,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Session {
         Session {
             shared,
+            listener,
+            permit,
+            first_command: true,
+            vhost: None,
             control,
             peer,
             local,
@@ -154,6 +212,7 @@ impl Session {
             data: DataSetup::None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
+            hash_algorithm: Default::default(),
             shutting_down: false,
         }
     }
@@ -265,6 +324,10 @@ impl Session {
     }
 
     async fn handle_line(&mut self, line: &[u8]) -> Result {
+        if std::mem::take(&mut self.first_command) && is_foreign_verb(line) {
+            warn!("first command is another protocol's verb; closing (cross-protocol defence)");
+            return Ok(Flow::Close);
+        }
         match command::parse(line) {
             Ok(cmd) => {
                 match &cmd {
@@ -296,6 +359,7 @@ impl Session {
             Pbsz(size) => self.cmd_pbsz(size).await,
             Prot(level) => self.cmd_prot(level).await,
             Ccc => self.cmd_ccc().await,
+            Cdc => self.cmd_prot(ProtectionLevel::Clear).await,
             Quit => self.cmd_quit().await,
             Acct(_) => {
                 self.reply(ReplyCode::SUPERFLUOUS, "ACCT not needed on this server.")
@@ -343,10 +407,18 @@ impl Session {
                 };
                 self.cmd_list(args, transfer::ListFormat::Mlsd).await
             }
+            Host(name) => self.cmd_host(&name).await,
             Abor => {
                 self.reply(ReplyCode::DATA_CLOSED_IDLE, "No transfer to abort.")
                     .await
             }
+            Rein => self.cmd_rein().await,
+            Stou => self.cmd_stou().await,
+            Site(args) => self.cmd_site(&args).await,
+            Lang(tag) => self.cmd_lang(tag.as_deref()).await,
+            Clnt(name) => self.cmd_clnt(&name).await,
+            Mfmt(time, path) => self.cmd_mfmt(time, &path).await,
+            Hash(path) => self.cmd_hash(&path).await,
             other => {
                 self.reply(
                     ReplyCode::NOT_IMPLEMENTED,
@@ -367,6 +439,7 @@ impl Session {
                 | Pbsz(_)
                 | Prot(_)
                 | Ccc
+                | Cdc
                 | Quit
                 | Noop
                 | Syst
@@ -381,6 +454,7 @@ impl Session {
                 | Smnt(_)
                 | Site(_)
                 | Stou
+                | Clnt(_)
         )
     }
 
@@ -416,6 +490,13 @@ impl Session {
 /// The reply for a failed file-system operation. The text never includes host paths.
 pub(crate) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
     use io::ErrorKind::*;
+    // ELOOP (a symbolic link loop) has no stable ErrorKind.
+    if e.raw_os_error() == Some(libc_eloop()) {
+        return (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Too many levels of symbolic links.",
+        );
+    }
     match e.kind() {
         NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory."),
         PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied."),
@@ -435,6 +516,15 @@ pub(crate) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
         QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Disk quota exceeded."),
         FileTooLarge => (ReplyCode::EXCEEDED_STORAGE, "File too large."),
         _ => (ReplyCode::LOCAL_ERROR, "Local error in processing."),
+    }
+}
+
+/// ELOOP on Linux and most Unixes (40 on Linux; 62 on the BSDs and macOS).
+const fn libc_eloop() -> i32 {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        40
+    } else {
+        62
     }
 }
 

@@ -1,5 +1,5 @@
-//! Transfers: `RETR`, `STOR`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`, `NLST`
-//! (RFC 959) and `MLSD` (RFC 3659 §7).
+//! Transfers: `RETR`, `STOR`, `STOU`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`,
+//! `NLST` (RFC 959) and `MLSD` (RFC 3659 §7).
 //!
 //! File I/O runs on a blocking thread that exchanges buffers with the network side through a
 //! small channel, so disk and network (and TLS) work overlap. A `STOR` writes to a hidden
@@ -69,19 +69,28 @@ enum Job {
     },
 }
 
-/// A temporary upload file, removed unless committed.
+/// An upload file that is removed unless committed: a temporary file renamed over `target`
+/// when complete, or (`target` None) a file written in place under its final name (STOU).
 struct TempUpload {
     root: Root,
     temp: VirtualPath,
-    target: VirtualPath,
+    target: Option<VirtualPath>,
     committed: bool,
 }
 
 impl TempUpload {
     async fn commit(mut self) -> io::Result<()> {
-        self.root.rename(&self.temp, &self.target).await?;
+        if let Some(target) = &self.target {
+            self.root.rename(&self.temp, target).await?;
+        }
         self.committed = true;
         Ok(())
+    }
+
+    /// Removes the temporary file now, so it is gone before the failure is reported.
+    async fn discard(mut self) {
+        let _ = self.root.remove_file(&self.temp).await;
+        self.committed = true;
     }
 }
 
@@ -194,7 +203,7 @@ impl Session {
                     let commit = TempUpload {
                         root: root.clone(),
                         temp,
-                        target: path.clone(),
+                        target: Some(path.clone()),
                         committed: false,
                     };
                     (f, Some(commit))
@@ -227,6 +236,73 @@ impl Session {
             &path,
         )
         .await
+    }
+
+    /// `STOU`: stores under a new name in the working directory, announced as
+    /// `150 FILE: name` (RFC 1123 §4.1.2.9). A failed upload leaves no file behind.
+    pub(super) async fn cmd_stou(&mut self) -> Result {
+        self.restart = 0;
+        if self.logged_in().is_none() {
+            return self
+                .reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    "Please log in with USER and PASS first.",
+                )
+                .await;
+        }
+        if !self.check_write().await? {
+            self.drop_data();
+            return Ok(Flow::Continue);
+        }
+        if let Some((code, text)) = self.data_protection_refusal() {
+            self.drop_data();
+            return self.reply(code, text).await;
+        }
+        let Some((root, _)) = self.resolve(".") else {
+            return Ok(Flow::Continue);
+        };
+        let (file, path) = match self.create_unique(&root).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.drop_data();
+                let cwd = self
+                    .resolve(".")
+                    .map(|(_, p)| p)
+                    .unwrap_or_else(VirtualPath::root);
+                return self.reply_fs_error("STOU", &cwd, &e).await;
+            }
+        };
+        let name = path.file_name().unwrap_or_default().to_string();
+        let commit = TempUpload {
+            root,
+            temp: path.clone(),
+            target: None,
+            committed: false,
+        };
+        let job = Job::Receive {
+            file,
+            ascii: self.transfer_type == TransferType::Ascii,
+            commit: Some(commit),
+        };
+        self.run_transfer(job, format!("FILE: {name}"), "STOU", &path)
+            .await
+    }
+
+    /// Creates a new, empty file with a name nobody uses in the working directory.
+    async fn create_unique(&self, root: &Root) -> io::Result<(std::fs::File, VirtualPath)> {
+        let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free name");
+        for _ in 0..16 {
+            let Some((_, path)) = self.resolve(&format!("ftpsd.{:016x}", rand::random::<u64>()))
+            else {
+                break;
+            };
+            match root.open_write(&path, WriteMode::CreateNew).await {
+                Ok(file) => return Ok((file.into_std().await, path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     /// An open failure; an offset past the end of the file is RFC 3659's 554.
@@ -434,7 +510,11 @@ impl Job {
                         .await
                         .map(|()| n)
                         .map_err(TransferError::Local),
-                    (other, _) => other,
+                    (Err(e), Some(upload)) => {
+                        upload.discard().await;
+                        Err(e)
+                    }
+                    (other, None) => other,
                 }
             }
             Job::List {
@@ -495,16 +575,16 @@ async fn send_file(
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = tokio::task::spawn_blocking(move || loop {
         let mut buf = empty_rx.try_recv().unwrap_or_default();
-        buf.resize(CHUNK, 0);
-        match file.read(&mut buf) {
+        buf.clear();
+        buf.reserve(CHUNK);
+        // `take` + `read_to_end` fills spare capacity without zeroing it first.
+        match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                buf.truncate(n);
+            Ok(_) => {
                 if full_tx.blocking_send(Ok(buf)).is_err() {
                     break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 let _ = full_tx.blocking_send(Err(e));
                 break;
@@ -541,12 +621,14 @@ async fn receive_file(
     progress: &AtomicU64,
     stall: Duration,
 ) -> TransferResult {
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Async sends on the network side (never blocking a runtime thread), blocking
+    // receives on the disk thread.
+    let (full_tx, mut full_rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let (empty_tx, mut empty_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
         let mut from_network = ascii::FromNetwork::default();
         let mut converted = Vec::new();
-        for chunk in full_rx {
+        while let Some(chunk) = full_rx.blocking_recv() {
             if ascii {
                 converted.clear();
                 from_network.convert(&chunk, &mut converted);
@@ -568,20 +650,32 @@ async fn receive_file(
     let network = async {
         loop {
             let mut buf = empty_rx.try_recv().unwrap_or_default();
-            buf.resize(CHUNK, 0);
-            let n = match tokio::time::timeout(stall, data.read(&mut buf)).await {
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => n,
-                // A TLS stream that ends without close_notify is reported here as an error:
-                // the upload may be truncated, so it is not accepted as complete.
-                Ok(Err(e)) => return Err(TransferError::Connection(e)),
-                Err(_) => return Err(TransferError::Stalled),
-            };
-            buf.truncate(n);
-            total += n as u64;
-            progress.store(total, Ordering::Relaxed);
-            if full_tx.send(buf).is_err() {
+            buf.clear();
+            buf.reserve(CHUNK);
+            // Hand over whole chunks: a TLS read returns about one 16 KiB record, and a
+            // hand-off per record would wake the disk thread for every one of them.
+            let mut eof = false;
+            while buf.len() < CHUNK {
+                match tokio::time::timeout(stall, data.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(Ok(n)) => {
+                        total += n as u64;
+                        progress.store(total, Ordering::Relaxed);
+                    }
+                    // A TLS stream that ends without close_notify is reported here as an
+                    // error: the upload may be truncated, so it is not accepted as complete.
+                    Ok(Err(e)) => return Err(TransferError::Connection(e)),
+                    Err(_) => return Err(TransferError::Stalled),
+                }
+            }
+            if !buf.is_empty() && full_tx.send(buf).await.is_err() {
                 // The writer stopped: its error is reported below.
+                return Ok(());
+            }
+            if eof {
                 return Ok(());
             }
         }

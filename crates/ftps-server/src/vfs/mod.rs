@@ -6,6 +6,7 @@
 //! that lead outside fail with an error instead of reaching the host file system. The lexical
 //! normalisation in [`VirtualPath`] is only the client's view, not the security boundary.
 
+mod chmod;
 mod path;
 #[cfg(test)]
 mod tests;

@@ -11,17 +11,30 @@ use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 use rustls::ServerConfig;
 use sha2::{Digest, Sha256};
 
-use crate::config::TlsVersion;
+use crate::config::{ClientCertMode, TlsVersion};
+
+mod ticket;
+pub use ticket::SessionTicketer;
 
 /// The ALPN protocol id for FTP (IANA registry); offering it defeats cross-protocol attacks
 /// such as ALPACA, since a client that wants another protocol cannot complete a handshake.
 pub const ALPN_FTP: &[u8] = b"ftp";
+
+/// TLS 1.3 tickets sent on the control connection.
+pub const CONTROL_TICKETS: usize = 8;
+/// TLS 1.3 tickets sent on a data connection the client reads (downloads, listings). Upload
+/// connections get none (see `session::datachan`).
+pub const DATA_TICKETS: usize = 2;
 
 /// Session entries kept per control session for TLS 1.2 session-ID resumption.
 const SESSION_CACHE_ENTRIES: usize = 32;
@@ -183,41 +196,167 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-/// The server's TLS state: the certificate and a template configuration.
+/// Chooses the certificate by the TLS server name (SNI): a virtual host's own certificate
+/// when the name is one of them, the default certificate otherwise.
+#[derive(Debug)]
+pub struct SniResolver {
+    default: Arc<CertResolver>,
+    hosts: std::collections::HashMap<String, Arc<CertResolver>>,
+}
+
+impl SniResolver {
+    /// A resolver with `hosts` keyed by lower-case DNS name.
+    pub fn new(
+        default: Arc<CertResolver>,
+        hosts: std::collections::HashMap<String, Arc<CertResolver>>,
+    ) -> Self {
+        SniResolver { default, hosts }
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_name = hello
+            .server_name()
+            .and_then(|name| self.hosts.get(&name.to_ascii_lowercase()));
+        Some(by_name.unwrap_or(&self.default).current())
+    }
+}
+
+/// The crypto provider restricted to the configured cipher suites (by IANA name).
+pub fn provider_with_suites(names: Option<&[String]>) -> Result<Arc<CryptoProvider>, TlsError> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(names) = names {
+        let available = provider.cipher_suites.clone();
+        let mut chosen = Vec::new();
+        for name in names {
+            let suite = available
+                .iter()
+                .find(|s| s.suite().as_str() == Some(name.as_str()))
+                .ok_or_else(|| {
+                    let known: Vec<_> = available
+                        .iter()
+                        .filter_map(|s| s.suite().as_str())
+                        .collect();
+                    TlsError::Config(format!(
+                        "unknown cipher suite {name:?}; available: {}",
+                        known.join(", ")
+                    ))
+                })?;
+            chosen.push(*suite);
+        }
+        if chosen.is_empty() {
+            return Err(TlsError::Config("tls.cipher_suites is empty".into()));
+        }
+        provider.cipher_suites = chosen;
+    }
+    Ok(Arc::new(provider))
+}
+
+/// Reads the CA bundle and CRLs that client certificates are checked against.
+pub fn client_verifier(
+    ca_path: &Path,
+    crl_paths: &[PathBuf],
+    mode: ClientCertMode,
+    provider: Arc<CryptoProvider>,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+    if mode == ClientCertMode::Off {
+        return Ok(None);
+    }
+    let file_err = |path: &Path, message: String| TlsError::File {
+        what: "client CA file",
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca_path).map_err(|e| file_err(ca_path, pem_message(e)))?
+    {
+        let cert = cert.map_err(|e| file_err(ca_path, pem_message(e)))?;
+        roots
+            .add(cert)
+            .map_err(|e| file_err(ca_path, e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(file_err(ca_path, "no CA certificate found".into()));
+    }
+    let mut crls = Vec::new();
+    for path in crl_paths {
+        for crl in
+            CertificateRevocationListDer::pem_file_iter(path).map_err(|e| TlsError::File {
+                what: "CRL file",
+                path: path.clone(),
+                message: pem_message(e),
+            })?
+        {
+            crls.push(crl.map_err(|e| TlsError::File {
+                what: "CRL file",
+                path: path.clone(),
+                message: pem_message(e),
+            })?);
+        }
+    }
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).with_crls(crls);
+    if mode == ClientCertMode::Optional {
+        builder = builder.allow_unauthenticated();
+    }
+    let verifier = builder
+        .build()
+        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    Ok(Some(verifier))
+}
+
+/// The TLS state of one listener: the shared certificate and a template configuration.
 pub struct TlsSetup {
-    resolver: Arc<CertResolver>,
     template: ServerConfig,
 }
 
 impl TlsSetup {
-    /// Builds the template configuration: TLS 1.2+ (or 1.3 only), AEAD suites, ALPN `ftp`.
-    pub fn new(key: CertifiedKey, min_version: TlsVersion) -> Result<TlsSetup, TlsError> {
+    /// Builds the template configuration: TLS 1.2+ (or 1.3 only), the given AEAD suites,
+    /// ALPN `ftp`, and client-certificate verification when `client_auth` is set.
+    pub fn new(
+        resolver: Arc<dyn ResolvesServerCert>,
+        provider: Arc<CryptoProvider>,
+        min_version: TlsVersion,
+        client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<TlsSetup, TlsError> {
         let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
         };
-        let resolver = Arc::new(CertResolver::new(key));
-        let mut template = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match client_auth {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut template = builder.with_cert_resolver(resolver);
         template.alpn_protocols = vec![ALPN_FTP.to_vec()];
-        Ok(TlsSetup { resolver, template })
-    }
-
-    /// The certificate resolver, for reloading.
-    pub fn resolver(&self) -> &Arc<CertResolver> {
-        &self.resolver
+        Ok(TlsSetup { template })
     }
 
     /// A configuration for one control session and its data connections, with a session
-    /// cache and ticket key of its own (see the module docs).
-    pub fn session_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// cache and ticket key of its own (see the module docs). `host_certificate`: the
+    /// certificate of a virtual host chosen by `HOST` before `AUTH`.
+    pub fn session_config(
+        &self,
+        host_certificate: Option<Arc<CertResolver>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = self.template.clone();
+        if let Some(resolver) = host_certificate {
+            config.cert_resolver = resolver;
+        }
+        // Clients built on rustls use each TLS 1.3 ticket once and keep at most eight, and
+        // rustls cannot send tickets later in a connection: give the control connection the
+        // most a client will keep. Download connections add `DATA_TICKETS` each.
+        config.send_tls13_tickets = CONTROL_TICKETS;
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
-            .map_err(|e| TlsError::Config(format!("cannot create a ticket key: {e}")))?;
+        config.ticketer = Arc::new(
+            SessionTicketer::new()
+                .ok_or_else(|| TlsError::Config("cannot create a ticket key".into()))?,
+        );
         Ok(Arc::new(config))
     }
 }

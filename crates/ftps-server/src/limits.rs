@@ -1,0 +1,274 @@
+//! Abuse limits: how many sessions may be open (in all, per IP, per user), and failed-login
+//! tracking per IP and per user name with growing delays and temporary bans.
+//!
+//! Names are tracked whether or not the user exists, so a ban says nothing about which names
+//! are real. State is bounded: entries older than the failure window are pruned.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+
+/// Tracked entries above which expired ones are pruned.
+const PRUNE_ABOVE: usize = 10_000;
+/// The failed-login delay doubles per recent failure up to this factor.
+const MAX_DELAY_FACTOR: u32 = 8;
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    first: Option<Instant>,
+    banned_until: Option<Instant>,
+}
+
+impl Failures {
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|t| t > now)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    sessions: u32,
+    per_ip: HashMap<IpAddr, u32>,
+    per_user: HashMap<String, u32>,
+    ip_failures: HashMap<IpAddr, Failures>,
+    user_failures: HashMap<String, Failures>,
+}
+
+/// Shared limit bookkeeping.
+pub struct Limiter {
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+/// Why a connection or login is refused (reply 421 and close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many sessions in all.
+    ServerFull,
+    /// Too many sessions from this IP.
+    TooManyFromIp,
+    /// Too many sessions for this user.
+    TooManyForUser,
+    /// Banned after failed logins.
+    Banned,
+}
+
+impl Refusal {
+    /// The text of the 421 reply.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::ServerFull => "Too many connections; try again later.",
+            Refusal::TooManyFromIp => "Too many connections from your address.",
+            Refusal::TooManyForUser => "Too many sessions for this user.",
+            Refusal::Banned => "Too many failed logins; try again later.",
+        }
+    }
+}
+
+/// What a failed login leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// How long to wait before answering.
+    pub delay: Duration,
+    /// Whether the IP or name is now banned (421 and close).
+    pub banned: bool,
+}
+
+impl Limiter {
+    /// A limiter enforcing `limits`.
+    pub fn new(limits: Limits) -> Arc<Limiter> {
+        Arc::new(Limiter {
+            limits,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves counts that are still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.limits.failure_window_seconds)
+    }
+
+    /// Admits a new connection from `ip`, or says why not. The permit gives the slot back
+    /// when dropped.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<SessionPermit, Refusal> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.ip_failures.get(&ip).is_some_and(|f| f.banned(now)) {
+            return Err(Refusal::Banned);
+        }
+        if state.sessions >= self.limits.max_sessions {
+            return Err(Refusal::ServerFull);
+        }
+        let per_ip = state.per_ip.entry(ip).or_insert(0);
+        if *per_ip >= self.limits.max_sessions_per_ip {
+            return Err(Refusal::TooManyFromIp);
+        }
+        *per_ip += 1;
+        state.sessions += 1;
+        Ok(SessionPermit {
+            limiter: self.clone(),
+            ip,
+            user: None,
+        })
+    }
+
+    /// Whether logins as `name` are currently refused.
+    pub fn user_banned(&self, name: &str) -> bool {
+        let now = Instant::now();
+        self.state()
+            .user_failures
+            .get(name)
+            .is_some_and(|f| f.banned(now))
+    }
+
+    /// Records a failed login from `ip` as `name`.
+    pub fn record_failure(&self, ip: IpAddr, name: &str) -> FailureOutcome {
+        let now = Instant::now();
+        let window = self.window();
+        let ban_for = Duration::from_secs(self.limits.ban_seconds);
+        let mut state = self.state();
+        if state.ip_failures.len() > PRUNE_ABOVE || state.user_failures.len() > PRUNE_ABOVE {
+            let stale = |f: &Failures| !f.banned(now) && f.first.is_none_or(|t| now - t > window);
+            state.ip_failures.retain(|_, f| !stale(f));
+            state.user_failures.retain(|_, f| !stale(f));
+        }
+        let bump = |f: &mut Failures, max: u32| -> (u32, bool) {
+            if f.first.is_none_or(|t| now - t > window) {
+                *f = Failures {
+                    count: 0,
+                    first: Some(now),
+                    banned_until: f.banned_until.filter(|t| *t > now),
+                };
+            }
+            f.count += 1;
+            if f.count >= max {
+                f.banned_until = Some(now + ban_for);
+            }
+            (f.count, f.banned(now))
+        };
+        let (ip_count, ip_banned) = bump(
+            state.ip_failures.entry(ip).or_default(),
+            self.limits.max_login_failures_per_ip,
+        );
+        let (user_count, user_banned) = bump(
+            state.user_failures.entry(name.to_string()).or_default(),
+            self.limits.max_login_failures_per_user,
+        );
+        let recent = ip_count.max(user_count).max(1);
+        let factor = 1u32 << (recent - 1).min(MAX_DELAY_FACTOR.trailing_zeros());
+        FailureOutcome {
+            delay: Duration::from_millis(self.limits.login_failure_delay_ms) * factor,
+            banned: ip_banned || user_banned,
+        }
+    }
+
+    /// A successful login: the name's failure count starts again. (The IP's does not, so
+    /// one valid account cannot be used to reset an IP's guessing budget.)
+    pub fn record_success(&self, name: &str) {
+        self.state().user_failures.remove(name);
+    }
+}
+
+/// One admitted session; gives its slots back when dropped.
+pub struct SessionPermit {
+    limiter: Arc<Limiter>,
+    ip: IpAddr,
+    user: Option<String>,
+}
+
+impl SessionPermit {
+    /// Counts this session against `name`'s limit, or refuses.
+    pub fn login(&mut self, name: &str) -> Result<(), Refusal> {
+        let mut state = self.limiter.state();
+        let count = state.per_user.entry(name.to_string()).or_insert(0);
+        if *count >= self.limiter.limits.max_sessions_per_user {
+            return Err(Refusal::TooManyForUser);
+        }
+        *count += 1;
+        drop(state);
+        self.user = Some(name.to_string());
+        Ok(())
+    }
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        let mut state = self.limiter.state();
+        state.sessions = state.sessions.saturating_sub(1);
+        if let Some(n) = state.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                state.per_ip.remove(&self.ip);
+            }
+        }
+        if let Some(user) = self.user.take() {
+            if let Some(n) = state.per_user.get_mut(&user) {
+                *n -= 1;
+                if *n == 0 {
+                    state.per_user.remove(&user);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            login_failure_delay_ms: 100,
+            max_sessions: 3,
+            max_sessions_per_ip: 2,
+            max_sessions_per_user: 1,
+            max_login_failures_per_ip: 4,
+            max_login_failures_per_user: 3,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn session_counts_are_enforced_and_released() {
+        let l = Limiter::new(limits());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let p1 = l.admit(a).unwrap();
+        let mut p2 = l.admit(a).unwrap();
+        assert_eq!(l.admit(a).err(), Some(Refusal::TooManyFromIp));
+        let _p3 = l.admit(b).unwrap();
+        assert_eq!(l.admit(b).err(), Some(Refusal::ServerFull));
+        drop(p1);
+        let mut p4 = l.admit(a).unwrap();
+        p2.login("alice").unwrap();
+        assert_eq!(p4.login("alice"), Err(Refusal::TooManyForUser));
+        drop(p2);
+        p4.login("alice").unwrap();
+    }
+
+    #[test]
+    fn delays_grow_then_ban() {
+        let l = Limiter::new(limits());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let o1 = l.record_failure(ip, "x");
+        let o2 = l.record_failure(ip, "x");
+        assert_eq!(o1.delay, Duration::from_millis(100));
+        assert_eq!(o2.delay, Duration::from_millis(200));
+        assert!(!o2.banned && !l.user_banned("x"));
+        assert!(l.record_failure(ip, "x").banned);
+        assert!(l.user_banned("x"));
+        // Unknown and real names are treated alike; other names are not affected.
+        assert!(!l.user_banned("y"));
+        assert!(l.record_failure(ip, "y").banned);
+        assert_eq!(l.admit(ip).err(), Some(Refusal::Banned));
+        assert!(l.admit("10.0.0.9".parse().unwrap()).is_ok());
+    }
+}

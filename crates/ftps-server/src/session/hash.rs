@@ -1,0 +1,157 @@
+//! `HASH` and `OPTS HASH` (draft-bryan-ftpext-hash-02): the digest of a whole file, so a
+//! client can check a transfer without downloading the file again. Ranges (`RANG`) are not
+//! supported: the digest always covers the whole file, as the reply's `0-size` says.
+
+use std::io::{self, Read};
+
+use ftps_proto::hash::{self, HashAlgorithm};
+use ftps_proto::ReplyCode;
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::{Flow, Result, Session};
+use crate::vfs::EntryKind;
+
+/// Bytes read per step while hashing.
+const HASH_CHUNK: usize = 256 * 1024;
+
+impl Session {
+    /// `HASH path`: 213 with the selected algorithm's digest of the whole file.
+    pub(super) async fn cmd_hash(&mut self, arg: &str) -> Result {
+        let Some((root, path)) = self.resolve(arg) else {
+            return Ok(Flow::Continue);
+        };
+        match root.metadata(&path).await {
+            Ok(e) if e.kind == EntryKind::File => {}
+            Ok(_) => {
+                return self
+                    .reply(ReplyCode::FILE_UNAVAILABLE, "Not a regular file.")
+                    .await
+            }
+            Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
+        }
+        let file = match root.open_read(&path, 0).await {
+            Ok(f) => f.into_std().await,
+            Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
+        };
+        let algorithm = self.hash_algorithm;
+        let digest = tokio::task::spawn_blocking(move || digest_file(file, algorithm))
+            .await
+            .map_err(io::Error::other)?;
+        match digest {
+            Ok((size, hex)) => {
+                let text = hash::hash_reply(algorithm, size, &hex, arg);
+                self.reply(ReplyCode::FILE_STATUS, text).await
+            }
+            Err(e) => self.reply_fs_error("HASH", &path, &e).await,
+        }
+    }
+
+    /// `OPTS HASH [algorithm]`: shows or selects the algorithm for `HASH`.
+    pub(super) async fn opts_hash(&mut self, value: &str) -> Result {
+        if value.is_empty() {
+            let name = self.hash_algorithm.name();
+            return self.reply(ReplyCode::OK, name).await;
+        }
+        match HashAlgorithm::from_name(value) {
+            Some(algorithm) => {
+                self.hash_algorithm = algorithm;
+                self.reply(ReplyCode::OK, algorithm.name()).await
+            }
+            None => {
+                self.reply(
+                    ReplyCode::PARAMETER_SYNTAX_ERROR,
+                    "Unknown algorithm; see FEAT for the supported ones.",
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Reads `file` to its end: its length and lowercase hex digest.
+fn digest_file(mut file: std::fs::File, algorithm: HashAlgorithm) -> io::Result<(u64, String)> {
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finish()))
+}
+
+/// One running digest of any supported algorithm.
+enum Hasher {
+    Sha1(Sha1),
+    Sha256(Sha256),
+    Md5(Md5),
+    Crc32(crc32fast::Hasher),
+}
+
+impl Hasher {
+    fn new(algorithm: HashAlgorithm) -> Hasher {
+        match algorithm {
+            HashAlgorithm::Sha1 => Hasher::Sha1(Sha1::new()),
+            HashAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            HashAlgorithm::Md5 => Hasher::Md5(Md5::new()),
+            HashAlgorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Md5(h) => h.update(bytes),
+            Hasher::Crc32(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> String {
+        let bytes: Vec<u8> = match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Md5(h) => h.finalize().to_vec(),
+            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+        };
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn known_digests_of_abc() {
+        let mut tmp = tempfile::tempfile().expect("temp file");
+        tmp.write_all(b"abc").expect("write");
+        let expected = [
+            (
+                HashAlgorithm::Sha1,
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            ),
+            (
+                HashAlgorithm::Sha256,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (HashAlgorithm::Md5, "900150983cd24fb0d6963f7d28e17f72"),
+            (HashAlgorithm::Crc32, "352441c2"),
+        ];
+        for (algorithm, hex) in expected {
+            let file = tmp.try_clone().expect("clone");
+            let mut f = file;
+            std::io::Seek::rewind(&mut f).expect("rewind");
+            assert_eq!(digest_file(f, algorithm).expect("digest"), (3, hex.into()));
+        }
+    }
+}

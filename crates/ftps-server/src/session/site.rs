@@ -1,0 +1,107 @@
+//! `SITE` (RFC 959 §4.1.3): `SITE HELP` and `SITE CHMOD`. Nothing else, on purpose: no
+//! SITE command copies files or runs programs (ProFTPD's mod_copy, CVE-2015-3306).
+
+use ftps_proto::{Reply, ReplyCode};
+
+use super::{Flow, Result, Session};
+
+/// The SITE commands, with their syntax, for `SITE HELP` and `HELP SITE`.
+pub(super) const SITE_COMMANDS: &[(&str, &str)] = &[
+    (
+        "CHMOD",
+        "SITE CHMOD <mode> <path> (octal rwx bits, e.g. 644)",
+    ),
+    ("HELP", "SITE HELP"),
+];
+
+impl Session {
+    pub(super) async fn cmd_site(&mut self, args: &str) -> Result {
+        let args = args.trim_start();
+        let (sub, rest) = args.split_once(' ').unwrap_or((args, ""));
+        match sub.to_ascii_uppercase().as_str() {
+            "HELP" => self.site_help().await,
+            "CHMOD" => self.site_chmod(rest).await,
+            _ => {
+                self.reply(
+                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                    format!("SITE {sub} is not supported; see SITE HELP."),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn site_help(&mut self) -> Result {
+        let mut lines = vec!["SITE commands:".to_string()];
+        lines.extend(SITE_COMMANDS.iter().map(|(_, syntax)| format!(" {syntax}")));
+        lines.push("End of SITE help.".into());
+        self.send(Reply::multi(ReplyCode::HELP, lines)).await
+    }
+
+    /// `SITE CHMOD mode path`.
+    async fn site_chmod(&mut self, args: &str) -> Result {
+        if self.logged_in().is_none() {
+            return self
+                .reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    "Please log in with USER and PASS first.",
+                )
+                .await;
+        }
+        let args = args.trim_start();
+        let Some((mode, path)) = args.split_once(' ').filter(|(_, p)| !p.trim().is_empty()) else {
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_SYNTAX_ERROR,
+                    "Syntax: SITE CHMOD <mode> <path>.",
+                )
+                .await;
+        };
+        let Some(mode) = parse_mode(mode) else {
+            return self
+                .reply(
+                    ReplyCode::PARAMETER_SYNTAX_ERROR,
+                    "The mode must be octal permission bits between 000 and 777.",
+                )
+                .await;
+        };
+        if !self.check_write().await? {
+            return Ok(Flow::Continue);
+        }
+        let Some((root, path)) = self.resolve(path) else {
+            return Ok(Flow::Continue);
+        };
+        match root.set_mode(&path, mode).await {
+            Ok(()) => {
+                tracing::info!(path = %path, mode = format!("{mode:o}"), "chmod");
+                self.reply(ReplyCode::OK, "SITE CHMOD command successful.")
+                    .await
+            }
+            Err(e) => self.reply_fs_error("SITE CHMOD", &path, &e).await,
+        }
+    }
+}
+
+/// Octal `rwx` bits, at most `777` (a leading `0` is allowed: `0644`).
+fn parse_mode(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_mode;
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("644"), Some(0o644));
+        assert_eq!(parse_mode("0755"), Some(0o755));
+        assert_eq!(parse_mode("4755"), None);
+        assert_eq!(parse_mode("8"), None);
+        assert_eq!(parse_mode("u+x"), None);
+        assert_eq!(parse_mode(""), None);
+    }
+}

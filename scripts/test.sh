@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command: installs the FTP clients the integration tests drive (as root on
+# Debian, only what is missing), starts the reference servers if their script exists, and
+# runs every test of the workspace. Safe to run again; exits non-zero if any test fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian package for each program the tests run.
+declare -A package=([curl]=curl [lftp]=lftp [python3]=python3 [rclone]=rclone [openssl]=openssl)
+missing=()
+for program in "${!package[@]}"; do
+    command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
+done
+if ((${#missing[@]} > 0)); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "missing programs for the tests: ${missing[*]}" >&2
+        echo "install them (Debian: apt-get install ${missing[*]}) or run this script as root" >&2
+        exit 1
+    fi
+fi
+
+if [[ -f scripts/reference-servers.sh ]]; then
+    bash scripts/reference-servers.sh
+fi
+
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+started=$SECONDS
+status=0
+cargo test --workspace --locked --no-fail-fast || status=$?
+echo "tests took $((SECONDS - started)) s"
+exit "$status"
