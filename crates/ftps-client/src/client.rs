@@ -544,6 +544,30 @@ impl FtpsClient {
         self.expect(&cmd, |c| c.is_completion()).await.map(drop)
     }
 
+    /// The SHA-256 of a remote file as the server computes it (`HASH`,
+    /// draft-bryan-ftpext-hash-02), when the server offers SHA-256; `None` when it does not.
+    pub async fn server_sha256(&mut self, path: &str) -> Result<Option<String>> {
+        let offered = self.features.lines.iter().any(|l| {
+            let upper = l.to_ascii_uppercase();
+            upper.starts_with("HASH ") && upper.contains("SHA-256")
+        });
+        if !offered {
+            return Ok(None);
+        }
+        if !self
+            .command("OPTS HASH SHA-256")
+            .await?
+            .code
+            .is_completion()
+        {
+            return Ok(None);
+        }
+        let reply = self.expect(&format!("HASH {path}"), |c| c.0 == 213).await?;
+        Ok(Some(parse_hash_reply(&reply.text()).ok_or_else(|| {
+            Error::Protocol(format!("cannot read HASH reply {:?}", reply.text()))
+        })?))
+    }
+
     /// Facts about one file or directory: `MLST` where available, else a listing of its parent.
     pub async fn stat(&mut self, path: &str) -> Result<ListEntry> {
         if self.features.mlst {
@@ -1109,6 +1133,19 @@ fn unreachable_entry(name: &str) -> ListEntry {
     }
 }
 
+/// Reads the SHA-256 digest (lower-case hex) out of a `213` HASH reply:
+/// `SHA-256 0-1234 <hex> <path>`.
+pub fn parse_hash_reply(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    let algo = words.next()?;
+    let _range = words.next()?;
+    let hex = words.next()?;
+    (algo.eq_ignore_ascii_case("SHA-256")
+        && hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    .then(|| hex.to_ascii_lowercase())
+}
+
 /// Reads the path out of a `257` reply: `"/a ""quoted"" dir" created`.
 pub fn parse_257(text: &str) -> Option<String> {
     let start = text.find('"')? + 1;
@@ -1399,6 +1436,18 @@ mod tests {
         );
         assert_eq!(parse_257("no quotes"), None);
         assert_eq!(parse_257("\"unterminated"), None);
+    }
+
+    #[test]
+    fn hash_replies() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            parse_hash_reply(&format!("SHA-256 0-12 {} /a b", hex.to_uppercase())),
+            Some(hex.clone())
+        );
+        assert_eq!(parse_hash_reply(&format!("MD5 0-12 {hex} /x")), None);
+        assert_eq!(parse_hash_reply("SHA-256 0-12 zz /x"), None);
+        assert_eq!(parse_hash_reply(""), None);
     }
 
     #[test]

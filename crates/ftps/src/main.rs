@@ -151,10 +151,14 @@ enum Cmd {
         /// ftps://host/path
         url: String,
     },
-    /// SHA-256 of a remote file (computed here, while streaming it).
+    /// SHA-256 of a remote file: by the server (HASH) where it offers SHA-256, else computed
+    /// here while streaming the file.
     Hash {
         /// ftps://host/path/file
         url: String,
+        /// Always download and compute it here (checks the whole transfer path).
+        #[arg(long)]
+        download: bool,
     },
     /// Mirror a directory tree: upload (local -> URL) or download (URL -> local).
     Mirror {
@@ -693,18 +697,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             c.quit().await?;
         }
-        Cmd::Hash { url } => {
+        Cmd::Hash { url, download } => {
             let mut s = resolve_session(&opts, &url)?;
             let mut c = connect(&mut s).await?;
-            let mut hasher = HashWriter(Sha256::new());
-            let out = c
-                .download(&s.target.path, &mut hasher, 0, &mut |_| {})
-                .await?;
-            let hex = format!("{:x}", hasher.0.finalize());
+            let by_server = if download {
+                None
+            } else {
+                c.server_sha256(&s.target.path).await?
+            };
+            let (hex, computed_by) = match by_server {
+                Some(hex) => (hex, "server"),
+                None => {
+                    let mut hasher = HashWriter(Sha256::new());
+                    c.download(&s.target.path, &mut hasher, 0, &mut |_| {})
+                        .await?;
+                    (format!("{:x}", hasher.0.finalize()), "client")
+                }
+            };
             if opts.json {
                 println!(
                     "{}",
-                    json!({"path": s.target.path, "sha256": hex, "bytes": out.bytes})
+                    json!({"path": s.target.path, "sha256": hex, "computed_by": computed_by})
                 );
             } else {
                 println!("{hex}  {}", s.target.path);

@@ -183,12 +183,29 @@ fn everyday(kind: Kind, implicit: bool) {
         w,
     ));
     assert_eq!(st["size"], data.len() as u64);
-    let hash = ok(&ftps(
+    let want = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&data));
+    let hash = json(&ftps(
         &server,
-        &["hash", &url(&server, implicit, "file one.bin")],
+        &["hash", "--json", &url(&server, implicit, "file one.bin")],
         w,
     ));
-    let want = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&data));
+    assert_eq!(hash["sha256"], want.as_str(), "{hash}");
+    // ftpsd has HASH; ProFTPD (without mod_digest) and Pure-FTPd do not.
+    let by = if kind == Kind::Ftpsd {
+        "server"
+    } else {
+        "client"
+    };
+    assert_eq!(hash["computed_by"], by, "{hash}");
+    let hash = ok(&ftps(
+        &server,
+        &[
+            "hash",
+            "--download",
+            &url(&server, implicit, "file one.bin"),
+        ],
+        w,
+    ));
     assert!(hash.starts_with(&want), "{hash}");
     let cat = ftps(
         &server,
