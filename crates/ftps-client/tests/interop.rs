@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{content, give_to_test_user, make_tree, start, start_with, tree_hashes, Kind, Server};
+use common::{
+    content, give_to_test_user, make_tree, start, start_ftpsd_ipv6, start_with, tree_hashes, Kind,
+    Server,
+};
 use ftps_client::mirror::{self, MirrorOptions};
 use ftps_client::{
     Config, Connector, DataMode, Endpoint, Error, FtpsClient, Pool, TlsMode, TlsVersions, Trust,
@@ -540,5 +543,44 @@ fn proftpd_client_certificate() {
             without.is_err(),
             "ProFTPD accepted a session without a client certificate"
         );
+    });
+}
+
+/// IPv6: EPSV and EPRT (PASV and PORT cannot carry IPv6 addresses), against ftpsd on ::1.
+#[test]
+fn ftpsd_over_ipv6_passive_and_active() {
+    let server = start_ftpsd_ipv6();
+    rt().block_on(async {
+        for mode in [DataMode::Passive, DataMode::Active] {
+            let cfg = Config {
+                data_mode: mode,
+                ..config(&server, TlsMode::Explicit)
+            };
+            let mut ftp = Connector::new(cfg)
+                .unwrap()
+                .connect_and_login("::1", server.explicit_port, &server.user, &server.password)
+                .await
+                .unwrap_or_else(|e| panic!("IPv6 {mode:?}: {e}"));
+            assert!(ftp.peer_addr().is_ipv6());
+            let data = content(21, 70_000);
+            let path = remote(&server, "v6.bin");
+            let out = ftp
+                .upload(&path, &mut &data[..], 0, &mut |_| {})
+                .await
+                .unwrap_or_else(|e| panic!("IPv6 {mode:?} upload: {e}"));
+            assert!(out.resumed);
+            let mut back = Vec::new();
+            ftp.download(&path, &mut back, 0, &mut |_| {})
+                .await
+                .unwrap();
+            assert_eq!(back, data);
+            assert!(ftp
+                .list_dir(&server.base)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "v6.bin"));
+            ftp.quit().await.unwrap();
+        }
     });
 }

@@ -430,7 +430,9 @@ fn start_pure_ftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Serve
     }
 }
 
-/// Finds (building if needed) the ftpsd binary of this workspace.
+/// Finds the ftpsd binary of this workspace, building it when it is missing or older than
+/// its sources. (`cargo test --workspace` builds it already; building it again here with
+/// `cargo build` would resolve features differently and relink it every time.)
 fn ftpsd_binary() -> PathBuf {
     if let Ok(p) = std::env::var("FTPSD_BIN") {
         return PathBuf::from(p);
@@ -439,21 +441,68 @@ fn ftpsd_binary() -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/ftpsd
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let bin = profile_dir.join("ftpsd");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "ftpsd", "--bin", "ftpsd"])
-        .args(if profile_dir.ends_with("release") {
-            vec!["--release"]
-        } else {
-            vec![]
-        })
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p ftpsd");
-    assert!(status.success(), "cargo build -p ftpsd failed");
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let stale = match built {
+        None => true,
+        Some(built) => ["ftpsd", "ftps-server", "ftps-proto"]
+            .iter()
+            .any(|c| newer_than(&crates.join(c), built)),
+    };
+    if stale {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "ftpsd", "--bin", "ftpsd"])
+            .args(if profile_dir.ends_with("release") {
+                vec!["--release"]
+            } else {
+                vec![]
+            })
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p ftpsd");
+        assert!(status.success(), "cargo build -p ftpsd failed");
+    }
     bin
 }
 
+/// Whether any file under `dir` (sources and manifests) was modified after `t`.
+fn newer_than(dir: &Path, t: std::time::SystemTime) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            newer_than(&p, t)
+        } else {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .map(|m| m > t)
+                .unwrap_or(false)
+        }
+    })
+}
+
+/// Starts ftpsd listening on the IPv6 loopback address only.
+pub fn start_ftpsd_ipv6() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    start_ftpsd_on(dir, root, certs, "[::1]:0", "[::1]:0")
+}
+
 fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
+    start_ftpsd_on(dir, root, certs, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+fn start_ftpsd_on(
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    certs: Certs,
+    listen: &str,
+    implicit_listen: &str,
+) -> Server {
     let bin = ftpsd_binary();
     let state = dir.path().join("state");
     let password = "interop-test-password";
@@ -484,8 +533,8 @@ fn start_ftpsd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
     let child = Command::new(&bin)
         .arg("--state-dir")
         .arg(&state)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--implicit-listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
+        .args(["--implicit-listen", implicit_listen])
         .arg("--cert")
         .arg(&certs.cert)
         .arg("--key")
