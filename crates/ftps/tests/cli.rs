@@ -369,3 +369,32 @@ fn connection_refused_is_exit_3_and_usage_is_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A server that accepts the connection and then says nothing: --timeout ends it, exit 3.
+#[test]
+fn silent_server_times_out_with_exit_3() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        drop(conn);
+    });
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .args([
+            "ls",
+            &format!("ftpes://u@127.0.0.1:{port}/"),
+            "--no-netrc",
+            "--timeout",
+            "1",
+        ])
+        .env("FTPS_PASSWORD", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    holder.join().unwrap();
+}
