@@ -8,6 +8,7 @@
 
 pub mod certid;
 pub mod config;
+pub mod credcache;
 pub mod limits;
 pub mod policy;
 pub mod server;

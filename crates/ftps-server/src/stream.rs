@@ -1,27 +1,35 @@
-//! A TCP stream that is either plain or wrapped in TLS, for the control and data channels.
+//! A stream that is either plain or wrapped in TLS, for the control and data channels.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+/// A data connection: TLS over a read buffer. rustls reads at most one TLS record's worth
+/// per call (and shrinks its buffer to 4 KiB whenever it empties), so without the buffer an
+/// upload costs several `recv` calls per 16 KiB record.
+pub type DataStream = MaybeTls<BufReader<TcpStream>>;
+
+/// Read buffer under TLS on data connections.
+pub const DATA_READ_BUFFER: usize = 64 * 1024;
+
 /// A connection that may have been upgraded to TLS.
-pub enum MaybeTls {
+pub enum MaybeTls<IO = TcpStream> {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(IO),
     /// TLS over TCP.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<IO>>),
     /// Taken away (while being upgraded to TLS, or after a failed upgrade): reads see end of
     /// stream, writes fail.
     Closed,
 }
 
-impl MaybeTls {
-    /// Takes the plain TCP stream out for a TLS upgrade, leaving `Closed` behind.
-    pub fn take_plain(&mut self) -> Option<TcpStream> {
+impl<IO> MaybeTls<IO> {
+    /// Takes the plain stream out for a TLS upgrade, leaving `Closed` behind.
+    pub fn take_plain(&mut self) -> Option<IO> {
         match std::mem::replace(self, MaybeTls::Closed) {
             MaybeTls::Plain(tcp) => Some(tcp),
             other => {
@@ -36,7 +44,7 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
-impl MaybeTls {
+impl<IO> MaybeTls<IO> {
     /// Whether TLS protects this connection.
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
@@ -49,18 +57,9 @@ impl MaybeTls {
             _ => None,
         }
     }
-
-    /// The underlying TCP stream.
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(t) => Some(t.get_ref().0),
-            MaybeTls::Closed => None,
-        }
-    }
 }
 
-impl AsyncRead for MaybeTls {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -74,7 +73,7 @@ impl AsyncRead for MaybeTls {
     }
 }
 
-impl AsyncWrite for MaybeTls {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

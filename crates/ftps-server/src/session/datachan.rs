@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use super::{canonical_ip, Flow, Result, Session};
 use crate::policy::SessionReuse;
-use crate::stream::MaybeTls;
+use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
 
 /// How the next data connection will be made.
 #[derive(Default)]
@@ -283,7 +283,8 @@ impl Session {
         &mut self,
         tcp: TcpStream,
         upload: bool,
-    ) -> std::result::Result<MaybeTls, DataRefusal> {
+    ) -> std::result::Result<DataStream, DataRefusal> {
+        let tcp = tokio::io::BufReader::with_capacity(DATA_READ_BUFFER, tcp);
         if self.prot != ProtectionLevel::Private {
             return Ok(MaybeTls::Plain(tcp));
         }

@@ -453,7 +453,6 @@ impl Session {
                 | Rein
                 | Smnt(_)
                 | Site(_)
-                | Stou
                 | Clnt(_)
         )
     }
