@@ -17,6 +17,7 @@ pub mod command;
 pub mod hash;
 pub mod line;
 pub mod listing;
+pub mod listing_parse;
 pub mod reply;
 
 pub use command::{Command, ParseError};
