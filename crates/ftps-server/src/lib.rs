@@ -6,6 +6,8 @@
 //!
 //! The `ftpsd` binary is a thin command line over [`server::Server`].
 
+#![warn(missing_docs)]
+
 pub mod certid;
 pub mod config;
 pub mod credcache;
