@@ -633,7 +633,7 @@ async fn passwords_never_reach_the_log() {
     let server = Server::start_with_listen_and(
         "[\"127.0.0.1:0\"]",
         "[limits]\nlogin_failure_delay_ms = 10\n",
-        "debug",
+        "trace",
         |_| {},
     );
     let good = "Pw-good-7f3a9c1e5d";
@@ -793,4 +793,94 @@ async fn after_ccc_data_connections_still_need_the_control_certificate() {
         assert_eq!(t.code(), 425, "{what} after CCC: {t:?}\n{}", c.transcript);
         assert!(t.data.is_empty(), "{what}: data sent");
     }
+}
+
+#[tokio::test]
+async fn optional_mode_still_refuses_bad_certificates() {
+    let ca = Ca::new("ftpsd test CA");
+    let revoked = ca.client("robot", &[], 71);
+    let server = cert_server("optional", &ca, &[&revoked]);
+    let fp = server.fingerprint.clone();
+    let stranger = Ca::new("some other CA").client("robot", &[], 70);
+    for (what, tls, reason) in [
+        (
+            "unknown CA",
+            stranger.config(&fp, Tls::Any),
+            "unknownissuer",
+        ),
+        (
+            "expired",
+            ca.expired_client("robot", 72).config(&fp, Tls::Any),
+            "expired",
+        ),
+        ("revoked", revoked.config(&fp, Tls::Any), "revoked"),
+        (
+            "not yet valid",
+            ca.future_client("robot", 73).config(&fp, Tls::Any),
+            "not valid",
+        ),
+        (
+            "server certificate",
+            ca.server_only_client("robot", 74).config(&fp, Tls::Any),
+            "usage",
+        ),
+    ] {
+        let line = assert_refused_at_handshake(&server, tls, what).await;
+        assert!(line.to_ascii_lowercase().contains(reason), "{what}: {line}");
+    }
+    let mut c = connect_tls(&server, client_config(&fp, Tls::Any)).await;
+    c.user_pass("ftps", &server.password).await;
+}
+
+#[tokio::test]
+async fn certificate_login_over_tls12() {
+    let ca = Ca::new("ftpsd test CA");
+    let server = cert_server("required", &ca, &[]);
+    let root = server.add_user("robot", "robot-password-unused-1", &[]);
+    set_user_keys(
+        &server,
+        "robot",
+        "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
+    );
+    fs::write(root.join("f"), b"tls 1.2").unwrap();
+    let cert = ca.client("robot", &[], 80);
+    let mut c = connect_tls(&server, cert.config(&server.fingerprint, Tls::V12)).await;
+    c.expect("USER robot", 232).await;
+    c.protect().await;
+    for _ in 0..3 {
+        assert_eq!(c.retr("f").await, b"tls 1.2");
+        c.stor("g", b"up").await;
+    }
+}
+
+#[tokio::test]
+async fn per_listener_client_certificates() {
+    let ca = Ca::new("ftpsd test CA");
+    let ca_pem = ca.pem();
+    let server = Server::start_with_listen_and(
+        "[\"127.0.0.1:0\", { address = \"127.0.0.1:0\", client_certificates = \"required\" }]",
+        "[tls]\nclient_ca = \"client-ca.pem\"\n",
+        support::RUST_LOG,
+        |dir| fs::write(dir.join("client-ca.pem"), ca_pem).unwrap(),
+    );
+    let fp = server.fingerprint.clone();
+    // First listener: client certificates off, so none is needed.
+    let mut c = Control::connect(server.explicit_all[0], &fp).await;
+    c.auth_tls().await;
+    c.user_pass("ftps", &server.password).await;
+    // Second: required.
+    let mut c = Control::connect(server.explicit_all[1], &fp).await;
+    c.expect("AUTH TLS", 234).await;
+    if c.start_tls().await.is_ok() {
+        let _ = c.try_send_line("USER ftps").await;
+        let replies = c.expect_closed().await;
+        assert!(
+            replies.is_empty(),
+            "served without a certificate: {replies:?}"
+        );
+    }
+    let cert = ca.client("anyone", &[], 90);
+    let mut c = Control::connect_with(server.explicit_all[1], cert.config(&fp, Tls::Any)).await;
+    c.auth_tls().await;
+    c.user_pass("ftps", &server.password).await;
 }

@@ -67,6 +67,33 @@ impl Ca {
         )
     }
 
+    /// A client certificate valid only from tomorrow.
+    pub fn future_client(&self, cn: &str, serial: u64) -> ClientCert {
+        let now = time_now();
+        self.client_valid(
+            cn,
+            &[],
+            serial,
+            now + time::Duration::days(1),
+            now + time::Duration::days(30),
+        )
+    }
+
+    /// A certificate of this CA for servers only (extended key usage serverAuth).
+    pub fn server_only_client(&self, cn: &str, serial: u64) -> ClientCert {
+        let now = time_now();
+        self.client_with(
+            cn,
+            &[],
+            serial,
+            (
+                now - time::Duration::days(1),
+                now + time::Duration::days(30),
+            ),
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
     fn client_valid(
         &self,
         cn: &str,
@@ -74,6 +101,23 @@ impl Ca {
         serial: u64,
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
+    ) -> ClientCert {
+        self.client_with(
+            cn,
+            emails,
+            serial,
+            (not_before, not_after),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    fn client_with(
+        &self,
+        cn: &str,
+        emails: &[&str],
+        serial: u64,
+        (not_before, not_after): (time::OffsetDateTime, time::OffsetDateTime),
+        usage: ExtendedKeyUsagePurpose,
     ) -> ClientCert {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -86,7 +130,7 @@ impl Ca {
         params.not_before = not_before;
         params.not_after = not_after;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().expect("client key");
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
