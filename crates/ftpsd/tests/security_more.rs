@@ -884,3 +884,28 @@ async fn per_listener_client_certificates() {
     c.auth_tls().await;
     c.user_pass("ftps", &server.password).await;
 }
+
+#[tokio::test]
+async fn many_transfers_over_one_tls12_control_session() {
+    // TLS 1.2 resumes by session ID from a small per-session cache: it must not run out.
+    let server = Server::start_with_config("[tls]\ndata_session_reuse = \"required\"\n");
+    put(&server, "down", b"tls 1.2 download");
+    let mut c = Control::connect_with(
+        server.explicit,
+        client_config(&server.fingerprint, Tls::V12),
+    )
+    .await;
+    c.auth_tls().await;
+    c.user_pass("ftps", &server.password).await;
+    c.protect().await;
+    for i in 0..100u32 {
+        if i % 2 == 0 {
+            c.stor(&format!("up{i}"), format!("upload {i}").as_bytes())
+                .await;
+        } else {
+            assert_eq!(c.retr("down").await, b"tls 1.2 download", "download {i}");
+        }
+    }
+    let names = c.listing("NLST").await;
+    assert_eq!(names.lines().count(), 51, "{names}");
+}
