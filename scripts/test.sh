@@ -30,11 +30,25 @@ fi
 
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 started=$SECONDS
-status=0
-cargo test --workspace --locked --no-fail-fast || status=$?
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 echo "tests took $((SECONDS - started)) s"
 
 # The benchmark's smoke run, so the harness cannot rot: every workload must complete
 # without errors; it asserts nothing about timings.
 bash bench/run.sh --quick || status=$?
+
+# One closing line with the totals of every test binary (cargo prints a line per binary,
+# and the last one, the doc-tests', counts none).
+awk '/^test result:/ {
+        for (i = 2; i <= NF; i++) {
+            if ($i ~ /^passed/) passed += $(i - 1)
+            if ($i ~ /^failed/) failed += $(i - 1)
+        }
+     }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"

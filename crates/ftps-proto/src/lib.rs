@@ -11,12 +11,15 @@
 //! RFC 2389 (FEAT/OPTS), RFC 2428 (IPv6, EPRT/EPSV), RFC 2640 (UTF-8), RFC 3659 (MLST,
 //! SIZE, MDTM, REST STREAM), RFC 7151 (HOST), draft-bryan-ftpext-hash (HASH).
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod ascii;
 pub mod command;
 pub mod hash;
 pub mod line;
 pub mod listing;
+pub mod listing_parse;
 pub mod reply;
 
 pub use command::{Command, ParseError};

@@ -311,6 +311,9 @@ pub struct Limits {
     pub failure_window_seconds: u64,
     /// How long a ban lasts, in seconds (421 and close meanwhile).
     pub ban_seconds: u64,
+    /// How long a successful password check is remembered so the same user with the same
+    /// password skips argon2, in seconds (0: never). Stored hashes stay argon2id.
+    pub credential_cache_seconds: u64,
 }
 
 impl Default for Limits {
@@ -325,6 +328,7 @@ impl Default for Limits {
             max_login_failures_per_user: 20,
             failure_window_seconds: 900,
             ban_seconds: 900,
+            credential_cache_seconds: 600,
         }
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! The `ftpsd` binary is a thin command line over [`server::Server`].
 
+#![warn(missing_docs)]
+
 pub mod certid;
 pub mod config;
+pub mod credcache;
 pub mod limits;
 pub mod policy;
 pub mod server;

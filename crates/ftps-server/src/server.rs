@@ -166,7 +166,8 @@ impl Server {
         let fingerprint = tls::fingerprint(&certified.cert[0]);
         let resolver = Arc::new(CertResolver::new(certified));
         let provider = tls::provider_with_suites(config.tls.cipher_suites.as_deref())?;
-        let users = UserStore::open(&config.users_path())?;
+        let cache = Duration::from_secs(config.limits.credential_cache_seconds);
+        let users = UserStore::open_with_cache(&config.users_path(), cache)?;
         let hosts = load_hosts(&config)?;
         let by_sni = hosts
             .iter()
@@ -273,7 +274,8 @@ impl Server {
 fn load_hosts(config: &Config) -> Result<HashMap<String, Arc<VirtualHost>>, StartError> {
     let mut hosts = HashMap::new();
     for (name, host) in &config.hosts {
-        let users = UserStore::open(&host.users_file)?;
+        let cache = Duration::from_secs(config.limits.credential_cache_seconds);
+        let users = UserStore::open_with_cache(&host.users_file, cache)?;
         let cert_paths = host.certificate.clone().zip(host.private_key.clone());
         let certificate = match &cert_paths {
             Some((cert, key)) => Some(Arc::new(CertResolver::new(tls::load_certified_key(

@@ -24,7 +24,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::certid::{CertIdentity, CertificateMatch};
+use crate::credcache::CredentialCache;
 use crate::policy::{Access, SessionReuse};
 
 /// Longest accepted user name, in characters.
@@ -140,6 +141,20 @@ pub struct UserEntry {
     /// Allow PORT/EPRT to another host than the client's (site-to-site transfer, FXP).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_fxp: bool,
+}
+
+impl UserEntry {
+    /// Whether a correct password logs this user in, given the client certificate.
+    fn password_login_allowed(&self, certificate: Option<&CertIdentity>) -> bool {
+        let cert_matches =
+            || certificate.is_some_and(|c| self.certificate.as_ref().is_some_and(|m| m.matches(c)));
+        match self.login {
+            LoginMethod::Password => true,
+            LoginMethod::CertificateAndPassword => cert_matches(),
+            // Certificate-only users log in at USER; a password never suffices.
+            LoginMethod::Certificate => false,
+        }
+    }
 }
 
 /// How a user logs in.
@@ -516,6 +531,9 @@ fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUse
     }
 }
 
+/// How long a verified login is remembered by default.
+pub const DEFAULT_CREDENTIAL_CACHE: Duration = Duration::from_secs(600);
+
 /// A failed login. It deliberately says nothing about why, so callers cannot leak it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("login failed")]
@@ -556,6 +574,8 @@ struct StoreInner {
     /// Bounds concurrent argon2 runs: each needs ~19 MiB, and a login flood should
     /// queue rather than exhaust memory.
     hashing: Semaphore,
+    /// Recently verified logins (see `crate::credcache`).
+    verified: CredentialCache,
 }
 
 /// Shared, reloadable view of the users file used by the server.
@@ -568,6 +588,12 @@ impl UserStore {
     /// Loads the users file; unlike [`UserDb::load_or_empty`], a missing file is an
     /// error, since a server with a mistyped users path would accept no one.
     pub fn open(path: &Path) -> Result<UserStore, UsersError> {
+        Self::open_with_cache(path, DEFAULT_CREDENTIAL_CACHE)
+    }
+
+    /// Like [`UserStore::open`], with successful logins remembered for `cache_ttl` (zero:
+    /// every login runs argon2).
+    pub fn open_with_cache(path: &Path, cache_ttl: Duration) -> Result<UserStore, UsersError> {
         let stamp = FileStamp::of(path);
         let db = UserDb::load(path)?;
         let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -579,6 +605,7 @@ impl UserStore {
                     stamp,
                 }),
                 hashing: Semaphore::new(permits),
+                verified: CredentialCache::new(cache_ttl),
             }),
         })
     }
@@ -597,6 +624,9 @@ impl UserStore {
         password: &str,
         certificate: Option<&CertIdentity>,
     ) -> Result<AuthenticatedUser, LoginFailed> {
+        if let Some(user) = self.recently_verified(name, password, certificate) {
+            return Ok(user);
+        }
         let _permit = self
             .inner
             .hashing
@@ -637,6 +667,29 @@ impl UserStore {
         }
     }
 
+    /// The fast path for a returning user: the same name, password and stored hash were
+    /// verified by argon2 within the cache lifetime. The login method is checked as usual.
+    fn recently_verified(
+        &self,
+        name: &str,
+        password: &str,
+        certificate: Option<&CertIdentity>,
+    ) -> Option<AuthenticatedUser> {
+        if password.is_empty() {
+            return None;
+        }
+        self.reload_if_changed();
+        let db = self.snapshot();
+        let entry = db.get(name)?;
+        let stored = entry.password.as_deref()?;
+        if !self.inner.verified.contains(name, password, stored) {
+            return None;
+        }
+        entry
+            .password_login_allowed(certificate)
+            .then(|| authenticated(&db, name, entry))
+    }
+
     fn authenticate_blocking(
         &self,
         name: &str,
@@ -652,16 +705,11 @@ impl UserStore {
         let Some(entry) = entry else {
             return Err(LoginFailed);
         };
-        let cert_ok = || {
-            certificate.is_some_and(|c| entry.certificate.as_ref().is_some_and(|m| m.matches(c)))
-        };
-        let method_ok = match entry.login {
-            LoginMethod::Password => true,
-            LoginMethod::CertificateAndPassword => cert_ok(),
-            // Certificate-only users log in at USER; a password never suffices.
-            LoginMethod::Certificate => false,
-        };
+        let method_ok = entry.password_login_allowed(certificate);
         if matches && stored.is_some() && !password.is_empty() && method_ok {
+            if let Some(stored) = stored {
+                self.inner.verified.insert(name, password, stored);
+            }
             Ok(authenticated(&db, name, entry))
         } else {
             Err(LoginFailed)
@@ -1000,6 +1048,33 @@ mod tests {
         assert!(store.authenticate_pw("nopass", "").await.is_err());
         assert!(store.authenticate_pw("nopass", "x").await.is_err());
         assert!(store.authenticate_pw("", "").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn returning_users_skip_argon2_until_the_password_changes() {
+        let dir = TempDir::new().unwrap();
+        let path = users_path(&dir);
+        db_with_alice(&dir);
+        let store = UserStore::open(&path).unwrap();
+        assert!(store.recently_verified("alice", "secret", None).is_none());
+        store.authenticate_pw("alice", "secret").await.unwrap();
+        assert!(store.recently_verified("alice", "secret", None).is_some());
+        assert!(store.recently_verified("alice", "wrong", None).is_none());
+        // A failed login is never cached.
+        assert!(store.authenticate_pw("alice", "wrong").await.is_err());
+        assert!(store.recently_verified("alice", "wrong", None).is_none());
+        // A new password (a new stored hash) retires the old entry at once.
+        let mut db = UserDb::load(&path).unwrap();
+        db.set_password("alice", "changed").unwrap();
+        db.save().unwrap();
+        assert!(store.authenticate_pw("alice", "secret").await.is_err());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
+        // Disabled cache: never a fast path.
+        let uncached = UserStore::open_with_cache(&path, Duration::ZERO).unwrap();
+        uncached.authenticate_pw("alice", "changed").await.unwrap();
+        assert!(uncached
+            .recently_verified("alice", "changed", None)
+            .is_none());
     }
 
     #[tokio::test]

@@ -31,10 +31,11 @@ impl Session {
                 c
             }
         };
-        let tcp = self
+        let mut tcp = self
             .control
             .take_plain()
             .ok_or_else(|| std::io::Error::other("the connection is not plain TCP"))?;
+        tcp.set_records(true);
         let limit = Duration::from_secs(self.config().timeouts.tls_handshake);
         let stream = tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp))
             .await
@@ -59,6 +60,10 @@ impl Session {
             suite = ?conn.negotiated_cipher_suite().map(|s| s.suite()),
             "control connection secured"
         );
+        self.control_cert = conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|cert| cert.clone().into_owned());
         self.control = MaybeTls::Tls(Box::new(stream));
         Ok(())
     }
@@ -80,6 +85,14 @@ impl Session {
         if self.control.is_tls() {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "TLS is already active.")
+                .await;
+        }
+        if self.tls_config.is_some() {
+            return self
+                .reply(
+                    ReplyCode::BAD_SEQUENCE,
+                    "TLS was ended by CCC on this connection; reconnect to start it again.",
+                )
                 .await;
         }
         if self.logged_in().is_some() && !self.config().tls.allow_auth_after_login {
@@ -122,7 +135,8 @@ impl Session {
     }
 
     pub(super) async fn cmd_pbsz(&mut self, _size: u64) -> Result {
-        if !self.control.is_tls() {
+        // After CCC the control connection is clear but TLS was negotiated: PBSZ still applies.
+        if self.tls_config.is_none() {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "PBSZ requires AUTH TLS first.")
                 .await;
@@ -133,7 +147,7 @@ impl Session {
     }
 
     pub(super) async fn cmd_prot(&mut self, level: ProtectionLevel) -> Result {
-        if !self.control.is_tls() || !self.pbsz {
+        if self.tls_config.is_none() || !self.pbsz {
             return self
                 .reply(
                     ReplyCode::BAD_SEQUENCE,
@@ -243,7 +257,12 @@ impl Session {
         tokio::time::timeout(limit, wait)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no close_notify"))??;
-        let (tcp, _) = stream.into_inner();
+        let (mut tcp, _) = stream.into_inner();
+        if tcp.mid_record() {
+            return Err(std::io::Error::other("TLS ended inside a record"));
+        }
+        // Whatever followed the client's close_notify is still in the socket: plaintext.
+        tcp.set_records(false);
         self.decoder.clear();
         self.control = MaybeTls::Plain(tcp);
         Ok(())
@@ -251,8 +270,7 @@ impl Session {
 
     /// The identity in the client certificate of the control connection, if any.
     pub(crate) fn client_identity(&self) -> Option<CertIdentity> {
-        let cert = self.control.tls_state()?.peer_certificates()?.first()?;
-        CertIdentity::from_der(cert)
+        CertIdentity::from_der(self.control_cert.as_ref()?)
     }
 
     pub(super) async fn cmd_user(&mut self, name: String) -> Result {

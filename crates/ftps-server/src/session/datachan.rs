@@ -329,11 +329,7 @@ impl Session {
             ));
         }
         // With client certificates, the data connection must carry the same one.
-        let control_cert = self
-            .control
-            .tls_state()
-            .and_then(|c| c.peer_certificates())
-            .and_then(|c| c.first());
+        let control_cert = self.control_cert.as_ref();
         let data_cert = stream
             .get_ref()
             .1

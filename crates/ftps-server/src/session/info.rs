@@ -91,7 +91,7 @@ impl Session {
         add("PROT");
         add("UTF8");
         add("EPSV");
-        if self.shared.config.active.enabled {
+        if self.listener.active_enabled {
             add("EPRT");
         }
         add("MDTM");

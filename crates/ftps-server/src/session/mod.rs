@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::limits::SessionPermit;
 use crate::server::{ListenerContext, Shared, VirtualHost};
-use crate::stream::MaybeTls;
+use crate::stream::{ControlStream, MaybeTls, RecordReader};
 use crate::users::AuthenticatedUser;
 use crate::vfs::{Root, VirtualPath};
 
@@ -81,7 +81,9 @@ pub(crate) struct Session {
     first_command: bool,
     /// The virtual host chosen by HOST or by the TLS server name.
     pub vhost: Option<Arc<VirtualHost>>,
-    pub control: MaybeTls,
+    pub control: ControlStream,
+    /// The client certificate of the control connection's TLS session; kept after CCC.
+    pub control_cert: Option<rustls::pki_types::CertificateDer<'static>>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     decoder: LineDecoder,
@@ -148,7 +150,14 @@ pub(crate) async fn run(
             }
         };
         info!(implicit, "connected");
-        let mut session = Session::new(shared, listener, permit, MaybeTls::Plain(tcp), peer, local);
+        let mut session = Session::new(
+            shared,
+            listener,
+            permit,
+            MaybeTls::Plain(RecordReader::new(tcp)),
+            peer,
+            local,
+        );
         if implicit {
             if let Err(e) = session.start_tls().await {
                 info!(error = %e, "implicit TLS handshake failed");
@@ -186,7 +195,7 @@ impl Session {
         shared: Arc<Shared>,
         listener: Arc<ListenerContext>,
         permit: SessionPermit,
-        control: MaybeTls,
+        control: ControlStream,
         peer: SocketAddr,
         local: SocketAddr,
     ) -> Session {
@@ -196,6 +205,7 @@ impl Session {
             permit,
             first_command: true,
             vhost: None,
+            control_cert: None,
             control,
             peer,
             local,
@@ -453,7 +463,6 @@ impl Session {
                 | Rein
                 | Smnt(_)
                 | Site(_)
-                | Stou
                 | Clnt(_)
         )
     }

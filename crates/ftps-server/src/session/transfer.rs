@@ -57,16 +57,19 @@ enum Job {
         /// For an atomic upload: the temporary file, renamed over the target when complete.
         commit: Option<TempUpload>,
     },
-    List {
-        root: Root,
-        dir: VirtualPath,
-        args: ListArgs,
-        format: ListFormat,
-        access: Access,
-        facts: MlstFacts,
-        /// Listing a single file rather than a directory.
-        single: Option<Box<Entry>>,
-    },
+    List(ListJob),
+}
+
+/// What a listing sends.
+struct ListJob {
+    root: Root,
+    dir: VirtualPath,
+    args: ListArgs,
+    format: ListFormat,
+    access: Access,
+    facts: MlstFacts,
+    /// Listing a single file rather than a directory.
+    single: Option<Box<Entry>>,
 }
 
 /// An upload file that is removed unless committed: a temporary file renamed over `target`
@@ -242,14 +245,6 @@ impl Session {
     /// `150 FILE: name` (RFC 1123 §4.1.2.9). A failed upload leaves no file behind.
     pub(super) async fn cmd_stou(&mut self) -> Result {
         self.restart = 0;
-        if self.logged_in().is_none() {
-            return self
-                .reply(
-                    ReplyCode::NOT_LOGGED_IN,
-                    "Please log in with USER and PASS first.",
-                )
-                .await;
-        }
         if !self.check_write().await? {
             self.drop_data();
             return Ok(Flow::Continue);
@@ -359,7 +354,7 @@ impl Session {
         } else {
             Some(Box::new(entry))
         };
-        let job = Job::List {
+        let job = Job::List(ListJob {
             root,
             dir: path.clone(),
             args,
@@ -367,7 +362,7 @@ impl Session {
             access: self.access(),
             facts: self.mlst_facts,
             single,
-        };
+        });
         let opening = format!("Opening ASCII mode data connection for the listing of {path}.");
         let verb = match format {
             ListFormat::Unix => "LIST",
@@ -517,20 +512,7 @@ impl Job {
                     (other, None) => other,
                 }
             }
-            Job::List {
-                root,
-                dir,
-                args,
-                format,
-                access,
-                facts,
-                single,
-            } => {
-                send_listing(
-                    &mut data, root, dir, args, format, access, facts, single, &progress, stall,
-                )
-                .await
-            }
+            Job::List(list) => send_listing(&mut data, list, &progress, stall).await,
         }?;
         // Send close_notify (TLS) and FIN; then wait briefly for the client's side, so that
         // closing does not reset a connection whose last bytes are still unread.
@@ -690,19 +672,21 @@ async fn receive_file(
     Ok(total)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn send_listing(
     data: &mut DataStream,
-    root: Root,
-    dir: VirtualPath,
-    args: ListArgs,
-    format: ListFormat,
-    access: Access,
-    facts: MlstFacts,
-    single: Option<Box<Entry>>,
+    job: ListJob,
     progress: &AtomicU64,
     stall: Duration,
 ) -> TransferResult {
+    let ListJob {
+        root,
+        dir,
+        args,
+        format,
+        access,
+        facts,
+        single,
+    } = job;
     let (tx, mut rx) = mpsc::channel::<io::Result<Vec<u8>>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let now = SystemTime::now();

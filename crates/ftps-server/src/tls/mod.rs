@@ -36,8 +36,10 @@ pub const CONTROL_TICKETS: usize = 8;
 /// connections get none (see `session::datachan`).
 pub const DATA_TICKETS: usize = 2;
 
-/// Session entries kept per control session for TLS 1.2 session-ID resumption.
-const SESSION_CACHE_ENTRIES: usize = 32;
+/// Session entries kept per control session for TLS 1.2 session-ID resumption. Data
+/// connections resume the control connection's one session; the cache is preallocated, so
+/// every entry costs memory in every session.
+const SESSION_CACHE_ENTRIES: usize = 4;
 
 /// A TLS set-up problem, in one line.
 #[derive(Debug, thiserror::Error)]

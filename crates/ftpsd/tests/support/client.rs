@@ -15,7 +15,7 @@ use ftps_proto::Reply;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -130,6 +130,35 @@ pub fn client_config_alpn(fingerprint: &str, tls: Tls, alpn: Vec<Vec<u8>>) -> Ar
         }))
         .with_no_client_auth();
     config.alpn_protocols = alpn;
+    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
+    Arc::new(config)
+}
+
+/// [`client_config`] presenting a client certificate (`chain`, end entity first, and its
+/// key) whenever the server asks for one, on the control and on data connections.
+pub fn client_config_with_cert(
+    fingerprint: &str,
+    tls: Tls,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls {
+        Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Tls::V12 => &[&rustls::version::TLS12],
+        Tls::V13 => &[&rustls::version::TLS13],
+    };
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert {
+            fingerprint: fingerprint.to_string(),
+            provider,
+        }))
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate and key");
+    config.alpn_protocols = vec![b"ftp".to_vec()];
     config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
     Arc::new(config)
 }
@@ -295,6 +324,64 @@ impl Control {
     pub async fn user_pass(&mut self, user: &str, password: &str) {
         self.expect(&format!("USER {user}"), 331).await;
         self.expect(&format!("PASS {password}"), 230).await;
+    }
+
+    /// Ends TLS on the control connection after a `200` to `CCC` (RFC 4217 §6): sends
+    /// close_notify, reads up to the server's close_notify, and continues in plaintext.
+    pub async fn end_tls(&mut self) -> io::Result<()> {
+        assert!(
+            self.buf.is_empty(),
+            "server sent more after its CCC reply: {:?}\n{}",
+            String::from_utf8_lossy(&self.buf),
+            self.transcript
+        );
+        let Conn::Tls(mut stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            panic!("end_tls on a connection without TLS");
+        };
+        stream.get_mut().1.send_close_notify();
+        with_timeout("close_notify", async {
+            stream.flush().await?;
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await?;
+            if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "{} bytes inside TLS after the CCC reply",
+                    rest.len()
+                )))
+            }
+        })
+        .await?;
+        let _ = writeln!(self.transcript, "(TLS ended, plaintext from here)");
+        self.conn = Conn::Plain(stream.into_inner().0);
+        Ok(())
+    }
+
+    /// Like [`Control::end_tls`], but reads the server's close_notify first and then sends
+    /// its own close_notify and the plaintext `line` in one TCP write, as a client may.
+    pub async fn end_tls_then_send(&mut self, line: &str) -> io::Result<()> {
+        let Conn::Tls(mut stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            panic!("end_tls_then_send on a connection without TLS");
+        };
+        let mut rest = Vec::new();
+        with_timeout("close_notify", stream.read_to_end(&mut rest)).await?;
+        let (tcp, conn) = stream.get_mut();
+        conn.send_close_notify();
+        let mut bytes = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut bytes)?;
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        write_flush(tcp, &bytes).await?;
+        let _ = writeln!(
+            self.transcript,
+            "(TLS ended)\n> {} (in the write with close_notify)",
+            shorten(line)
+        );
+        self.conn = Conn::Plain(stream.into_inner().0);
+        Ok(())
     }
 
     /// `PBSZ 0` and `PROT P`.

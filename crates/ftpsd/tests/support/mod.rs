@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod pki;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,7 +53,12 @@ pub struct Server {
     /// `AB:CD:...` as printed by the server.
     pub fingerprint: String,
     log: PathBuf,
+    /// The server's `RUST_LOG`.
+    rust_log: String,
 }
+
+/// `RUST_LOG` for the server unless a test chooses another.
+pub const RUST_LOG: &str = "info,ftps_server=debug,rustls=error";
 
 impl Server {
     /// Starts `ftpsd --state-dir DIR --listen 127.0.0.1:0 --implicit-listen 127.0.0.1:0`.
@@ -76,6 +82,7 @@ impl Server {
             explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
+            rust_log: RUST_LOG.to_string(),
         };
         server.spawn();
         server
@@ -90,12 +97,24 @@ impl Server {
     /// [`Server::start_with_config`], running `prepare` on the temporary directory (where
     /// the config file is) before the server starts.
     pub fn start_with_config_and(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
+        Self::start_with_listen_and("[\"127.0.0.1:0\"]", extra, RUST_LOG, prepare)
+    }
+
+    /// [`Server::start_with_config_and`] with `listen = LISTEN` (a TOML array, e.g. with
+    /// per-listener policies; every `:0` address is printed and kept in `explicit_all`)
+    /// and the server's `RUST_LOG`.
+    pub fn start_with_listen_and(
+        listen: &str,
+        extra: &str,
+        rust_log: &str,
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let dir = tempdir();
         prepare(dir.path());
         let state_dir = dir.path().join("state");
         let config = dir.path().join("ftpsd.toml");
         let text = format!(
-            "state_dir = \"state\"\nlisten = [\"127.0.0.1:0\"]\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
+            "state_dir = \"state\"\nlisten = {listen}\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
         );
         fs::write(&config, text).expect("write config file");
         let mut server = Server {
@@ -110,6 +129,7 @@ impl Server {
             explicit_all: Vec::new(),
             password: String::new(),
             fingerprint: String::new(),
+            rust_log: rust_log.to_string(),
         };
         server.spawn();
         server
@@ -139,7 +159,7 @@ impl Server {
             .expect("open server log");
         let mut child = Command::new(FTPSD)
             .args(self.args())
-            .env("RUST_LOG", "info,ftps_server=debug,rustls=error")
+            .env("RUST_LOG", &self.rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -276,6 +296,11 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         root
+    }
+
+    /// The server's whole stderr so far (not shortened, unlike [`Server::log_text`]).
+    pub fn log_all(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The server's stderr so far.

@@ -1,0 +1,47 @@
+//! # ftps-client
+//!
+//! An async FTPS (FTP over TLS, RFC 4217) client on tokio and rustls.
+//!
+//! - explicit (`AUTH TLS`) and implicit TLS; TLS 1.2 and 1.3; ALPN `ftp`;
+//! - every data connection resumes the control connection's TLS session, as strict servers
+//!   (vsftpd `require_ssl_reuse`, ProFTPD, ftpsd) require: each control connection has its own
+//!   session cache, shared only with its own data connections;
+//! - certificates checked against the system roots, a CA file, or a pinned SHA-256
+//!   fingerprint; an explicit insecure mode that warns; client certificates;
+//! - `EPSV` first with `PASV` fallback (and a NAT workaround), or active mode (`EPRT`/`PORT`);
+//! - streaming transfers ([`Transfer`] is `AsyncRead`/`AsyncWrite`) that end with a TLS
+//!   close_notify and check the final 226; `REST` resume;
+//! - `MLSD` listings with `LIST` fallback (Unix and DOS formats);
+//! - typed errors carrying the reply code and text; timeouts; a [`Pool`] of sessions and
+//!   [`mirror`]ing of directory trees in parallel.
+//!
+//! ```no_run
+//! # async fn demo() -> ftps_client::Result<()> {
+//! use ftps_client::{Config, Connector, Trust};
+//! let config = Config { trust: Trust::System, ..Config::default() };
+//! let connector = Connector::new(config)?;
+//! let mut ftp = connector.connect_and_login("ftp.example.com", 21, "user", "secret").await?;
+//! let mut out = tokio::fs::File::create("report.csv").await.map_err(|e| ftps_client::Error::io("create", e))?;
+//! let outcome = ftp.download("/reports/report.csv", &mut out, 0, &mut |_| {}).await?;
+//! assert!(outcome.resumed);
+//! ftp.quit().await
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+mod control;
+pub mod error;
+pub mod mirror;
+pub mod pool;
+pub mod tls;
+
+pub use client::{Connector, Features, FtpsClient, TlsInfo, Transfer, TransferOutcome};
+pub use config::{ClientCert, Config, DataMode, TlsMode, TlsVersions, Trust};
+pub use error::{Error, Result};
+pub use ftps_proto::listing::FileKind;
+pub use ftps_proto::listing_parse::{ListEntry, TimePrecision};
+pub use ftps_proto::{Reply, ReplyCode};
+pub use pool::{Endpoint, Pool, PooledClient};

@@ -1,0 +1,940 @@
+//! `ftps`: a command-line FTPS client. See crates/ftps/README.md.
+
+mod target;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use ftps_client::mirror::{self, MirrorOptions, MirrorReport};
+use ftps_client::{
+    ClientCert, Config, Connector, DataMode, Endpoint, Error, FileKind, FtpsClient, ListEntry,
+    Pool, TlsVersions, Trust,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::target::{is_url, parse_url, Target};
+
+/// A command-line FTPS client that works with strict servers.
+///
+/// URLs: ftps://[user@]host[:port]/path is implicit TLS (port 990), ftpes://... or --explicit
+/// is explicit TLS (AUTH TLS, port 21; also what ftps:// on port 21 means). Paths are
+/// absolute; /~/path is relative to the login directory. Passwords come from
+/// --password-stdin, $FTPS_PASSWORD, ~/.netrc or a prompt.
+#[derive(Parser, Debug)]
+#[command(name = "ftps", version, about, long_about)]
+struct Cli {
+    #[command(flatten)]
+    opts: Opts,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Opts {
+    /// Use explicit TLS (AUTH TLS) whatever the URL scheme.
+    #[arg(long, global = true)]
+    explicit: bool,
+    /// Active mode: the server connects back to us (EPRT/PORT) instead of EPSV/PASV.
+    #[arg(long, global = true)]
+    active: bool,
+    /// Trust the CA certificates in this PEM file instead of the system roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (AB:CD:...).
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    pin_sha256: Option<String>,
+    /// Do not verify the server certificate at all (prints a warning; for testing only).
+    #[arg(long, global = true)]
+    insecure: bool,
+    /// Client certificate (PEM) to present.
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// Offer TLS 1.2 only.
+    #[arg(long, global = true)]
+    tls12: bool,
+    /// Read the password from standard input.
+    #[arg(long, global = true)]
+    password_stdin: bool,
+    /// netrc file to read credentials from (default: $NETRC or ~/.netrc).
+    #[arg(long, global = true, value_name = "FILE")]
+    netrc_file: Option<PathBuf>,
+    /// Do not read any netrc file.
+    #[arg(long, global = true)]
+    no_netrc: bool,
+    /// Seconds to wait for a connection or for the server before giving up.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    timeout: u64,
+    /// Machine-readable JSON on standard output (errors as JSON on standard error).
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars or informational messages.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Show the FTP conversation (-vv for TLS details).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List a directory.
+    Ls {
+        /// ftps://host/dir
+        url: String,
+        /// Long format: type, size, modification time, name.
+        #[arg(long, short)]
+        long: bool,
+    },
+    /// Download a file.
+    Get {
+        /// ftps://host/path/file
+        url: String,
+        /// Local file or directory (default: the remote file's name).
+        local: Option<PathBuf>,
+        /// Continue a partial download (REST).
+        #[arg(long = "continue", short = 'c')]
+        resume: bool,
+    },
+    /// Upload a file.
+    Put {
+        /// Local file.
+        local: PathBuf,
+        /// ftps://host/path/file (a URL ending in / keeps the local name).
+        url: String,
+        /// Continue a partial upload (REST).
+        #[arg(long = "continue", short = 'c')]
+        resume: bool,
+    },
+    /// Write a remote file to standard output.
+    Cat {
+        /// ftps://host/path/file
+        url: String,
+    },
+    /// Delete a remote file.
+    Rm {
+        /// ftps://host/path/file
+        url: String,
+    },
+    /// Create a remote directory.
+    Mkdir {
+        /// ftps://host/path/dir
+        url: String,
+        /// Create parents too; no error if it exists.
+        #[arg(long, short)]
+        parents: bool,
+    },
+    /// Remove an empty remote directory.
+    Rmdir {
+        /// ftps://host/path/dir
+        url: String,
+    },
+    /// Rename or move a remote file or directory.
+    Mv {
+        /// ftps://host/path/old
+        url: String,
+        /// New path: absolute, or relative to the old one's directory.
+        new_path: String,
+    },
+    /// Show size, type and modification time of a remote path.
+    Stat {
+        /// ftps://host/path
+        url: String,
+    },
+    /// SHA-256 of a remote file: by the server (HASH) where it offers SHA-256, else computed
+    /// here while streaming the file.
+    Hash {
+        /// ftps://host/path/file
+        url: String,
+        /// Always download and compute it here (checks the whole transfer path).
+        #[arg(long)]
+        download: bool,
+    },
+    /// Mirror a directory tree: upload (local -> URL) or download (URL -> local).
+    Mirror {
+        /// Source: a local directory or a URL.
+        source: String,
+        /// Destination: a URL or a local directory.
+        destination: String,
+        /// Transfers at once (one connection each).
+        #[arg(long, short = 'P', default_value_t = 4)]
+        parallel: usize,
+        /// Delete what the source does not have.
+        #[arg(long)]
+        delete: bool,
+        /// Only show what would be done.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+}
+
+/// Exit codes (documented in the README).
+mod exit {
+    pub const GENERIC: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const CONNECT: u8 = 3;
+    pub const TLS: u8 = 4;
+    pub const LOGIN: u8 = 5;
+    pub const REMOTE_FILE: u8 = 6;
+    pub const TRANSFER: u8 = 7;
+    pub const LOCAL_FILE: u8 = 8;
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return match e {
+                Error::Connect { .. } | Error::Timeout(_) | Error::Closed => exit::CONNECT,
+                Error::CertificateRejected { .. } => exit::TLS,
+                Error::Tls { context, .. } if context.starts_with("control") => exit::TLS,
+                Error::Tls { .. } | Error::Poisoned => exit::TRANSFER,
+                Error::Reply { command, reply } => {
+                    if command.starts_with("USER") || command.starts_with("PASS") {
+                        exit::LOGIN
+                    } else if command.starts_with("AUTH") {
+                        exit::TLS
+                    } else {
+                        match reply.code.0 {
+                            425 | 426 | 451 | 522 => exit::TRANSFER,
+                            450 | 550..=553 => exit::REMOTE_FILE,
+                            _ => exit::GENERIC,
+                        }
+                    }
+                }
+                Error::Io { .. } => exit::LOCAL_FILE,
+                Error::Config(_) => exit::USAGE,
+                Error::Protocol(_) => exit::GENERIC,
+            };
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return exit::USAGE;
+        }
+        if cause.downcast_ref::<TransferFailed>().is_some() {
+            return exit::TRANSFER;
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return exit::LOCAL_FILE;
+        }
+    }
+    exit::GENERIC
+}
+
+#[derive(Debug)]
+struct UsageError(String);
+
+#[derive(Debug)]
+struct TransferFailed(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+impl std::fmt::Display for TransferFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for TransferFailed {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.opts.verbose {
+        // The CLI prints its own --insecure warning.
+        0 => "warn,ftps_client::insecure=off",
+        1 => "warn,ftps_client=debug,ftps_client::insecure=off",
+        _ => "debug,ftps_client::insecure=off",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FTPS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let json = cli.opts.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ftps: cannot start: {e}");
+            return ExitCode::from(exit::GENERIC);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit_code(&err);
+            if json {
+                let reply = err
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<Error>())
+                    .and_then(|e| e.reply().cloned());
+                let obj = json!({
+                    "error": format!("{err:#}"),
+                    "exit_code": code,
+                    "reply_code": reply.as_ref().map(|r| r.code.0),
+                    "reply_text": reply.as_ref().map(|r| r.text()),
+                });
+                eprintln!("{obj}");
+            } else {
+                eprintln!("ftps: {err:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+struct Session {
+    connector: Connector,
+    target: Target,
+    user: String,
+    /// `None` until asked for at the terminal, which happens once the server's certificate
+    /// has been accepted (no point typing a password for a server we refuse).
+    password: Option<String>,
+}
+
+fn resolve_session(opts: &Opts, url: &str) -> anyhow::Result<Session> {
+    let target = parse_url(url, opts.explicit).map_err(|e| usage(format!("{e:#}")))?;
+    let trust = match (&opts.pin_sha256, &opts.ca_file, opts.insecure) {
+        (Some(_), Some(_), _) | (Some(_), _, true) | (_, Some(_), true) => {
+            return Err(usage(
+                "choose one of --pin-sha256, --ca-file and --insecure",
+            ))
+        }
+        (Some(fp), None, false) => {
+            Trust::Fingerprint(Trust::parse_fingerprint(fp).map_err(|e| usage(e.to_string()))?)
+        }
+        (None, Some(ca), false) => Trust::CaFile(ca.clone()),
+        (None, None, true) => {
+            eprintln!(
+                "ftps: warning: --insecure: the server certificate is NOT verified; anyone on \
+                 the path can read and change this session"
+            );
+            Trust::Insecure
+        }
+        (None, None, false) => Trust::System,
+    };
+    let config = Config {
+        tls_mode: target.mode,
+        data_mode: if opts.active {
+            DataMode::Active
+        } else {
+            DataMode::Passive
+        },
+        trust,
+        client_cert: match (&opts.client_cert, &opts.client_key) {
+            (Some(c), Some(k)) => Some(ClientCert {
+                cert_file: c.clone(),
+                key_file: k.clone(),
+            }),
+            _ => None,
+        },
+        tls_versions: if opts.tls12 {
+            TlsVersions::Tls12Only
+        } else {
+            TlsVersions::Tls12And13
+        },
+        connect_timeout: Duration::from_secs(opts.timeout.max(1)),
+        io_timeout: Duration::from_secs(opts.timeout.max(1)),
+        ..Config::default()
+    };
+    let (user, password) = credentials(opts, &target)?;
+    let connector = Connector::new(config)?;
+    Ok(Session {
+        connector,
+        target,
+        user,
+        password,
+    })
+}
+
+fn credentials(opts: &Opts, target: &Target) -> anyhow::Result<(String, Option<String>)> {
+    let netrc = if opts.no_netrc {
+        None
+    } else {
+        let path = opts.netrc_file.clone().or_else(target::default_netrc);
+        path.and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| target::netrc_lookup(&text, &target.host, target.user.as_deref()))
+    };
+    let user = target
+        .user
+        .clone()
+        .or_else(|| netrc.as_ref().and_then(|n| n.login.clone()))
+        .ok_or_else(|| {
+            usage("no user name: put it in the URL (ftps://user@host/...) or in ~/.netrc")
+        })?;
+    if let Some(p) = &target.password {
+        if !opts.quiet {
+            eprintln!(
+                "ftps: warning: a password in the URL is visible to other users of this machine; \
+                 prefer --password-stdin, FTPS_PASSWORD or ~/.netrc"
+            );
+        }
+        return Ok((user, Some(p.clone())));
+    }
+    if opts.password_stdin {
+        return Ok((user, Some(target::password_from_stdin()?)));
+    }
+    if let Ok(p) = std::env::var("FTPS_PASSWORD") {
+        return Ok((user, Some(p)));
+    }
+    if let Some(p) = netrc.and_then(|n| n.password) {
+        return Ok((user, Some(p)));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok((user, None));
+    }
+    Err(usage(
+        "no password: use --password-stdin, FTPS_PASSWORD, ~/.netrc, or run on a terminal to be asked",
+    ))
+}
+
+async fn connect(s: &mut Session) -> anyhow::Result<FtpsClient> {
+    let mut client = s.connector.connect(&s.target.host, s.target.port).await?;
+    let password = match &s.password {
+        Some(p) => p.clone(),
+        None => {
+            let prompt = format!("Password for {}@{}: ", s.user, s.target.host);
+            let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                .await
+                .context("reading the password")?
+                .context("reading the password")?;
+            s.password = Some(p.clone());
+            p
+        }
+    };
+    client.login(&s.user, &password).await?;
+    Ok(client)
+}
+
+fn show_progress(opts: &Opts) -> bool {
+    !opts.quiet && !opts.json && std::io::stderr().is_terminal()
+}
+
+fn bytes_bar(opts: &Opts, len: Option<u64>, label: &str) -> ProgressBar {
+    if !show_progress(opts) {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(l) => ProgressBar::new(l),
+        None => ProgressBar::no_length(),
+    };
+    let style = ProgressStyle::with_template(
+        "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(label.to_string());
+    bar
+}
+
+fn rfc3339(t: Option<SystemTime>) -> Option<String> {
+    let t = t?;
+    let dt = time::OffsetDateTime::from(t);
+    dt.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+fn kind_name(k: FileKind) -> &'static str {
+    match k {
+        FileKind::File => "file",
+        FileKind::Dir | FileKind::CurrentDir | FileKind::ParentDir => "dir",
+        FileKind::Symlink => "link",
+        FileKind::Other => "other",
+    }
+}
+
+fn entry_json(e: &ListEntry) -> serde_json::Value {
+    json!({
+        "name": e.name,
+        "type": kind_name(e.kind),
+        "size": e.size,
+        "modified": rfc3339(e.modified),
+        "mode": e.mode.map(|m| format!("{m:04o}")),
+        "link_target": e.link_target,
+    })
+}
+
+fn mib_per_s(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 / 1_048_576.0 / secs
+    } else {
+        0.0
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let opts = cli.opts.clone();
+    match cli.command {
+        Cmd::Ls { url, long } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            let mut entries = c.list_dir(&s.target.path).await?;
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            if opts.json {
+                let list: Vec<_> = entries.iter().map(entry_json).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for e in &entries {
+                    if long {
+                        let when = rfc3339(e.modified).unwrap_or_else(|| "-".into());
+                        let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                        let name = match &e.link_target {
+                            Some(t) => format!("{} -> {t}", e.name),
+                            None => e.name.clone(),
+                        };
+                        println!(
+                            "{:<5} {:>14} {:<25} {}",
+                            kind_name(e.kind),
+                            size,
+                            when,
+                            name
+                        );
+                    } else if e.is_dir() {
+                        println!("{}/", e.name);
+                    } else {
+                        println!("{}", e.name);
+                    }
+                }
+            }
+            c.quit().await?;
+        }
+        Cmd::Get { url, local, resume } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let remote = s.target.path.clone();
+            let name = ftps_client::client::basename(&remote).to_string();
+            if name.is_empty() {
+                return Err(usage("the URL names no file"));
+            }
+            let local = match local {
+                Some(p) if p.is_dir() => p.join(&name),
+                Some(p) => p,
+                None => PathBuf::from(&name),
+            };
+            let mut c = connect(&mut s).await?;
+            let size = c.size(&remote).await.ok();
+            let mtime = c.mdtm(&remote).await.ok();
+            let existing = if resume {
+                std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            if resume && size.is_some_and(|sz| existing >= sz) {
+                if existing > size.unwrap_or(0) {
+                    bail!(
+                        "{} is longer ({existing} bytes) than the remote file ({} bytes); not resuming",
+                        local.display(),
+                        size.unwrap_or(0)
+                    );
+                }
+                if !opts.quiet && !opts.json {
+                    eprintln!("ftps: {} is already complete", local.display());
+                }
+                c.quit().await?;
+                return Ok(());
+            }
+            let bar = bytes_bar(&opts, size, &name);
+            bar.set_position(existing);
+            let started = Instant::now();
+            let outcome = c
+                .download_file(&remote, &local, resume, mtime, &mut |n| bar.inc(n))
+                .await?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            let total = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
+            if let Some(sz) = size {
+                if total != sz {
+                    return Err(anyhow::Error::new(TransferFailed(format!(
+                        "{} has {total} bytes but the server said {sz}",
+                        local.display()
+                    ))));
+                }
+            }
+            report_transfer(
+                &opts,
+                "get",
+                &remote,
+                &local,
+                outcome.bytes,
+                existing,
+                secs,
+                outcome.resumed,
+            );
+            c.quit().await?;
+        }
+        Cmd::Put { local, url, resume } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut remote = s.target.path.clone();
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| usage(format!("{} names no file", local.display())))?;
+            if remote.is_empty() || remote.ends_with('/') {
+                remote.push_str(&name);
+            }
+            let len = std::fs::metadata(&local)
+                .with_context(|| format!("reading {}", local.display()))?
+                .len();
+            let mut c = connect(&mut s).await?;
+            let offset = if resume {
+                c.size(&remote).await.unwrap_or(0)
+            } else {
+                0
+            };
+            let bar = bytes_bar(&opts, Some(len), &name);
+            bar.set_position(offset);
+            let started = Instant::now();
+            let outcome = c
+                .upload_file(&local, &remote, resume, &mut |n| bar.inc(n))
+                .await?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            if let Ok(sz) = c.size(&remote).await {
+                if sz != len {
+                    return Err(anyhow::Error::new(TransferFailed(format!(
+                        "the server has {sz} bytes of {remote} but {} has {len}",
+                        local.display()
+                    ))));
+                }
+            }
+            report_transfer(
+                &opts,
+                "put",
+                &remote,
+                &local,
+                outcome.bytes,
+                offset,
+                secs,
+                outcome.resumed,
+            );
+            c.quit().await?;
+        }
+        Cmd::Cat { url } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            let mut out = tokio::io::stdout();
+            c.download(&s.target.path, &mut out, 0, &mut |_| {}).await?;
+            out.flush().await?;
+            c.quit().await?;
+        }
+        Cmd::Rm { url } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            c.delete(&s.target.path).await?;
+            done(&opts, "rm", &s.target.path);
+            c.quit().await?;
+        }
+        Cmd::Mkdir { url, parents } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            if parents {
+                c.mkdir_all(&s.target.path).await?;
+            } else {
+                c.mkdir(&s.target.path).await?;
+            }
+            done(&opts, "mkdir", &s.target.path);
+            c.quit().await?;
+        }
+        Cmd::Rmdir { url } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            c.rmdir(&s.target.path).await?;
+            done(&opts, "rmdir", &s.target.path);
+            c.quit().await?;
+        }
+        Cmd::Mv { url, new_path } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let to = if new_path.starts_with('/') {
+                new_path
+            } else {
+                ftps_client::client::join(&ftps_client::client::parent(&s.target.path), &new_path)
+            };
+            let mut c = connect(&mut s).await?;
+            c.rename(&s.target.path, &to).await?;
+            if opts.json {
+                println!("{}", json!({"ok": "mv", "from": s.target.path, "to": to}));
+            }
+            c.quit().await?;
+        }
+        Cmd::Stat { url } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            let e = c.stat(&s.target.path).await?;
+            if opts.json {
+                println!("{}", entry_json(&e));
+            } else {
+                println!("path: {}", s.target.path);
+                println!("type: {}", kind_name(e.kind));
+                if let Some(sz) = e.size {
+                    println!("size: {sz}");
+                }
+                if let Some(m) = rfc3339(e.modified) {
+                    println!("modified: {m}");
+                }
+                if let Some(mode) = e.mode {
+                    println!("mode: {mode:04o}");
+                }
+            }
+            c.quit().await?;
+        }
+        Cmd::Hash { url, download } => {
+            let mut s = resolve_session(&opts, &url)?;
+            let mut c = connect(&mut s).await?;
+            let by_server = if download {
+                None
+            } else {
+                c.server_sha256(&s.target.path).await?
+            };
+            let (hex, computed_by) = match by_server {
+                Some(hex) => (hex, "server"),
+                None => {
+                    let mut hasher = HashWriter(Sha256::new());
+                    c.download(&s.target.path, &mut hasher, 0, &mut |_| {})
+                        .await?;
+                    (format!("{:x}", hasher.0.finalize()), "client")
+                }
+            };
+            if opts.json {
+                println!(
+                    "{}",
+                    json!({"path": s.target.path, "sha256": hex, "computed_by": computed_by})
+                );
+            } else {
+                println!("{hex}  {}", s.target.path);
+            }
+            c.quit().await?;
+        }
+        Cmd::Mirror {
+            source,
+            destination,
+            parallel,
+            delete,
+            dry_run,
+        } => {
+            let mopts = MirrorOptions {
+                parallel: parallel.max(1),
+                delete,
+                dry_run,
+            };
+            let (url, local, upload) = match (is_url(&source), is_url(&destination)) {
+                (true, false) => (source, PathBuf::from(destination), false),
+                (false, true) => (destination, PathBuf::from(source), true),
+                _ => return Err(usage("mirror needs one URL and one local directory")),
+            };
+            let mut s = resolve_session(&opts, &url)?;
+            // One session first: checks the certificate and the login (asking for the
+            // password if needed) before starting the parallel ones.
+            let probe = connect(&mut s).await?;
+            probe.quit().await?;
+            let endpoint = Endpoint {
+                host: s.target.host.clone(),
+                port: s.target.port,
+                user: s.user.clone(),
+                password: s.password.clone().unwrap_or_default(),
+            };
+            let pool = Pool::new(s.connector.clone(), endpoint, mopts.parallel);
+            let bar = if show_progress(&opts) {
+                let b = ProgressBar::no_length();
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {pos} files, {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                b
+            } else {
+                ProgressBar::hidden()
+            };
+            let b2 = bar.clone();
+            let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let bytes2 = bytes.clone();
+            let progress: mirror::Progress = Arc::new(move |d: &mirror::FileDone| {
+                let total =
+                    bytes2.fetch_add(d.bytes, std::sync::atomic::Ordering::Relaxed) + d.bytes;
+                b2.inc(1);
+                b2.set_message(format!(
+                    "{} transferred; {}",
+                    indicatif::HumanBytes(total),
+                    d.path
+                ));
+            });
+            let started = Instant::now();
+            let remote = s.target.path.clone();
+            if upload && !local.is_dir() {
+                return Err(usage(format!("{} is not a directory", local.display())));
+            }
+            let report = if upload {
+                mirror::upload(&pool, &local, &remote, &mopts, Some(progress)).await?
+            } else {
+                mirror::download(&pool, &remote, &local, &mopts, Some(progress)).await?
+            };
+            bar.finish_and_clear();
+            pool.close().await;
+            print_mirror(
+                &opts,
+                &report,
+                upload,
+                dry_run,
+                started.elapsed().as_secs_f64(),
+            );
+            if !report.failed.is_empty() {
+                return Err(anyhow::Error::new(TransferFailed(format!(
+                    "{} of {} transfers failed",
+                    report.failed.len(),
+                    report.failed.len() + report.transferred
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn done(opts: &Opts, what: &str, path: &str) {
+    if opts.json {
+        println!("{}", json!({"ok": what, "path": path}));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_transfer(
+    opts: &Opts,
+    what: &str,
+    remote: &str,
+    local: &Path,
+    bytes: u64,
+    resumed_from: u64,
+    secs: f64,
+    tls_resumed: bool,
+) {
+    if opts.json {
+        println!(
+            "{}",
+            json!({
+                "ok": what,
+                "remote": remote,
+                "local": local.display().to_string(),
+                "bytes": bytes,
+                "resumed_from": resumed_from,
+                "seconds": secs,
+                "mib_per_s": mib_per_s(bytes, secs),
+                "tls_session_resumed": tls_resumed,
+            })
+        );
+    } else if !opts.quiet {
+        eprintln!(
+            "{what} {remote}: {bytes} bytes in {secs:.2} s ({:.1} MiB/s){}",
+            mib_per_s(bytes, secs),
+            if resumed_from > 0 {
+                format!(", continued from byte {resumed_from}")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+fn print_mirror(opts: &Opts, r: &MirrorReport, upload: bool, dry_run: bool, secs: f64) {
+    if opts.json {
+        let v = json!({
+            "direction": if upload { "upload" } else { "download" },
+            "dry_run": dry_run,
+            "transferred": r.transferred,
+            "bytes": r.bytes,
+            "unchanged": r.unchanged,
+            "deleted": r.deleted,
+            "failed": r.failed.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+            "actions": if dry_run { serde_json::to_value(&r.actions).unwrap_or_default() } else { serde_json::Value::Null },
+            "seconds": secs,
+        });
+        println!("{v}");
+        return;
+    }
+    if dry_run {
+        for a in &r.actions {
+            match a {
+                mirror::Action::Mkdir { path } => println!("mkdir    {path}"),
+                mirror::Action::Transfer { path, size, reason } => {
+                    println!(
+                        "{} {path} ({size} bytes, {reason})",
+                        if upload { "put     " } else { "get     " }
+                    )
+                }
+                mirror::Action::Delete { path, dir } => {
+                    println!("delete   {path}{}", if *dir { "/" } else { "" })
+                }
+            }
+        }
+    }
+    for (p, e) in &r.failed {
+        eprintln!("ftps: {p}: {e}");
+    }
+    if !opts.quiet {
+        eprintln!(
+            "{}{} files transferred ({} bytes), {} unchanged, {} deleted, {} failed in {secs:.1} s",
+            if dry_run { "dry run: would have " } else { "" },
+            if dry_run {
+                r.actions
+                    .iter()
+                    .filter(|a| matches!(a, mirror::Action::Transfer { .. }))
+                    .count()
+            } else {
+                r.transferred
+            },
+            r.bytes,
+            r.unchanged,
+            if dry_run {
+                r.actions
+                    .iter()
+                    .filter(|a| matches!(a, mirror::Action::Delete { .. }))
+                    .count()
+            } else {
+                r.deleted
+            },
+            r.failed.len()
+        );
+    }
+}
+
+/// An `AsyncWrite` that feeds a hash.
+struct HashWriter(Sha256);
+
+impl tokio::io::AsyncWrite for HashWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.get_mut().0.update(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
