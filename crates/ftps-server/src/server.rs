@@ -32,6 +32,8 @@ pub struct Shared {
     pub resolver: Arc<CertResolver>,
     /// Virtual hosts by lower-case DNS name.
     pub hosts: HashMap<String, Arc<VirtualHost>>,
+    /// Every listener's context, for reloading client CAs and CRLs.
+    listeners: Vec<Arc<ListenerContext>>,
     /// Session and login limits.
     pub limiter: Arc<Limiter>,
     /// Becomes true when the server shuts down.
@@ -148,6 +150,8 @@ pub struct ListenerContext {
     pub active_enabled: bool,
     /// Client certificate mode.
     pub client_certificates: ClientCertMode,
+    /// The crypto provider, to rebuild the client verifier on reload.
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 /// A bound, ready-to-run server.
@@ -197,6 +201,7 @@ impl Server {
                 users,
                 resolver,
                 hosts,
+                listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
                 shutdown,
                 next_session: AtomicU64::new(1),
@@ -330,6 +335,7 @@ fn listener_context(
             .unwrap_or(config.tls.data_session_reuse),
         active_enabled: entry.active.unwrap_or(config.active.enabled),
         client_certificates,
+        provider: provider.clone(),
     })
 }
 
@@ -337,6 +343,8 @@ fn listener_context(
 async fn watch_certificate(shared: Arc<Shared>) {
     let (cert, key, _) = shared.config.tls_paths();
     let mut paths = vec![cert, key];
+    paths.extend(shared.config.tls.client_ca.iter().cloned());
+    paths.extend(shared.config.tls.client_crls.iter().cloned());
     for host in shared.hosts.values() {
         if let Some((cert, key)) = &host.cert_paths {
             paths.extend([cert.clone(), key.clone()]);
@@ -368,9 +376,34 @@ async fn watch_certificate(shared: Arc<Shared>) {
 fn reload_certificate(shared: &Shared) {
     let (cert, key, _) = shared.config.tls_paths();
     reload_one(&shared.resolver, &cert, &key, "");
+    reload_client_verifiers(shared);
     for host in shared.hosts.values() {
         if let (Some(resolver), Some((cert, key))) = (&host.certificate, &host.cert_paths) {
             reload_one(resolver, cert, key, &host.name);
+        }
+    }
+}
+
+/// Re-reads the client CA bundle and CRLs (a new revocation takes effect without a restart).
+fn reload_client_verifiers(shared: &Shared) {
+    let Some(ca) = &shared.config.tls.client_ca else {
+        return;
+    };
+    for listener in &shared.listeners {
+        let rebuilt = tls::client_verifier(
+            ca,
+            &shared.config.tls.client_crls,
+            listener.client_certificates,
+            listener.provider.clone(),
+        )
+        .and_then(|verifier| listener.tls.set_client_verifier(verifier));
+        match rebuilt {
+            Ok(()) => {
+                if listener.client_certificates != ClientCertMode::Off {
+                    info!("client CA and CRLs reloaded");
+                }
+            }
+            Err(e) => warn!(error = %e, "client CA/CRL reload failed; keeping the current ones"),
         }
     }
 }

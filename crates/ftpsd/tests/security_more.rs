@@ -907,3 +907,41 @@ async fn many_transfers_over_one_tls12_control_session() {
     let names = c.listing("NLST").await;
     assert_eq!(names.lines().count(), 51, "{names}");
 }
+
+#[tokio::test]
+async fn a_new_crl_takes_effect_without_a_restart() {
+    // A certificate revoked after start-up: SIGHUP (or the file watcher) re-reads the CRL;
+    // new handshakes with it fail while a session opened before keeps working.
+    let ca = Ca::new("ftpsd test CA");
+    let robot = ca.client("robot", &[], 50);
+    let server = cert_server("required", &ca, &[]);
+    server.add_user("robot", "robot-password-unused-1", &[]);
+    set_user_keys(
+        &server,
+        "robot",
+        "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
+    );
+    let fp = server.fingerprint.clone();
+    let mut before = connect_tls(&server, robot.config(&fp, Tls::Any)).await;
+    before.expect("USER robot", 232).await;
+
+    let mark = server.log_all().len();
+    pki::replace_file(
+        &server.dir.path().join("client-crl.pem"),
+        ca.crl(&[&robot]).as_bytes(),
+    );
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill -HUP")
+        .success());
+    wait_for_log_line(&server, mark, "client CA and CRLs reloaded").await;
+
+    let line =
+        assert_refused_at_handshake(&server, robot.config(&fp, Tls::Any), "revoked after start")
+            .await;
+    assert!(line.to_ascii_lowercase().contains("revoked"), "{line}");
+    // The session that was already open is not cut off.
+    before.expect("NOOP", 200).await;
+}

@@ -309,9 +309,36 @@ pub fn client_verifier(
     Ok(Some(verifier))
 }
 
+fn build_template(
+    resolver: &Arc<dyn ResolvesServerCert>,
+    provider: &Arc<CryptoProvider>,
+    min_version: TlsVersion,
+    client_auth: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<ServerConfig, TlsError> {
+    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_auth {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut template = builder.with_cert_resolver(resolver.clone());
+    template.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(template)
+}
+
 /// The TLS state of one listener: the shared certificate and a template configuration.
 pub struct TlsSetup {
-    template: ServerConfig,
+    resolver: Arc<dyn ResolvesServerCert>,
+    provider: Arc<CryptoProvider>,
+    min_version: TlsVersion,
+    /// Replaced whole when the client CA or CRLs are reloaded (rustls keeps a
+    /// configuration's verifier private, so it cannot be swapped in place).
+    template: RwLock<Arc<ServerConfig>>,
 }
 
 impl TlsSetup {
@@ -323,20 +350,39 @@ impl TlsSetup {
         min_version: TlsVersion,
         client_auth: Option<Arc<dyn ClientCertVerifier>>,
     ) -> Result<TlsSetup, TlsError> {
-        let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
-            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
-        };
-        let builder = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match client_auth {
-            Some(verifier) => builder.with_client_cert_verifier(verifier),
-            None => builder.with_no_client_auth(),
-        };
-        let mut template = builder.with_cert_resolver(resolver);
-        template.alpn_protocols = vec![ALPN_FTP.to_vec()];
-        Ok(TlsSetup { template })
+        let template = build_template(&resolver, &provider, min_version, client_auth)?;
+        Ok(TlsSetup {
+            resolver,
+            provider,
+            min_version,
+            template: RwLock::new(Arc::new(template)),
+        })
+    }
+
+    /// Uses a new client-certificate verifier (a reloaded CA bundle or CRL) for handshakes
+    /// from now on; running sessions keep theirs.
+    pub fn set_client_verifier(
+        &self,
+        client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<(), TlsError> {
+        let template = build_template(
+            &self.resolver,
+            &self.provider,
+            self.min_version,
+            client_auth,
+        )?;
+        match self.template.write() {
+            Ok(mut guard) => *guard = Arc::new(template),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(template),
+        }
+        Ok(())
+    }
+
+    fn template(&self) -> Arc<ServerConfig> {
+        match self.template.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// A configuration for one control session and its data connections, with a session
@@ -346,7 +392,7 @@ impl TlsSetup {
         &self,
         host_certificate: Option<Arc<CertResolver>>,
     ) -> Result<Arc<ServerConfig>, TlsError> {
-        let mut config = self.template.clone();
+        let mut config = (*self.template()).clone();
         if let Some(resolver) = host_certificate {
             config.cert_resolver = resolver;
         }
