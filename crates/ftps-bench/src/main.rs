@@ -295,66 +295,9 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
 
     let mut columns: Vec<(String, Column)> = Vec::new();
 
-    // The raw-TLS ceiling, first: right before ftpsd's transfers, so the two are measured
-    // under the same background load.
-    let mut raw_col = Column::default();
-    let raw_peer = if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
-        Some(raw::Peer::start(
-            &std::env::current_exe()?,
-            &certs.cert,
-            &certs.key,
-        ))
-    } else {
-        None
-    };
-    if let Some(peer) = raw_peer {
-        match peer {
-            Ok(peer) => {
-                for (row, cpu_row, download) in [
-                    (Row::Down, Row::DownCpu, true),
-                    (Row::Up, Row::UpCpu, false),
-                ] {
-                    match best_of(plan.repeats, || {
-                        raw::stream(peer.addr(), peer.pid(), download, plan.big)
-                    })
-                    .await
-                    {
-                        Ok((mibs, cpu)) => {
-                            raw_col.set(row, Cell::Value(mibs));
-                            raw_col.set(cpu_row, Cell::Value(cpu / (plan.big as f64 / GIB)));
-                        }
-                        Err(e) => raw_col.set(row, Cell::Failed(format!("{e:#}"))),
-                    }
-                }
-                let t0 = Instant::now();
-                let mut tasks = Vec::new();
-                for _ in 0..plan.parallel {
-                    tasks.push(tokio::spawn(raw::stream(
-                        peer.addr(),
-                        peer.pid(),
-                        true,
-                        plan.parallel_size,
-                    )));
-                }
-                let mut results = Vec::new();
-                for t in tasks {
-                    results.push(t.await.map_err(anyhow::Error::from).and_then(|r| r));
-                }
-                let secs = t0.elapsed().as_secs_f64();
-                match results.into_iter().collect::<Result<Vec<_>>>() {
-                    Ok(_) => raw_col.set(
-                        Row::Parallel,
-                        Cell::Value(
-                            (plan.parallel as u64 * plan.parallel_size) as f64 / MIB as f64 / secs,
-                        ),
-                    ),
-                    Err(e) => raw_col.set(Row::Parallel, Cell::Failed(format!("{e:#}"))),
-                }
-                peer.stop();
-            }
-            Err(e) => raw_col.set(Row::Down, Cell::Failed(format!("raw TLS peer: {e:#}"))),
-        }
-    }
+    // The raw-TLS ceiling, before the servers and again after them; the better of the two
+    // counts (the machine is shared, and a busy moment must not lower the ceiling).
+    let mut raw_col = raw_ceiling(&plan, &certs).await?;
 
     if wanted("ftpsd") {
         if !ftpsd_bin.exists() {
@@ -418,6 +361,10 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
         }
     }
 
+    if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
+        let again = raw_ceiling(&plan, &certs).await?;
+        raw_col = merge_best(raw_col, again);
+    }
     let elapsed = started.elapsed();
     let load_after = load_average();
     let mut text = String::new();
@@ -435,6 +382,86 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
     );
     drop(dir);
     Ok(Report { text, errors })
+}
+
+/// The raw-TLS figures: one stream each way (best of `plan.repeats`) and parallel streams.
+async fn raw_ceiling(plan: &Plan, certs: &servers::Certs) -> Result<Column> {
+    let exe = std::env::current_exe()?;
+    let mut raw_col = Column::default();
+    let raw_peer = if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
+        Some(raw::Peer::start(&exe, &certs.cert, &certs.key))
+    } else {
+        None
+    };
+    if let Some(peer) = raw_peer {
+        match peer {
+            Ok(peer) => {
+                for (row, cpu_row, download) in [
+                    (Row::Down, Row::DownCpu, true),
+                    (Row::Up, Row::UpCpu, false),
+                ] {
+                    match best_of(plan.repeats, || {
+                        raw::stream(peer.addr(), peer.pid(), download, plan.big)
+                    })
+                    .await
+                    {
+                        Ok((mibs, cpu)) => {
+                            raw_col.set(row, Cell::Value(mibs));
+                            raw_col.set(cpu_row, Cell::Value(cpu / (plan.big as f64 / GIB)));
+                        }
+                        Err(e) => raw_col.set(row, Cell::Failed(format!("{e:#}"))),
+                    }
+                }
+                let t0 = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..plan.parallel {
+                    tasks.push(tokio::spawn(raw::stream(
+                        peer.addr(),
+                        peer.pid(),
+                        true,
+                        plan.parallel_size,
+                    )));
+                }
+                let mut results = Vec::new();
+                for t in tasks {
+                    results.push(t.await.map_err(anyhow::Error::from).and_then(|r| r));
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                match results.into_iter().collect::<Result<Vec<_>>>() {
+                    Ok(_) => raw_col.set(
+                        Row::Parallel,
+                        Cell::Value(
+                            (plan.parallel as u64 * plan.parallel_size) as f64 / MIB as f64 / secs,
+                        ),
+                    ),
+                    Err(e) => raw_col.set(Row::Parallel, Cell::Failed(format!("{e:#}"))),
+                }
+                peer.stop();
+            }
+            Err(e) => raw_col.set(Row::Down, Cell::Failed(format!("raw TLS peer: {e:#}"))),
+        }
+    }
+    Ok(raw_col)
+}
+
+/// Per row, the better of two measurements (higher rate, lower CPU).
+fn merge_best(a: Column, b: Column) -> Column {
+    let mut out = Column::default();
+    for (row, cell) in a.cells {
+        let better = match (cell.value(), b.get(row).and_then(Cell::value)) {
+            (Some(x), Some(y)) if row.higher_is_better() => Cell::Value(x.max(y)),
+            (Some(x), Some(y)) => Cell::Value(x.min(y)),
+            (None, Some(y)) => Cell::Value(y),
+            _ => cell,
+        };
+        out.set(row, better);
+    }
+    for (row, cell) in b.cells {
+        if out.get(row).is_none() {
+            out.set(row, cell);
+        }
+    }
+    out
 }
 
 struct TempDir(PathBuf);
