@@ -571,17 +571,14 @@ async fn bench_server(
         let first: Vec<(String, String)> = if server.kind == Kind::Ftpsd {
             server.first_login_users.clone()
         } else {
-            std::iter::repeat(server.first_login_users[0].clone())
-                .take(plan.fresh_users)
-                .collect()
+            std::iter::repeat_n(server.first_login_users[0].clone(), plan.fresh_users).collect()
         };
         col.set(
             Row::LoginFirst,
             to_cell(logins(&target, &base13, &first, plan.login_concurrency).await),
         );
         let returning: Vec<(String, String)> =
-            std::iter::repeat((target.user.clone(), target.password.clone()))
-                .take(plan.logins)
+            std::iter::repeat_n((target.user.clone(), target.password.clone()), plan.logins)
                 .collect();
         // Warm-up: the account has logged in before the measured logins.
         let _ = logins(
