@@ -487,6 +487,9 @@ impl Drop for TempDir {
 }
 
 fn tempdir_in(base: &Path) -> Result<TempDir> {
+    // Without tmpfs at the usual place (some containers), the system's temporary directory.
+    let fallback = std::env::temp_dir();
+    let base = if base.is_dir() { base } else { &fallback };
     let path = base.join(format!("ftps-bench-{}", std::process::id()));
     std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
     // The reference servers' sessions run as an unprivileged user and must reach their roots.
