@@ -387,6 +387,7 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
         (&load_before, &load_after),
         elapsed,
         nofile,
+        dir.path().parent().unwrap_or(Path::new("?")),
     );
     drop(dir);
     Ok(Report { text, errors })
@@ -971,6 +972,7 @@ fn render(
     load: (&str, &str),
     elapsed: Duration,
     nofile: u64,
+    files_on: &Path,
 ) {
     let big = if plan.big >= 1 << 30 {
         format!("{} GiB", plan.big >> 30)
@@ -1150,7 +1152,7 @@ fn render(
         load.0,
         load.1,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        args.work_dir.display(),
+        files_on.display(),
     );
     let _ = writeln!(out, "Ratios compare ftpsd with the best reference server in this run (highest rate, lowest CPU or memory).");
     for s in skipped {
