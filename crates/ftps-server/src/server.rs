@@ -36,6 +36,8 @@ pub struct Shared {
     listeners: Vec<Arc<ListenerContext>>,
     /// Session and login limits.
     pub limiter: Arc<Limiter>,
+    /// Users' root directories, one open handle per root in use.
+    pub roots: crate::vfs::RootCache,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
@@ -203,6 +205,7 @@ impl Server {
                 hosts,
                 listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
+                roots: Default::default(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),

@@ -13,7 +13,7 @@ use crate::certid::CertIdentity;
 use crate::limits::Refusal;
 use crate::stream::MaybeTls;
 use crate::users::AuthenticatedUser;
-use crate::vfs::{Root, VirtualPath};
+use crate::vfs::VirtualPath;
 
 impl Session {
     /// Upgrades the control connection to TLS with this session's own TLS configuration.
@@ -358,7 +358,7 @@ impl Session {
                 .await;
             return Ok(Flow::Close);
         }
-        let root = match Root::open(&user.root) {
+        let root = match self.shared.roots.open(&user.root) {
             Ok(root) => root,
             Err(e) => {
                 warn!(user = %name, root = %user.root.display(), error = %e, "cannot open the user's root directory");

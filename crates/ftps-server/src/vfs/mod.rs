@@ -8,6 +8,41 @@
 
 mod chmod;
 mod path;
+/// A [`Root`] that may have been closed: all sessions of a root share one directory handle,
+/// so a server holds one descriptor per root in use rather than one per session.
+#[derive(Clone, Debug)]
+pub struct WeakRoot {
+    dir: std::sync::Weak<Dir>,
+}
+
+impl WeakRoot {
+    /// The root, if some session still has it open.
+    pub fn upgrade(&self) -> Option<Root> {
+        self.dir.upgrade().map(|dir| Root { dir })
+    }
+}
+
+/// Open roots by host path, shared between sessions.
+#[derive(Debug, Default)]
+pub struct RootCache {
+    open: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, WeakRoot>>,
+}
+
+impl RootCache {
+    /// The open root for `path`, or a newly opened one.
+    pub fn open(&self, path: &Path) -> io::Result<Root> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(root) = open.get(path).and_then(WeakRoot::upgrade) {
+            return Ok(root);
+        }
+        let root = Root::open(path)?;
+        // Forget roots nobody uses any more, so the map stays as small as the roots in use.
+        open.retain(|_, weak| weak.dir.strong_count() > 0);
+        open.insert(path.to_path_buf(), root.downgrade());
+        Ok(root)
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -91,6 +126,13 @@ impl Root {
     pub fn open(path: &Path) -> io::Result<Root> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Root { dir: Arc::new(dir) })
+    }
+
+    /// A handle that does not keep the directory open.
+    pub fn downgrade(&self) -> WeakRoot {
+        WeakRoot {
+            dir: Arc::downgrade(&self.dir),
+        }
     }
 
     /// Metadata of `p`, following a symlink that stays inside the root.

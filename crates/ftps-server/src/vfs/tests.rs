@@ -525,3 +525,17 @@ fn nul_in_a_path_is_an_error_not_a_panic() {
         .for_each_entry_blocking(&vp("/a\0b"), |_| true)
         .is_err());
 }
+
+#[test]
+fn sessions_of_one_root_share_one_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = RootCache::default();
+    let a = cache.open(dir.path()).unwrap();
+    let b = cache.open(dir.path()).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a.dir, &b.dir));
+    let weak = a.downgrade();
+    drop((a, b));
+    // The last session gone, the directory is closed; the next login opens it again.
+    assert!(weak.upgrade().is_none());
+    assert!(cache.open(dir.path()).is_ok());
+}
