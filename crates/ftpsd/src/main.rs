@@ -175,6 +175,18 @@ fn release_large_allocations() {
     }
 }
 
+/// Every 30 s, gives the pages that glibc keeps free inside its arenas back to the system:
+/// after a burst (thousands of sessions, parallel transfers) the arenas of the many runtime
+/// and blocking threads otherwise stay at their peak.
+async fn trim_memory_periodically() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        // SAFETY: malloc_trim only returns free memory to the system.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     release_large_allocations();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -203,6 +215,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         for addr in server.implicit_addrs() {
             println!("listening implicit {addr}");
         }
+        tokio::spawn(trim_memory_periodically());
         let reloader = server.reloader();
         tokio::spawn(async move {
             let Ok(mut hup) =
