@@ -137,6 +137,38 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A reference server just started on `port` with `user`, once it listens; if it does not,
+/// it is killed and the error says why (the caller tries another port).
+fn reference_running(
+    kind: Kind,
+    mut child: Child,
+    port: u16,
+    user: &RefUser,
+    root: &Path,
+    log: &Path,
+) -> Result<Running> {
+    if let Err(e) = wait_listening(&mut child, port, log) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    Ok(Running {
+        kind,
+        child,
+        addr,
+        target: Target {
+            addr,
+            user: user.name.clone(),
+            password: user.password.clone(),
+            dir: root.display().to_string(),
+        },
+        root: root.to_path_buf(),
+        first_login_users: vec![(user.name.clone(), user.password.clone())],
+        log: log.to_path_buf(),
+    })
+}
+
 fn wait_listening(child: &mut Child, port: u16, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -325,36 +357,16 @@ pub fn start_vsftpd(dir: &Path, certs: &Certs, binary: &Path, user: &RefUser) ->
                 log = log.display(),
             ),
         )?;
-        let mut child = Command::new(binary)
+        let child = Command::new(binary)
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        match wait_listening(&mut child, port, &log) {
-            Ok(()) => {
-                let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-                return Ok(Running {
-                    kind: Kind::Vsftpd,
-                    child,
-                    addr,
-                    target: Target {
-                        addr,
-                        user: user.name.clone(),
-                        password: user.password.clone(),
-                        dir: root.display().to_string(),
-                    },
-                    root,
-                    first_login_users: vec![(user.name.clone(), user.password.clone())],
-                    log,
-                });
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                last = e.to_string();
-            }
+        match reference_running(Kind::Vsftpd, child, port, user, &root, &log) {
+            Ok(running) => return Ok(running),
+            Err(e) => last = e.to_string(),
         }
     }
     bail!("vsftpd did not start: {last}")
@@ -381,7 +393,7 @@ pub fn start_pure_ftpd(
         // -Y 2: TLS required for login and data (the client pins the TLS version and suite);
         // -l unix: the system password database; -E: no anonymous; -H: no reverse DNS;
         // -c/-C: no practical session limit; -I: idle timeout in minutes.
-        let mut child = Command::new(binary)
+        let child = Command::new(binary)
             .arg("-S")
             .arg(format!("127.0.0.1,{port}"))
             .args(["-Y", "2"])
@@ -396,29 +408,9 @@ pub fn start_pure_ftpd(
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        match wait_listening(&mut child, port, &log) {
-            Ok(()) => {
-                let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-                return Ok(Running {
-                    kind: Kind::PureFtpd,
-                    child,
-                    addr,
-                    target: Target {
-                        addr,
-                        user: user.name.clone(),
-                        password: user.password.clone(),
-                        dir: root.display().to_string(),
-                    },
-                    root,
-                    first_login_users: vec![(user.name.clone(), user.password.clone())],
-                    log,
-                });
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                last = e.to_string();
-            }
+        match reference_running(Kind::PureFtpd, child, port, user, &root, &log) {
+            Ok(running) => return Ok(running),
+            Err(e) => last = e.to_string(),
         }
     }
     bail!("pure-ftpd did not start: {last}")

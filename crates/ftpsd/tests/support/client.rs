@@ -114,24 +114,7 @@ pub fn client_config(fingerprint: &str, tls: Tls) -> Arc<ClientConfig> {
 
 /// [`client_config`] offering the given ALPN protocols.
 pub fn client_config_alpn(fingerprint: &str, tls: Tls, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = match tls {
-        Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        Tls::V12 => &[&rustls::version::TLS12],
-        Tls::V13 => &[&rustls::version::TLS13],
-    };
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .expect("TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            fingerprint: fingerprint.to_string(),
-            provider,
-        }))
-        .with_no_client_auth();
-    config.alpn_protocols = alpn;
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
-    Arc::new(config)
+    finish(pinned_builder(fingerprint, tls).with_no_client_auth(), alpn)
 }
 
 /// [`client_config`] presenting a client certificate (`chain`, end entity first, and its
@@ -142,13 +125,24 @@ pub fn client_config_with_cert(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Arc<ClientConfig> {
+    let config = pinned_builder(fingerprint, tls)
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate and key");
+    finish(config, vec![b"ftp".to_vec()])
+}
+
+/// The TLS versions of `tls`, trusting exactly the server certificate with `fingerprint`.
+fn pinned_builder(
+    fingerprint: &str,
+    tls: Tls,
+) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = match tls {
         Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Tls::V12 => &[&rustls::version::TLS12],
         Tls::V13 => &[&rustls::version::TLS13],
     };
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .expect("TLS versions")
         .dangerous()
@@ -156,9 +150,11 @@ pub fn client_config_with_cert(
             fingerprint: fingerprint.to_string(),
             provider,
         }))
-        .with_client_auth_cert(chain, key)
-        .expect("client certificate and key");
-    config.alpn_protocols = vec![b"ftp".to_vec()];
+}
+
+/// ALPN and a session cache of this configuration's own (one per control connection).
+fn finish(mut config: ClientConfig, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
+    config.alpn_protocols = alpn;
     config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
     Arc::new(config)
 }
