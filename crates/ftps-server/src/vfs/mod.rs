@@ -170,7 +170,8 @@ impl Root {
     }
 
     /// Atomic upload: create a hidden temporary file next to `p` (same directory, name like
-    /// `.ftpsd-upload.<random>.part`), return it and its VirtualPath.
+    /// `.ftpsd-upload.<random>.part`), return it and its VirtualPath. An existing directory
+    /// at `p` is an `IsADirectory` error, found now rather than when renaming.
     ///
     /// Rename it over `p` with [`Root::rename`] once the upload is complete.
     pub async fn create_temp_beside(
@@ -187,19 +188,29 @@ impl Root {
     /// Renames `from` to `to`, replacing an existing file at `to` like rename(2).
     /// Renaming the root, or onto it, is refused.
     pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> io::Result<()> {
+        let (from, to) = (from.clone(), to.clone());
+        self.blocking(move |root| root.rename_blocking(&from, &to))
+            .await
+    }
+
+    /// Blocking version of [`Root::rename`], for use inside spawn_blocking.
+    pub fn rename_blocking(&self, from: &VirtualPath, to: &VirtualPath) -> io::Result<()> {
         if from.is_root() || to.is_root() {
             return Err(refused("cannot rename the root directory"));
         }
-        let (from, to) = (from.clone(), to.clone());
-        self.blocking(move |root| root.dir.rename(from.relative(), &root.dir, to.relative()))
-            .await
+        self.dir.rename(from.relative(), &self.dir, to.relative())
     }
 
     /// Removes a file (or a symlink itself, never its target).
     pub async fn remove_file(&self, p: &VirtualPath) -> io::Result<()> {
         let p = p.clone();
-        self.blocking(move |root| root.dir.remove_file(p.relative()))
+        self.blocking(move |root| root.remove_file_blocking(&p))
             .await
+    }
+
+    /// Blocking version of [`Root::remove_file`], for use inside spawn_blocking.
+    pub fn remove_file_blocking(&self, p: &VirtualPath) -> io::Result<()> {
+        self.dir.remove_file(p.relative())
     }
 
     /// Creates one directory; its parent must exist.
@@ -310,6 +321,15 @@ impl Root {
     }
 
     fn create_temp_blocking(&self, p: &VirtualPath) -> io::Result<(std::fs::File, VirtualPath)> {
+        if self
+            .metadata_blocking(p)
+            .is_ok_and(|e| e.kind == EntryKind::Dir)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
         let dir = p.parent();
         for _ in 0..TEMP_ATTEMPTS {
             let name = format!(".ftpsd-upload.{:016x}.part", rand::random::<u64>());
