@@ -15,6 +15,7 @@ mod files;
 mod hash;
 mod info;
 mod navigate;
+mod pump;
 mod rein;
 mod site;
 mod transfer;

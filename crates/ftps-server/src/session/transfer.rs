@@ -1,38 +1,34 @@
 //! Transfers: `RETR`, `STOR`, `STOU`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`,
 //! `NLST` (RFC 959) and `MLSD` (RFC 3659 §7).
 //!
-//! File I/O runs on a blocking thread that exchanges buffers with the network side through a
-//! small channel, so disk and network (and TLS) work overlap. A `STOR` writes to a hidden
+//! The bytes move on a blocking thread (see [`super::pump`]) while the session task keeps
+//! answering `ABOR` and `STAT` on the control connection. A `STOR` writes to a hidden
 //! temporary file that is synced and renamed over the target only when the whole upload has
 //! arrived, so a broken upload never replaces or imitates a complete file; `APPE` and
 //! `REST`+`STOR` write in place, as resuming requires.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ftps_proto::ascii;
 use ftps_proto::command::{self, Command, ListArgs, TransferType};
 use ftps_proto::line::LineEvent;
 use ftps_proto::listing::{self, FileFacts, FileKind, MlstFacts};
 use ftps_proto::ReplyCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::files::entry_facts;
+use super::pump::BlockingData;
 use super::{Flow, Result, Session};
 use crate::policy::Access;
 use crate::stream::DataStream;
 use crate::vfs::{Entry, EntryKind, Root, VirtualPath, WriteMode};
 
-/// Size of one buffer moved between the disk thread and the network.
-const CHUNK: usize = 256 * 1024;
-/// Buffers in flight between the disk thread and the network.
-const CHUNKS_IN_FLIGHT: usize = 2;
 /// A listing is sent in pieces of about this size.
 const LISTING_CHUNK: usize = 16 * 1024;
+/// After a transfer, how long the data connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// The three listing formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,37 +78,28 @@ struct TempUpload {
 }
 
 impl TempUpload {
-    async fn commit(mut self) -> io::Result<()> {
+    /// The upload is complete: renames the temporary file over its target.
+    fn commit(mut self) -> io::Result<()> {
         if let Some(target) = &self.target {
-            self.root.rename(&self.temp, target).await?;
+            self.root.rename_blocking(&self.temp, target)?;
         }
         self.committed = true;
         Ok(())
     }
-
-    /// Removes the temporary file now, so it is gone before the failure is reported.
-    async fn discard(mut self) {
-        let _ = self.root.remove_file(&self.temp).await;
-        self.committed = true;
-    }
 }
 
 impl Drop for TempUpload {
+    /// Removes the file of an upload that did not complete, before its failure is reported
+    /// (one unlink, on the failure path only, so it is done in place).
     fn drop(&mut self) {
         if !self.committed {
-            let (root, temp) = (self.root.clone(), self.temp.clone());
-            // Drop cannot wait; the removal runs on its own.
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = root.remove_file(&temp).await;
-                });
-            }
+            let _ = self.root.remove_file_blocking(&self.temp);
         }
     }
 }
 
 /// Why a transfer failed.
-enum TransferError {
+pub(super) enum TransferError {
     /// The data connection broke or the client closed it early: 426.
     Connection(io::Error),
     /// Nothing moved for the stall timeout: 426.
@@ -121,7 +108,7 @@ enum TransferError {
     Local(io::Error),
 }
 
-type TransferResult = std::result::Result<u64, TransferError>;
+pub(super) type TransferResult = std::result::Result<u64, TransferError>;
 
 impl Session {
     pub(super) async fn cmd_rest(&mut self, offset: u64) -> Result {
@@ -197,21 +184,15 @@ impl Session {
             };
             root.open_write(&path, mode).await.map(|f| (f, None))
         } else {
-            match root.metadata(&path).await {
-                Ok(e) if e.kind == EntryKind::Dir => Err(io::Error::new(
-                    io::ErrorKind::IsADirectory,
-                    "is a directory",
-                )),
-                _ => root.create_temp_beside(&path).await.map(|(f, temp)| {
-                    let commit = TempUpload {
-                        root: root.clone(),
-                        temp,
-                        target: Some(path.clone()),
-                        committed: false,
-                    };
-                    (f, Some(commit))
-                }),
-            }
+            root.create_temp_beside(&path).await.map(|(f, temp)| {
+                let commit = TempUpload {
+                    root: root.clone(),
+                    temp,
+                    target: Some(path.clone()),
+                    committed: false,
+                };
+                (f, Some(commit))
+            })
         };
         let (file, commit) = match opened {
             Ok(pair) => pair,
@@ -485,199 +466,74 @@ impl Session {
 }
 
 impl Job {
+    /// Runs the transfer on a blocking thread (see [`super::pump`]); dropping the returned
+    /// future (on `ABOR`) shuts the data connection down, which stops that thread.
     async fn run(
         self,
-        mut data: DataStream,
+        data: DataStream,
         progress: Arc<AtomicU64>,
         stall: Duration,
     ) -> TransferResult {
-        let result = match self {
-            Job::Send { file, ascii } => send_file(&mut data, file, ascii, &progress, stall).await,
-            Job::Receive {
-                file,
-                ascii,
-                commit,
-            } => {
-                let received = receive_file(&mut data, file, ascii, &progress, stall).await;
-                match (received, commit) {
-                    (Ok(n), Some(upload)) => upload
-                        .commit()
-                        .await
-                        .map(|()| n)
-                        .map_err(TransferError::Local),
-                    (Err(e), Some(upload)) => {
-                        upload.discard().await;
-                        Err(e)
-                    }
-                    (other, None) => other,
-                }
-            }
-            Job::List(list) => send_listing(&mut data, list, &progress, stall).await,
-        }?;
-        // Send close_notify (TLS) and FIN; then wait briefly for the client's side, so that
-        // closing does not reset a connection whose last bytes are still unread.
-        finish(&mut data, stall).await;
-        Ok(result)
+        let mut conn = BlockingData::new(data, stall).map_err(TransferError::Connection)?;
+        let abort = conn.abort_handle().map_err(TransferError::Connection)?;
+        let moved = tokio::task::spawn_blocking(move || {
+            let result = match self {
+                Job::Send { file, ascii } => conn.send_file(file, ascii, &progress),
+                Job::Receive {
+                    file,
+                    ascii,
+                    commit,
+                } => conn
+                    .receive_file(file, ascii, &progress)
+                    // Renamed (or, on failure, removed when `commit` drops) before the
+                    // final reply.
+                    .and_then(|n| match commit {
+                        Some(upload) => upload.commit().map(|()| n).map_err(TransferError::Local),
+                        None => Ok(n),
+                    }),
+                Job::List(list) => send_listing(&mut conn, list, &progress),
+            };
+            // After a success: close_notify and FIN, keeping the socket for `linger`.
+            let lingering = match result {
+                Ok(_) => conn.close_write(),
+                Err(_) => None,
+            };
+            (result, lingering)
+        })
+        .await;
+        abort.disarm();
+        let (result, lingering) = moved.map_err(|e| TransferError::Local(io::Error::other(e)))?;
+        if let Some(socket) = lingering {
+            tokio::spawn(linger(socket));
+        }
+        result
     }
 }
 
-async fn finish(data: &mut DataStream, stall: Duration) {
-    let _ = tokio::time::timeout(stall, data.shutdown()).await;
+/// Keeps a data connection open after its final reply until the client closes its side (or
+/// two seconds pass): closing a socket with unread input (the client's close_notify) would
+/// reset the connection and could destroy data the client has not read yet. The final
+/// reply does not wait for this.
+async fn linger(socket: std::net::TcpStream) {
+    if socket.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mut socket) = tokio::net::TcpStream::from_std(socket) else {
+        return;
+    };
     let mut sink = [0u8; 512];
     let drain = async {
-        while let Ok(n) = data.read(&mut sink).await {
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut socket, &mut sink).await {
             if n == 0 {
                 break;
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-async fn write_with_stall(
-    data: &mut DataStream,
-    bytes: &[u8],
-    stall: Duration,
-) -> std::result::Result<(), TransferError> {
-    match tokio::time::timeout(stall, data.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(TransferError::Connection(e)),
-        Err(_) => Err(TransferError::Stalled),
-    }
-}
-
-async fn send_file(
-    data: &mut DataStream,
-    mut file: std::fs::File,
-    ascii: bool,
-    progress: &AtomicU64,
-    stall: Duration,
-) -> TransferResult {
-    let (full_tx, mut full_rx) = mpsc::channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
-    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let reader = tokio::task::spawn_blocking(move || loop {
-        let mut buf = empty_rx.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.reserve(CHUNK);
-        // `take` + `read_to_end` fills spare capacity without zeroing it first.
-        match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {
-                if full_tx.blocking_send(Ok(buf)).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                let _ = full_tx.blocking_send(Err(e));
-                break;
-            }
-        }
-    });
-    let mut to_network = ascii::ToNetwork::default();
-    let mut converted = Vec::new();
-    let mut total = 0u64;
-    while let Some(chunk) = full_rx.recv().await {
-        let chunk = chunk.map_err(TransferError::Local)?;
-        let out = if ascii {
-            converted.clear();
-            to_network.convert(&chunk, &mut converted);
-            &converted[..]
-        } else {
-            &chunk[..]
-        };
-        write_with_stall(data, out, stall).await?;
-        total += out.len() as u64;
-        progress.store(total, Ordering::Relaxed);
-        let _ = empty_tx.send(chunk);
-    }
-    reader
-        .await
-        .map_err(|e| TransferError::Local(io::Error::other(e)))?;
-    Ok(total)
-}
-
-async fn receive_file(
-    data: &mut DataStream,
-    mut file: std::fs::File,
-    ascii: bool,
-    progress: &AtomicU64,
-    stall: Duration,
-) -> TransferResult {
-    // Async sends on the network side (never blocking a runtime thread), blocking
-    // receives on the disk thread.
-    let (full_tx, mut full_rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let (empty_tx, mut empty_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let mut from_network = ascii::FromNetwork::default();
-        let mut converted = Vec::new();
-        while let Some(chunk) = full_rx.blocking_recv() {
-            if ascii {
-                converted.clear();
-                from_network.convert(&chunk, &mut converted);
-                file.write_all(&converted)?;
-            } else {
-                file.write_all(&chunk)?;
-            }
-            let _ = empty_tx.send(chunk);
-        }
-        if ascii {
-            converted.clear();
-            from_network.finish(&mut converted);
-            file.write_all(&converted)?;
-        }
-        // 226 promises the file is complete: make it durable first.
-        file.sync_all()
-    });
-    let mut total = 0u64;
-    let network = async {
-        loop {
-            let mut buf = empty_rx.try_recv().unwrap_or_default();
-            buf.clear();
-            buf.reserve(CHUNK);
-            // Hand over whole chunks: a TLS read returns about one 16 KiB record, and a
-            // hand-off per record would wake the disk thread for every one of them.
-            let mut eof = false;
-            while buf.len() < CHUNK {
-                match tokio::time::timeout(stall, data.read_buf(&mut buf)).await {
-                    Ok(Ok(0)) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(Ok(n)) => {
-                        total += n as u64;
-                        progress.store(total, Ordering::Relaxed);
-                    }
-                    // A TLS stream that ends without close_notify is reported here as an
-                    // error: the upload may be truncated, so it is not accepted as complete.
-                    Ok(Err(e)) => return Err(TransferError::Connection(e)),
-                    Err(_) => return Err(TransferError::Stalled),
-                }
-            }
-            if !buf.is_empty() && full_tx.send(buf).await.is_err() {
-                // The writer stopped: its error is reported below.
-                return Ok(());
-            }
-            if eof {
-                return Ok(());
-            }
-        }
-    };
-    let received = network.await;
-    drop(full_tx);
-    let written = writer
-        .await
-        .map_err(|e| TransferError::Local(io::Error::other(e)))?;
-    received?;
-    written.map_err(TransferError::Local)?;
-    Ok(total)
-}
-
-async fn send_listing(
-    data: &mut DataStream,
-    job: ListJob,
-    progress: &AtomicU64,
-    stall: Duration,
-) -> TransferResult {
+/// Sends a listing, produced as it goes; runs on the transfer's blocking thread.
+fn send_listing(conn: &mut BlockingData, job: ListJob, progress: &AtomicU64) -> TransferResult {
     let ListJob {
         root,
         dir,
@@ -687,74 +543,69 @@ async fn send_listing(
         facts,
         single,
     } = job;
-    let (tx, mut rx) = mpsc::channel::<io::Result<Vec<u8>>>(2);
-    let producer = tokio::task::spawn_blocking(move || {
-        let now = SystemTime::now();
-        let mut buf = Vec::with_capacity(LISTING_CHUNK + 1024);
-        let emit = |line: String, buf: &mut Vec<u8>| -> bool {
-            buf.extend_from_slice(line.as_bytes());
-            buf.extend_from_slice(b"\r\n");
-            if buf.len() >= LISTING_CHUNK {
-                return tx.blocking_send(Ok(std::mem::take(buf))).is_ok();
-            }
-            true
-        };
-        if let Some(entry) = single {
-            let line = match format {
-                ListFormat::Names => args.path.clone().unwrap_or_default(),
-                _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
-            };
-            emit(line, &mut buf);
-        } else {
-            if format == ListFormat::Mlsd {
-                for (name, kind) in [(".", FileKind::CurrentDir), ("..", FileKind::ParentDir)] {
-                    if kind == FileKind::ParentDir && dir.is_root() {
-                        continue;
-                    }
-                    let target = if kind == FileKind::CurrentDir {
-                        dir.clone()
-                    } else {
-                        dir.parent()
-                    };
-                    if let Ok(entry) = root.metadata_blocking(&target) {
-                        let mut f = entry_facts(&entry, access);
-                        f.kind = kind;
-                        f.name = name.into();
-                        emit(listing::mlsx_line(&f, facts), &mut buf);
-                    }
-                }
-            }
-            let prefix = match (&args.path, format) {
-                (Some(p), ListFormat::Names) => Some(p.trim_end_matches('/').to_string()),
-                _ => None,
-            };
-            let result = root.for_each_entry_blocking(&dir, |entry| {
-                let hidden = entry.name.as_encoded_bytes().starts_with(b".");
-                if hidden && !args.all() {
-                    return true;
-                }
-                let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
-                emit(line, &mut buf)
-            });
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        }
-        if !buf.is_empty() {
-            let _ = tx.blocking_send(Ok(buf));
-        }
-    });
+    let now = SystemTime::now();
+    let mut buf = Vec::with_capacity(LISTING_CHUNK + 1024);
     let mut total = 0u64;
-    while let Some(chunk) = rx.recv().await {
-        let chunk = chunk.map_err(TransferError::Local)?;
-        write_with_stall(data, &chunk, stall).await?;
-        total += chunk.len() as u64;
-        progress.store(total, Ordering::Relaxed);
+    let mut failed = None;
+    let mut emit = |line: String, buf: &mut Vec<u8>| -> bool {
+        buf.extend_from_slice(line.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        if buf.len() >= LISTING_CHUNK {
+            if let Err(e) = conn.write_data(buf) {
+                failed = Some(e);
+                return false;
+            }
+            total += buf.len() as u64;
+            progress.store(total, Ordering::Relaxed);
+            buf.clear();
+        }
+        true
+    };
+    if let Some(entry) = single {
+        let line = match format {
+            ListFormat::Names => args.path.clone().unwrap_or_default(),
+            _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
+        };
+        emit(line, &mut buf);
+    } else {
+        if format == ListFormat::Mlsd {
+            for (name, kind) in [(".", FileKind::CurrentDir), ("..", FileKind::ParentDir)] {
+                if kind == FileKind::ParentDir && dir.is_root() {
+                    continue;
+                }
+                let target = if kind == FileKind::CurrentDir {
+                    dir.clone()
+                } else {
+                    dir.parent()
+                };
+                if let Ok(entry) = root.metadata_blocking(&target) {
+                    let mut f = entry_facts(&entry, access);
+                    f.kind = kind;
+                    f.name = name.into();
+                    emit(listing::mlsx_line(&f, facts), &mut buf);
+                }
+            }
+        }
+        let prefix = match (&args.path, format) {
+            (Some(p), ListFormat::Names) => Some(p.trim_end_matches('/').to_string()),
+            _ => None,
+        };
+        root.for_each_entry_blocking(&dir, |entry| {
+            let hidden = entry.name.as_encoded_bytes().starts_with(b".");
+            if hidden && !args.all() {
+                return true;
+            }
+            let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
+            emit(line, &mut buf)
+        })
+        .map_err(TransferError::Local)?;
     }
-    producer
-        .await
-        .map_err(|e| TransferError::Local(io::Error::other(e)))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    conn.write_data(&buf)?;
+    total += buf.len() as u64;
+    progress.store(total, Ordering::Relaxed);
     Ok(total)
 }
 

@@ -1,0 +1,288 @@
+//! Moving a file over the data connection on one blocking thread (the bytes of `RETR`,
+//! `STOR`, `APPE` and `STOU`, RFC 959 §3.4 stream mode).
+//!
+//! A transfer is a loop of three steps: disk I/O, TLS record encryption or decryption, and a
+//! socket call. Run on one thread with a blocking socket, the loop costs no hand-off between
+//! a disk thread and the runtime (each of which is a wake-up and a context switch), and the
+//! data it touches stays in that core's cache. The runtime only waits for the thread to
+//! finish; `ABOR`, a lost control connection or shutdown stop the thread by shutting the
+//! socket down under it ([`AbortOnDrop`]).
+//!
+//! A clear (`PROT C`) download is handed to the kernel with `sendfile`.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ftps_proto::ascii;
+use rustls::ServerConnection;
+
+use super::transfer::{TransferError, TransferResult};
+use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
+
+/// Bytes read from the disk, or gathered for the disk, per system call.
+const CHUNK: usize = 256 * 1024;
+/// Plaintext encrypted (and sent) at a time: four full TLS records.
+const TLS_BATCH: usize = 64 * 1024;
+
+/// A data connection taken out of the runtime: a blocking socket, the bytes already read
+/// from it, and the TLS state when `PROT P` protects it.
+pub(super) struct BlockingData {
+    socket: TcpStream,
+    /// Bytes the runtime read from the socket (during the TLS handshake) that are still
+    /// to be processed.
+    pending: Vec<u8>,
+    tls: Option<Box<ServerConnection>>,
+}
+
+impl BlockingData {
+    /// Takes the connection out of the runtime and makes its socket blocking, with `stall`
+    /// as the limit for one read or write.
+    pub(super) fn new(data: DataStream, stall: Duration) -> io::Result<BlockingData> {
+        let (reader, tls) = match data {
+            MaybeTls::Plain(reader) => (reader, None),
+            MaybeTls::Tls(stream) => {
+                let (reader, conn) = stream.into_inner();
+                (reader, Some(Box::new(conn)))
+            }
+            MaybeTls::Closed => return Err(io::ErrorKind::NotConnected.into()),
+        };
+        let pending = reader.buffer().to_vec();
+        let socket = reader.into_inner().into_std()?;
+        socket.set_nonblocking(false)?;
+        // A zero timeout would mean "none" to the kernel: keep a floor instead.
+        let stall = stall.max(Duration::from_secs(1));
+        socket.set_read_timeout(Some(stall))?;
+        socket.set_write_timeout(Some(stall))?;
+        Ok(BlockingData {
+            socket,
+            pending,
+            tls,
+        })
+    }
+
+    /// A handle that shuts the socket down when dropped, unless disarmed.
+    pub(super) fn abort_handle(&self) -> io::Result<AbortOnDrop> {
+        Ok(AbortOnDrop(Some(self.socket.try_clone()?)))
+    }
+
+    /// Sends the rest of `file`; `ascii` converts line ends to CRLF.
+    pub(super) fn send_file(
+        &mut self,
+        mut file: std::fs::File,
+        ascii: bool,
+        progress: &AtomicU64,
+    ) -> TransferResult {
+        if self.tls.is_none() && !ascii {
+            return self.sendfile(file, progress);
+        }
+        let _ = self.socket.set_nodelay(false);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut converted = Vec::new();
+        let mut to_network = ascii::ToNetwork::default();
+        let mut total = 0u64;
+        if let Some(tls) = &mut self.tls {
+            // Take a whole batch at a time: one `writev` per batch, not one per record.
+            tls.set_buffer_limit(None);
+        }
+        loop {
+            chunk.clear();
+            // `take` + `read_to_end` fills spare capacity without zeroing it first.
+            let n = (&mut file)
+                .take(CHUNK as u64)
+                .read_to_end(&mut chunk)
+                .map_err(TransferError::Local)?;
+            if n == 0 {
+                let _ = self.socket.set_nodelay(true);
+                return Ok(total);
+            }
+            let out = if ascii {
+                converted.clear();
+                to_network.convert(&chunk, &mut converted);
+                &converted[..]
+            } else {
+                &chunk[..]
+            };
+            // Encrypted a few records at a time, so that plaintext and ciphertext stay in
+            // the core's cache between encryption and the copy into the socket.
+            for piece in out.chunks(TLS_BATCH) {
+                self.write_data(piece)?;
+            }
+            total += out.len() as u64;
+            progress.store(total, Ordering::Relaxed);
+        }
+    }
+
+    /// A clear binary download: the kernel copies from the file to the socket (`sendfile`,
+    /// which the standard library uses for a file-to-socket `io::copy`).
+    fn sendfile(&mut self, mut file: std::fs::File, progress: &AtomicU64) -> TransferResult {
+        let mut total = 0u64;
+        loop {
+            let mut piece = (&mut file).take(4 * CHUNK as u64);
+            let mut sink = &self.socket;
+            // `io::copy` does not say which side failed; the kinds a socket produces tell.
+            let n = match io::copy(&mut piece, &mut sink) {
+                Ok(n) => n,
+                Err(e) if is_socket_error(&e) => return Err(network_error(e)),
+                Err(e) => return Err(TransferError::Local(e)),
+            };
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+            progress.store(total, Ordering::Relaxed);
+        }
+    }
+
+    /// Receives into `file` until the client ends the upload, then syncs it to disk.
+    pub(super) fn receive_file(
+        &mut self,
+        mut file: std::fs::File,
+        ascii: bool,
+        progress: &AtomicU64,
+    ) -> TransferResult {
+        let mut from_network = ascii::FromNetwork::default();
+        let mut converted = Vec::new();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut total = 0u64;
+        let mut write = |chunk: &mut Vec<u8>, file: &mut std::fs::File| -> io::Result<()> {
+            if ascii {
+                converted.clear();
+                from_network.convert(chunk, &mut converted);
+                file.write_all(&converted)?;
+            } else {
+                file.write_all(chunk)?;
+            }
+            chunk.clear();
+            Ok(())
+        };
+        let pending = std::mem::take(&mut self.pending);
+        let socket = &self.socket;
+        let mut source = io::BufReader::with_capacity(DATA_READ_BUFFER, pending.chain(socket));
+        match &mut self.tls {
+            None => loop {
+                let got = source.fill_buf().map_err(network_error)?;
+                if got.is_empty() {
+                    break;
+                }
+                let n = got.len().min(CHUNK - chunk.len());
+                chunk.extend_from_slice(&got[..n]);
+                source.consume(n);
+                total += n as u64;
+                progress.store(total, Ordering::Relaxed);
+                if chunk.len() == CHUNK {
+                    write(&mut chunk, &mut file).map_err(TransferError::Local)?;
+                }
+            },
+            Some(tls) => loop {
+                // Plaintext already decrypted first, then more records from the socket.
+                match tls.reader().fill_buf() {
+                    Ok([]) => break,
+                    Ok(got) => {
+                        let n = got.len().min(CHUNK - chunk.len());
+                        chunk.extend_from_slice(&got[..n]);
+                        tls.reader().consume(n);
+                        total += n as u64;
+                        progress.store(total, Ordering::Relaxed);
+                        if chunk.len() == CHUNK {
+                            write(&mut chunk, &mut file).map_err(TransferError::Local)?;
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The TCP stream ended without close_notify: the upload may be truncated,
+                    // so it is not accepted as complete.
+                    Err(e) => return Err(TransferError::Connection(e)),
+                }
+                tls.read_tls(&mut source).map_err(network_error)?;
+                let processed = tls.process_new_packets();
+                // Alerts, and replies such as a TLS 1.3 key update, go out at once.
+                flush_tls(tls, socket)?;
+                if let Err(e) = processed {
+                    return Err(TransferError::Connection(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        e,
+                    )));
+                }
+            },
+        }
+        write(&mut chunk, &mut file).map_err(TransferError::Local)?;
+        if ascii {
+            converted.clear();
+            from_network.finish(&mut converted);
+            file.write_all(&converted).map_err(TransferError::Local)?;
+        }
+        // 226 promises the file is complete: make it durable first.
+        file.sync_all().map_err(TransferError::Local)?;
+        Ok(total)
+    }
+
+    /// Writes `bytes` as application data.
+    pub(super) fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
+        match &mut self.tls {
+            None => (&self.socket).write_all(bytes).map_err(network_error),
+            Some(tls) => {
+                tls.writer()
+                    .write_all(bytes)
+                    .map_err(TransferError::Connection)?;
+                flush_tls(tls, &self.socket)
+            }
+        }
+    }
+
+    /// Ends the connection cleanly: close_notify (TLS) and FIN. Returns the socket, to be
+    /// kept open until the client closes its side.
+    pub(super) fn close_write(mut self) -> Option<TcpStream> {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            flush_tls(tls, &self.socket).ok()?;
+        }
+        self.socket.shutdown(Shutdown::Write).ok()?;
+        Some(self.socket)
+    }
+}
+
+/// Writes out everything TLS has queued.
+fn flush_tls(tls: &mut ServerConnection, mut socket: &TcpStream) -> Result<(), TransferError> {
+    while tls.wants_write() {
+        tls.write_tls(&mut socket).map_err(network_error)?;
+    }
+    Ok(())
+}
+
+/// A failed socket call: a timeout is a stall, anything else a broken connection.
+fn network_error(e: io::Error) -> TransferError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TransferError::Stalled,
+        _ => TransferError::Connection(e),
+    }
+}
+
+/// Errors that a socket produces, never a file being read.
+fn is_socket_error(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | WouldBlock | TimedOut
+    )
+}
+
+/// Shuts a data connection's socket down when dropped: a blocking transfer thread then
+/// fails its next (or current) socket call and ends.
+pub(super) struct AbortOnDrop(Option<TcpStream>);
+
+impl AbortOnDrop {
+    /// The transfer ended by itself: nothing to stop.
+    pub(super) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(socket) = self.0.take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
