@@ -757,3 +757,25 @@ async fn port_active_mode_over_ipv4() {
     c.expect_reply(226).await;
     c.expect("PORT 10,0,0,1,200,10", 504).await;
 }
+
+/// With `require_for_data = false`, `PROT C` transfers run in clear: a binary download goes
+/// out through `sendfile`, an ASCII one is converted, an upload arrives whole.
+#[tokio::test]
+async fn clear_data_transfers_when_the_administrator_allows_them() {
+    let server = Server::start_with_config("[tls]\nrequire_for_data = false\n");
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i| (i * 7 % 251) as u8).collect();
+    put(&server, "big.bin", &big);
+    put(&server, "text.txt", b"one\ntwo\n");
+    let mut c = Control::login_default(&server).await;
+    c.expect("PROT C", 200).await;
+    c.protected = false;
+    assert_eq!(c.retr("big.bin").await, big);
+    c.expect("REST 1048576", 350).await;
+    assert_eq!(c.retr("big.bin").await, &big[1024 * 1024..]);
+    c.stor("up.bin", &big).await;
+    assert_eq!(fs::read(server.data_dir().join("up.bin")).unwrap(), big);
+    c.expect("TYPE A", 200).await;
+    assert_eq!(c.retr("text.txt").await, b"one\r\ntwo\r\n");
+    c.stor("up.txt", b"a\r\nb\r\n").await;
+    assert_eq!(fs::read(server.data_dir().join("up.txt")).unwrap(), b"a\nb\n");
+}

@@ -21,10 +21,12 @@ use rustls::ServerConnection;
 use super::transfer::{TransferError, TransferResult};
 use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
 
-/// Bytes read from the disk, or gathered for the disk, per system call.
+/// Bytes gathered for one write to the disk, or handed to `sendfile` at a time.
 const CHUNK: usize = 256 * 1024;
-/// Plaintext encrypted (and sent) at a time: four full TLS records.
-const TLS_BATCH: usize = 64 * 1024;
+/// Bytes read from the disk, encrypted and sent at a time: four full TLS records. Small
+/// enough that the plaintext and its ciphertext stay in the core's cache from the read to
+/// the copy into the socket (256 KiB cost 0.6-0.9 s of CPU per GiB against 0.4-0.5).
+const SEND_CHUNK: usize = 64 * 1024;
 
 /// A data connection taken out of the runtime: a blocking socket, the bytes already read
 /// from it, and the TLS state when `PROT P` protects it.
@@ -77,20 +79,25 @@ impl BlockingData {
         if self.tls.is_none() && !ascii {
             return self.sendfile(file, progress);
         }
+        // Nagle's algorithm while the file streams: the short tail of each batch (four
+        // records are a little more than one 64 KiB loopback segment) waits for the next
+        // batch instead of leaving as a tiny segment, and small segments keep the receiver
+        // from growing its window. TCP_NODELAY is set again once the file is read, which
+        // pushes out what is pending.
         let _ = self.socket.set_nodelay(false);
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Vec::with_capacity(SEND_CHUNK);
         let mut converted = Vec::new();
         let mut to_network = ascii::ToNetwork::default();
         let mut total = 0u64;
         if let Some(tls) = &mut self.tls {
-            // Take a whole batch at a time: one `writev` per batch, not one per record.
+            // Take a whole chunk at a time: one `writev` per chunk, not one per record.
             tls.set_buffer_limit(None);
         }
         loop {
             chunk.clear();
             // `take` + `read_to_end` fills spare capacity without zeroing it first.
             let n = (&mut file)
-                .take(CHUNK as u64)
+                .take(SEND_CHUNK as u64)
                 .read_to_end(&mut chunk)
                 .map_err(TransferError::Local)?;
             if n == 0 {
@@ -104,11 +111,7 @@ impl BlockingData {
             } else {
                 &chunk[..]
             };
-            // Encrypted a few records at a time, so that plaintext and ciphertext stay in
-            // the core's cache between encryption and the copy into the socket.
-            for piece in out.chunks(TLS_BATCH) {
-                self.write_data(piece)?;
-            }
+            self.write_data(out)?;
             total += out.len() as u64;
             progress.store(total, Ordering::Relaxed);
         }
