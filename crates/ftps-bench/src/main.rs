@@ -110,6 +110,8 @@ struct Plan {
     max_server_mib: u64,
     only: Vec<String>,
     repeats: usize,
+    /// Let earlier connections' TIME_WAIT sockets expire before the small-file workload.
+    settle: bool,
 }
 
 impl Plan {
@@ -134,6 +136,7 @@ impl Plan {
                 max_server_mib: a.max_server_mib,
                 only: Vec::new(),
                 repeats: 1,
+                settle: false,
             }
         } else {
             Plan {
@@ -151,6 +154,7 @@ impl Plan {
                 max_server_mib: a.max_server_mib,
                 only: Vec::new(),
                 repeats: 3,
+                settle: true,
             }
         };
         if let Some(m) = a.size_mib {
@@ -561,6 +565,7 @@ async fn bench_server(
     }
     // 4. Small files, TLS 1.3 then 1.2.
     if plan.runs("small") {
+        settle_time_wait(plan).await;
         for (row, base, version) in [
             (Row::Small13, &base13, "TLS 1.3"),
             (Row::Small12, &base12, "TLS 1.2"),
@@ -768,6 +773,29 @@ async fn parallel(
         c.quit().await?;
     }
     Ok((n as u64 * size) as f64 / MIB as f64 / secs)
+}
+
+/// Waits (at most a TIME_WAIT's 60 s and a little) until few TCP sockets are left in
+/// TIME_WAIT. Each small-file run opens 12,000 data connections, and the closed ones hold
+/// ephemeral ports for 60 s; with tens of thousands of them the client's `connect` spends
+/// most of its time in the kernel looking for a free port (25-31 s of system time in a 27 s
+/// run was measured), which slows whichever server happens to run next. Every server's
+/// small-file run starts from the same quiet state instead.
+async fn settle_time_wait(plan: &Plan) {
+    if !plan.settle {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(65) {
+        match procfs::time_wait_sockets() {
+            Some(n) if n > 1000 => tokio::time::sleep(Duration::from_secs(1)).await,
+            _ => break,
+        }
+    }
+    let waited = started.elapsed().as_secs();
+    if waited > 0 {
+        eprintln!("   waited {waited} s for TIME_WAIT sockets to expire");
+    }
 }
 
 /// The small-file operations, in the order each iteration does them.
