@@ -6,8 +6,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,7 +20,7 @@ use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -134,6 +136,28 @@ pub fn fresh(base: &Arc<ClientConfig>) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// Takes a data connection out of delayed-ACK ("interactive") mode, which Linux enters
+/// because the client answered the server during the TLS handshake. After the handshake the
+/// client only receives on a download, so no reply ever carries the ACK and a delayed ACK
+/// only adds latency: a server that leaves Nagle's algorithm on for its data socket
+/// (Pure-FTPd) holds back its close_notify after a short listing until the ACK comes, up to
+/// 40 ms per transfer, while it waits for the client's close before the 226. The kernel then
+/// ACKs as soon as the client has read what arrived. Best effort: an error is ignored.
+fn quick_ack(tcp: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket this stream owns, with a c_int option value.
+    unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn server_name() -> ServerName<'static> {
     ServerName::try_from("localhost").expect("server name")
 }
@@ -145,9 +169,84 @@ async fn timed<T>(what: &str, fut: impl std::future::Future<Output = io::Result<
     }
 }
 
+/// A control connection's transport that keeps the last bytes the server sent, so a server
+/// that gives up with a plain-text reply on a TLS connection (vsftpd's `500 OOPS: ...`) can be
+/// quoted: the TLS layer only sees an invalid record.
+struct Tail<S> {
+    inner: S,
+    last: Vec<u8>,
+}
+
+const TAIL: usize = 512;
+
+impl<S> Tail<S> {
+    fn new(inner: S) -> Tail<S> {
+        Tail {
+            inner,
+            last: Vec::with_capacity(2 * TAIL),
+        }
+    }
+
+    /// The reply in plain text at the end of what the server sent, if there is one (a TLS
+    /// record's bytes before it may happen to be printable: the text starts at a reply code).
+    fn plain_text(&self) -> Option<String> {
+        let printable = |b: &u8| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n');
+        let start = self
+            .last
+            .iter()
+            .rposition(|b| !printable(b))
+            .map_or(0, |i| i + 1);
+        let text = &self.last[start..];
+        let code = text
+            .windows(4)
+            .position(|w| w[..3].iter().all(u8::is_ascii_digit) && matches!(w[3], b' ' | b'-'))?;
+        Some(String::from_utf8_lossy(&text[code..]).trim().to_string())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tail<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        if !new.is_empty() {
+            let keep = new.len().min(TAIL);
+            this.last.extend_from_slice(&new[new.len() - keep..]);
+            if this.last.len() > TAIL {
+                let cut = this.last.len() - TAIL;
+                this.last.drain(..cut);
+            }
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tail<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Tail<TcpStream>>>),
     Gone,
 }
 
@@ -189,7 +288,7 @@ impl Control {
         };
         let tls = timed(
             "control TLS handshake",
-            TlsConnector::from(c.tls.clone()).connect(server_name(), tcp),
+            TlsConnector::from(c.tls.clone()).connect(server_name(), Tail::new(tcp)),
         )
         .await?;
         c.conn = Conn::Tls(Box::new(tls));
@@ -296,7 +395,19 @@ impl Control {
                     Conn::Gone => Ok(0),
                 }
             };
-            let n = timed("reply", read).await?;
+            let n = match timed("reply", read).await {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Conn::Tls(s) = &self.conn {
+                        if let Some(text) = s.get_ref().0.plain_text() {
+                            return Err(e.context(format!(
+                                "the server wrote in plain text on the TLS connection: {text}"
+                            )));
+                        }
+                    }
+                    return Err(e);
+                }
+            };
             if n == 0 {
                 bail!("control connection closed");
             }
@@ -328,6 +439,7 @@ impl Control {
         let (data, first) = tokio::join!(handshake, send);
         first?;
         let data = data?;
+        quick_ack(data.get_ref().0);
         DATA_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         if data.get_ref().1.handshake_kind() != Some(HandshakeKind::Resumed) {
             // ftpsd and vsftpd refuse such a connection themselves; a server that accepts it
@@ -396,5 +508,36 @@ impl Control {
             bail!("`{line}` ended with {} {}", last.code.0, last.text());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(bytes: &[u8]) -> Tail<()> {
+        Tail {
+            inner: (),
+            last: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn plain_text_reply_after_tls_records_is_quoted() {
+        let mut bytes = vec![0x17, 0x03, 0x03, 0x00, 0x05, 0x9c, b'4', b'2', b'1', 0x01];
+        bytes.extend_from_slice(b"xy500 OOPS: priv_sock_get_cmd\r\n");
+        assert_eq!(
+            tail_of(&bytes).plain_text().as_deref(),
+            Some("500 OOPS: priv_sock_get_cmd")
+        );
+    }
+
+    #[test]
+    fn tls_records_alone_are_not_text() {
+        assert_eq!(
+            tail_of(&[0x17, 0x03, 0x03, 0x00, 0x13, 0xf0]).plain_text(),
+            None
+        );
+        assert_eq!(tail_of(b"").plain_text(), None);
     }
 }

@@ -110,6 +110,8 @@ struct Plan {
     max_server_mib: u64,
     only: Vec<String>,
     repeats: usize,
+    /// Let earlier connections' TIME_WAIT sockets expire before the small-file workload.
+    settle: bool,
 }
 
 impl Plan {
@@ -134,6 +136,7 @@ impl Plan {
                 max_server_mib: a.max_server_mib,
                 only: Vec::new(),
                 repeats: 1,
+                settle: false,
             }
         } else {
             Plan {
@@ -151,6 +154,7 @@ impl Plan {
                 max_server_mib: a.max_server_mib,
                 only: Vec::new(),
                 repeats: 3,
+                settle: true,
             }
         };
         if let Some(m) = a.size_mib {
@@ -561,14 +565,22 @@ async fn bench_server(
     }
     // 4. Small files, TLS 1.3 then 1.2.
     if plan.runs("small") {
-        col.set(
-            Row::Small13,
-            to_cell(small_files(&target, &base13, plan).await),
-        );
-        col.set(
-            Row::Small12,
-            to_cell(small_files(&target, &base12, plan).await),
-        );
+        settle_time_wait(plan).await;
+        for (row, base, version) in [
+            (Row::Small13, &base13, "TLS 1.3"),
+            (Row::Small12, &base12, "TLS 1.2"),
+        ] {
+            match small_files(&target, base, plan).await {
+                Ok((rate, latencies)) => {
+                    col.set(row, Cell::Value(rate));
+                    col.notes.push(format!(
+                        "{} small files over {version}, {latencies}",
+                        server.kind.name()
+                    ));
+                }
+                Err(e) => col.set(row, Cell::Failed(format!("{e:#}"))),
+            }
+        }
     }
     // 5. Logins: first logins (accounts never used), then the same account again and again.
     if plan.runs("logins") {
@@ -763,16 +775,46 @@ async fn parallel(
     Ok((n as u64 * size) as f64 / MIB as f64 / secs)
 }
 
+/// Waits (at most a TIME_WAIT's 60 s and a little) until few TCP sockets are left in
+/// TIME_WAIT. Each small-file run opens 12,000 data connections, and the closed ones hold
+/// ephemeral ports for 60 s; with tens of thousands of them the client's `connect` spends
+/// most of its time in the kernel looking for a free port (25-31 s of system time in a 27 s
+/// run was measured), which slows whichever server happens to run next. Every server's
+/// small-file run starts from the same quiet state instead.
+async fn settle_time_wait(plan: &Plan) {
+    if !plan.settle {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(65) {
+        match procfs::time_wait_sockets() {
+            Some(n) if n > 1000 => tokio::time::sleep(Duration::from_secs(1)).await,
+            _ => break,
+        }
+    }
+    let waited = started.elapsed().as_secs();
+    if waited > 0 {
+        eprintln!("   waited {waited} s for TIME_WAIT sockets to expire");
+    }
+}
+
+/// The small-file operations, in the order each iteration does them.
+const SMALL_OPS: [&str; 4] = ["STOR", "LIST", "RETR", "DELE"];
+
 /// `sessions` sessions each doing STOR, LIST, RETR, DELE of a small file `iters` times.
+/// Returns operations per second and a line with each operation's median and 90th-percentile
+/// latency, so a server that is slow at one of them shows which.
 async fn small_files(
     target: &Target,
     base: &Arc<rustls::ClientConfig>,
     plan: &Plan,
-) -> Result<f64> {
+) -> Result<(f64, String)> {
     let mut sessions = Vec::new();
     for _ in 0..plan.small_sessions {
         sessions.push(Control::session(target, base).await?);
     }
+    let data_before = client::DATA_CONNECTIONS.load(Ordering::Relaxed);
+    let not_resumed_before = client::NOT_RESUMED.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (i, mut c) in sessions.into_iter().enumerate() {
@@ -781,28 +823,61 @@ async fn small_files(
         tasks.push(tokio::spawn(async move {
             let body = pattern(size as usize);
             let mut buf = vec![0u8; 64 * 1024];
+            let mut lat: [Vec<Duration>; 4] = Default::default();
             for k in 0..iters {
                 let name = format!("s{i}-{k}.bin");
+                let t = Instant::now();
                 c.upload(&format!("STOR {name}"), &body, size).await?;
+                lat[0].push(t.elapsed());
+                let t = Instant::now();
                 c.download("LIST", &mut buf).await?;
+                lat[1].push(t.elapsed());
+                let t = Instant::now();
                 let got = c.download(&format!("RETR {name}"), &mut buf).await?;
+                lat[2].push(t.elapsed());
                 if got != size {
                     bail!("RETR {name}: {got} bytes, expected {size}");
                 }
+                let t = Instant::now();
                 c.expect(&format!("DELE {name}"), 250).await?;
+                lat[3].push(t.elapsed());
             }
-            Ok(c)
+            Ok((c, lat))
         }));
     }
     let mut done = Vec::new();
+    let mut lat: [Vec<Duration>; 4] = Default::default();
     for t in tasks {
-        done.push(t.await??);
+        let (c, l) = t.await??;
+        for (all, one) in lat.iter_mut().zip(l) {
+            all.extend(one);
+        }
+        done.push(c);
     }
     let secs = t0.elapsed().as_secs_f64();
     for c in done {
         c.quit().await?;
     }
-    Ok((plan.small_sessions * plan.small_iters * 4) as f64 / secs)
+    let mut summary = String::from("ms median/p90:");
+    for (op, l) in SMALL_OPS.iter().zip(lat.iter_mut()) {
+        l.sort();
+        let at = |q: f64| {
+            l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        summary.push_str(&format!(" {op} {:.2}/{:.2}", at(0.5), at(0.9)));
+    }
+    let data = client::DATA_CONNECTIONS.load(Ordering::Relaxed) - data_before;
+    let not_resumed = client::NOT_RESUMED.load(Ordering::Relaxed) - not_resumed_before;
+    if not_resumed > 0 {
+        summary.push_str(&format!(
+            "; {not_resumed} of {data} data connections not resumed"
+        ));
+    }
+    Ok((
+        (plan.small_sessions * plan.small_iters * 4) as f64 / secs,
+        summary,
+    ))
 }
 
 /// Full TLS handshake + USER/PASS + QUIT for each account in `accounts`, `concurrency` at

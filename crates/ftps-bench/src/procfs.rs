@@ -117,3 +117,16 @@ pub fn raise_nofile() -> u64 {
     }
     0
 }
+
+/// TCP sockets in TIME_WAIT in this network namespace (`/proc/net/sockstat`).
+pub fn time_wait_sockets() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let tcp = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = tcp.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "tw" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}

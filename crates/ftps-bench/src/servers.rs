@@ -133,6 +133,32 @@ impl Running {
     }
 }
 
+/// A passive port range for vsftpd outside the kernel's ephemeral range.
+///
+/// vsftpd cannot leave the passive port to the kernel: it draws one at random from
+/// `pasv_min_port..=pasv_max_port` (1024-65535 when unset), and after nine `EADDRINUSE` in a
+/// row it ends the session with `500 OOPS: vsf_sysutil_bind`. Unset, that range covers the
+/// ephemeral range (32768-60999 on Linux), where every connection the load generator closed
+/// first holds its local port in TIME_WAIT for 60 s: after the earlier workloads and
+/// thousands of small-file transfers so many of those ports are taken that nine misses in a
+/// row happen within one small-file run. ftpsd and Pure-FTPd take a port from the kernel,
+/// which never hands out a taken one; a range outside the ephemeral one is what vsftpd's
+/// guides set anyway (for firewalls), and it gives vsftpd the same footing.
+fn vsftpd_passive_range() -> (u16, u16) {
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    if low > 12_000 {
+        (10_000.min(low / 2), low - 1)
+    } else {
+        (high.saturating_add(1), 65_535)
+    }
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -331,13 +357,15 @@ pub fn start_vsftpd(dir: &Path, certs: &Certs, binary: &Path, user: &RefUser) ->
     chown_tree(&root, user.uid, user.gid)?;
     std::fs::create_dir_all("/var/run/vsftpd/empty")?;
     let log = base.join("vsftpd.log");
+    let (pasv_min, pasv_max) = vsftpd_passive_range();
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port()?;
         let conf = base.join("vsftpd.conf");
         // The settings the issue names: explicit FTPS required for login and data, data
         // sessions must reuse the control session, TLS 1.2 pinned to AES-256-GCM (the
-        // client pins TLS 1.3 to TLS_AES_256_GCM_SHA384), no limits.
+        // client pins TLS 1.3 to TLS_AES_256_GCM_SHA384), no limits; passive ports outside
+        // the ephemeral range (see vsftpd_passive_range).
         std::fs::write(
             &conf,
             format!(
@@ -349,6 +377,7 @@ pub fn start_vsftpd(dir: &Path, certs: &Certs, binary: &Path, user: &RefUser) ->
                  force_local_logins_ssl=YES\nforce_local_data_ssl=YES\nrequire_ssl_reuse=YES\n\
                  ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384\nseccomp_sandbox=NO\n\
                  pasv_enable=YES\nport_enable=NO\n\
+                 pasv_min_port={pasv_min}\npasv_max_port={pasv_max}\n\
                  max_per_ip=0\nmax_clients=0\nidle_session_timeout=3600\n\
                  data_connection_timeout=600\nvsftpd_log_file={log}\nxferlog_enable=NO\n",
                 root = root.display(),
