@@ -763,7 +763,9 @@ async fn port_active_mode_over_ipv4() {
 #[tokio::test]
 async fn clear_data_transfers_when_the_administrator_allows_them() {
     let server = Server::start_with_config("[tls]\nrequire_for_data = false\n");
-    let big: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i| (i * 7 % 251) as u8).collect();
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 7)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     put(&server, "big.bin", &big);
     put(&server, "text.txt", b"one\ntwo\n");
     let mut c = Control::login_default(&server).await;
@@ -777,5 +779,8 @@ async fn clear_data_transfers_when_the_administrator_allows_them() {
     c.expect("TYPE A", 200).await;
     assert_eq!(c.retr("text.txt").await, b"one\r\ntwo\r\n");
     c.stor("up.txt", b"a\r\nb\r\n").await;
-    assert_eq!(fs::read(server.data_dir().join("up.txt")).unwrap(), b"a\nb\n");
+    assert_eq!(
+        fs::read(server.data_dir().join("up.txt")).unwrap(),
+        b"a\nb\n"
+    );
 }
