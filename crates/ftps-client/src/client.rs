@@ -999,6 +999,9 @@ impl FtpsClient {
                 ));
             }
         };
+        if !upload {
+            quick_ack(tls.get_ref().0);
+        }
         let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         self.data_connections += 1;
         if resumed {
@@ -1421,6 +1424,22 @@ impl AsyncWrite for Transfer<'_> {
             None => Poll::Ready(Ok(())),
         }
     }
+}
+
+/// Leaves delayed-ACK mode on a download's data connection after its TLS handshake.
+///
+/// The client answered the server during the handshake, so Linux delays ACKs on that
+/// connection; from then on the client only receives, no reply carries an ACK, and a
+/// server that leaves Nagle's algorithm on for its data socket (Pure-FTPd) holds back its
+/// close_notify after a short listing until the 40 ms delayed-ACK timer fires. Best effort:
+/// other systems, or an error, leave the connection as it is.
+fn quick_ack(tcp: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(tcp).set_quickack(true);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = tcp;
 }
 
 #[cfg(test)]
