@@ -423,7 +423,8 @@ async fn more_replies() {
     c.expect("MKD d", 257).await;
     fs::write(server.data_dir().join("d/inner"), b"x").unwrap();
     c.expect("RMD d", 550).await;
-    c.expect("DELE d", 550).await;
+    let r = c.expect("DELE d", 550).await;
+    assert!(r.text().contains("RMD"), "DELE of a directory: {r:?}");
     let t = c.transfer("MLSD f", None).await;
     assert_eq!(t.code(), 550, "MLSD of a file: {t:?}");
 }

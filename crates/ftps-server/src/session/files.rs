@@ -53,18 +53,16 @@ impl Session {
         let Some((root, path)) = self.resolve(arg) else {
             return Ok(Flow::Continue);
         };
-        match root.metadata(&path).await {
-            Ok(e) if e.kind == EntryKind::Dir => {
-                return self
-                    .reply(ReplyCode::FILE_UNAVAILABLE, "Is a directory; use RMD.")
-                    .await
-            }
-            _ => {}
-        }
+        // unlink(2) refuses a directory with EISDIR: no separate check (and no second trip
+        // through the blocking pool) is needed.
         match root.remove_file(&path).await {
             Ok(()) => {
                 tracing::info!(path = %path, "deleted");
                 self.reply(ReplyCode::FILE_ACTION_OK, "File deleted.").await
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                self.reply(ReplyCode::FILE_UNAVAILABLE, "Is a directory; use RMD.")
+                    .await
             }
             Err(e) => self.reply_fs_error("DELE", &path, &e).await,
         }
