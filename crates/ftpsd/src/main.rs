@@ -199,6 +199,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Each transfer holds a blocking thread while it runs, and each session runs at most
+        // one; with room for every session, transfers never leave short file-system calls
+        // (stat, open, rename) waiting for a thread. Idle threads exit after 10 s.
+        .max_blocking_threads(blocking_threads(&config))
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
@@ -230,6 +234,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
         server.run(stop_signal()).await;
         Ok(())
     })
+}
+
+/// Blocking threads the runtime may start: one per session allowed, plus room for logins
+/// (argon2) and reloads.
+fn blocking_threads(config: &Config) -> usize {
+    usize::try_from(config.limits.max_sessions)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64)
 }
 
 async fn stop_signal() {
