@@ -79,12 +79,6 @@ impl BlockingData {
         if self.tls.is_none() && !ascii {
             return self.sendfile(file, progress);
         }
-        // Nagle's algorithm while the file streams: the short tail of each batch (four
-        // records are a little more than one 64 KiB loopback segment) waits for the next
-        // batch instead of leaving as a tiny segment, and small segments keep the receiver
-        // from growing its window. TCP_NODELAY is set again once the file is read, which
-        // pushes out what is pending.
-        let _ = self.socket.set_nodelay(false);
         let mut chunk = Vec::with_capacity(SEND_CHUNK);
         let mut converted = Vec::new();
         let mut to_network = ascii::ToNetwork::default();
@@ -101,7 +95,6 @@ impl BlockingData {
                 .read_to_end(&mut chunk)
                 .map_err(TransferError::Local)?;
             if n == 0 {
-                let _ = self.socket.set_nodelay(true);
                 return Ok(total);
             }
             let out = if ascii {
