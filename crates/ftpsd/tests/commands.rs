@@ -784,3 +784,38 @@ async fn clear_data_transfers_when_the_administrator_allows_them() {
         b"a\nb\n"
     );
 }
+
+/// An upload stopped by ABOR never becomes the file, even in clear, where the end of the
+/// TCP stream is also how a complete upload ends; and nothing is written after the replies.
+#[tokio::test]
+async fn abor_during_an_upload_leaves_no_file() {
+    let server = Server::start_with_config("[tls]\nrequire_for_data = false\n");
+    let mut c = Control::login_default(&server).await;
+    for protected in [false, true] {
+        c.expect(if protected { "PROT P" } else { "PROT C" }, 200)
+            .await;
+        c.protected = protected;
+        put(&server, "kept.bin", b"earlier version");
+        let (first, data) = c.begin("STOR kept.bin").await;
+        assert_eq!(first.code.0, 150, "{first}\n{}", c.transcript);
+        let mut data = data.expect("data connection");
+        data.write(&vec![7u8; 300 * 1024])
+            .await
+            .expect("first part");
+        c.send_line("ABOR").await;
+        c.expect_reply(426).await;
+        c.expect_reply(226).await;
+        drop(data);
+        assert_eq!(
+            fs::read(server.data_dir().join("kept.bin")).unwrap(),
+            b"earlier version",
+            "protected: {protected}"
+        );
+        let names: Vec<_> = fs::read_dir(server.data_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["kept.bin"], "protected: {protected}");
+        c.expect("NOOP", 200).await;
+    }
+}

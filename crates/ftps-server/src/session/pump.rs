@@ -6,13 +6,14 @@
 //! a disk thread and the runtime (each of which is a wake-up and a context switch), and the
 //! data it touches stays in that core's cache. The runtime only waits for the thread to
 //! finish; `ABOR`, a lost control connection or shutdown stop the thread by shutting the
-//! socket down under it ([`AbortOnDrop`]).
+//! socket down under it ([`Abort`]).
 //!
 //! A clear (`PROT C`) download is handed to the kernel with `sendfile`.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ftps_proto::ascii;
@@ -36,12 +37,17 @@ pub(super) struct BlockingData {
     /// to be processed.
     pending: Vec<u8>,
     tls: Option<Box<ServerConnection>>,
+    abort: Arc<Abort>,
 }
 
 impl BlockingData {
     /// Takes the connection out of the runtime and makes its socket blocking, with `stall`
-    /// as the limit for one read or write.
-    pub(super) fn new(data: DataStream, stall: Duration) -> io::Result<BlockingData> {
+    /// as the limit for one read or write; `abort` can then stop the transfer.
+    pub(super) fn new(
+        data: DataStream,
+        stall: Duration,
+        abort: Arc<Abort>,
+    ) -> io::Result<BlockingData> {
         let (reader, tls) = match data {
             MaybeTls::Plain(reader) => (reader, None),
             MaybeTls::Tls(stream) => {
@@ -57,16 +63,13 @@ impl BlockingData {
         let stall = stall.max(Duration::from_secs(1));
         socket.set_read_timeout(Some(stall))?;
         socket.set_write_timeout(Some(stall))?;
+        abort.watch(&socket)?;
         Ok(BlockingData {
             socket,
             pending,
             tls,
+            abort,
         })
-    }
-
-    /// A handle that shuts the socket down when dropped, unless disarmed.
-    pub(super) fn abort_handle(&self) -> io::Result<AbortOnDrop> {
-        Ok(AbortOnDrop(Some(self.socket.try_clone()?)))
     }
 
     /// Sends the rest of `file`; `ascii` converts line ends to CRLF.
@@ -203,6 +206,13 @@ impl BlockingData {
                 }
             },
         }
+        // A clear upload ends at the end of the TCP stream, which is also what the thread sees
+        // when ABOR shut the socket down: what arrived must not pass for the whole file.
+        if self.abort.is_set() {
+            return Err(TransferError::Connection(
+                io::ErrorKind::ConnectionAborted.into(),
+            ));
+        }
         write(&mut chunk, &mut file).map_err(TransferError::Local)?;
         if ascii {
             converted.clear();
@@ -264,21 +274,72 @@ fn is_socket_error(e: &io::Error) -> bool {
     )
 }
 
-/// Shuts a data connection's socket down when dropped: a blocking transfer thread then
-/// fails its next (or current) socket call and ends.
-pub(super) struct AbortOnDrop(Option<TcpStream>);
+/// Stops a transfer: marks it aborted, then shuts its socket down, so that the thread fails
+/// its next (or current) socket call and ends without completing the transfer.
+#[derive(Default)]
+pub(super) struct Abort {
+    aborted: AtomicBool,
+    socket: Mutex<Option<TcpStream>>,
+}
+
+impl Abort {
+    /// Stops the transfer now, or before it starts.
+    pub(super) fn trigger(&self) {
+        // Set before the shutdown: the thread checks it after seeing the stream end.
+        self.aborted.store(true, Ordering::SeqCst);
+        if let Some(socket) = self.lock().take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Whether the transfer was stopped.
+    pub(super) fn is_set(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Keeps a handle on the transfer's socket, to shut it down on [`Abort::trigger`].
+    fn watch(&self, socket: &TcpStream) -> io::Result<()> {
+        let mut slot = self.lock();
+        if self.is_set() {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        *slot = Some(socket.try_clone()?);
+        Ok(())
+    }
+
+    /// Lets go of the socket handle once the transfer is over.
+    pub(super) fn release(&self) {
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<TcpStream>> {
+        // The slot holds no invariant a panic could break.
+        self.socket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Triggers an [`Abort`] when dropped (the session ended or the transfer future was
+/// dropped) unless disarmed.
+pub(super) struct AbortOnDrop(Option<Arc<Abort>>);
 
 impl AbortOnDrop {
+    /// Arms `abort`.
+    pub(super) fn new(abort: Arc<Abort>) -> Self {
+        AbortOnDrop(Some(abort))
+    }
+
     /// The transfer ended by itself: nothing to stop.
     pub(super) fn disarm(mut self) {
-        self.0 = None;
+        if let Some(abort) = self.0.take() {
+            abort.release();
+        }
     }
 }
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let Some(socket) = self.0.take() {
-            let _ = socket.shutdown(Shutdown::Both);
+        if let Some(abort) = self.0.take() {
+            abort.trigger();
         }
     }
 }

@@ -19,7 +19,7 @@ use ftps_proto::ReplyCode;
 use tracing::{info, warn};
 
 use super::files::entry_facts;
-use super::pump::BlockingData;
+use super::pump::{Abort, AbortOnDrop, BlockingData};
 use super::{Flow, Result, Session};
 use crate::policy::Access;
 use crate::stream::DataStream;
@@ -27,6 +27,8 @@ use crate::vfs::{Entry, EntryKind, Root, VirtualPath, WriteMode};
 
 /// A listing is sent in pieces of about this size.
 const LISTING_CHUNK: usize = 16 * 1024;
+/// How long ABOR waits for a stopped transfer's thread (a disk write in progress) to end.
+const ABORT_WAIT: Duration = Duration::from_secs(30);
 /// After a transfer, how long the data connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -375,8 +377,8 @@ impl Session {
         let progress = Arc::new(AtomicU64::new(0));
         let stall = Duration::from_secs(self.shared.config.timeouts.transfer_stall);
         let started = Instant::now();
-        // Boxed so that ABOR can drop it (closing the data connection) before replying.
-        let mut work = Box::pin(job.run(data, progress.clone(), stall));
+        let abort = Arc::new(Abort::default());
+        let mut work = Box::pin(job.run(data, progress.clone(), stall, abort.clone()));
         enum Outcome {
             Done(TransferResult),
             Aborted,
@@ -447,6 +449,10 @@ impl Session {
                 self.reply(code, text).await
             }
             Outcome::Aborted => {
+                // Stop the transfer and wait for its thread, so that nothing is written to
+                // the file after the replies (a client may resume at once).
+                abort.trigger();
+                let _ = tokio::time::timeout(ABORT_WAIT, &mut work).await;
                 drop(work);
                 info!(command = verb, path = %path, bytes, "transfer aborted by client");
                 self.reply(
@@ -473,9 +479,10 @@ impl Job {
         data: DataStream,
         progress: Arc<AtomicU64>,
         stall: Duration,
+        abort: Arc<Abort>,
     ) -> TransferResult {
-        let mut conn = BlockingData::new(data, stall).map_err(TransferError::Connection)?;
-        let abort = conn.abort_handle().map_err(TransferError::Connection)?;
+        let guard = AbortOnDrop::new(abort.clone());
+        let mut conn = BlockingData::new(data, stall, abort).map_err(TransferError::Connection)?;
         let moved = tokio::task::spawn_blocking(move || {
             let result = match self {
                 Job::Send { file, ascii } => conn.send_file(file, ascii, &progress),
@@ -501,7 +508,7 @@ impl Job {
             (result, lingering)
         })
         .await;
-        abort.disarm();
+        guard.disarm();
         let (result, lingering) = moved.map_err(|e| TransferError::Local(io::Error::other(e)))?;
         if let Some(socket) = lingering {
             tokio::spawn(linger(socket));
