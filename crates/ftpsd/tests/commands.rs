@@ -811,11 +811,11 @@ async fn abor_during_an_upload_leaves_no_file() {
             b"earlier version",
             "protected: {protected}"
         );
-        let names: Vec<_> = fs::read_dir(server.data_dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["kept.bin"], "protected: {protected}");
+        assert_eq!(
+            support::file_names(&server.data_dir()),
+            ["kept.bin"],
+            "protected: {protected}"
+        );
         c.expect("NOOP", 200).await;
     }
 }

@@ -382,11 +382,11 @@ async fn a_truncated_upload_is_discarded_with_426() {
         "LIST shows the partial upload:\n{listing}"
     );
     // The discarded upload's temporary file is removed, not left to fill the disk.
-    let names: Vec<_> = fs::read_dir(server.data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["f"], "files in the root after a discarded upload");
+    assert_eq!(
+        support::file_names(&server.data_dir()),
+        ["f"],
+        "files in the root after a discarded upload"
+    );
 }
 
 // ---- Replies of docs/replies.md not covered elsewhere -----------------------------------

@@ -547,9 +547,14 @@ pub fn assert_listed(listing: &str, files: &[TestFile], what: &str) {
 
 /// Asserts that a directory holds no regular file (everything was deleted).
 pub fn assert_no_files(dir: &Path, what: &str) {
-    let left: Vec<_> = fs::read_dir(dir)
+    let left = file_names(dir);
+    assert!(left.is_empty(), "{what}: files left in the root: {left:?}");
+}
+
+/// The names in `dir`, hidden ones included, in directory order.
+pub fn file_names(dir: &Path) -> Vec<std::ffi::OsString> {
+    fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("dir entry").file_name())
-        .collect();
-    assert!(left.is_empty(), "{what}: files left in the root: {left:?}");
+        .collect()
 }
