@@ -227,7 +227,8 @@ impl Default for TlsConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveConfig {
-    /// Port range such as "50000-50100"; unset means ports chosen by the OS.
+    /// Port range such as "50000-50100"; unset means a random port from the system's
+    /// ephemeral range (`net.ipv4.ip_local_port_range`).
     #[serde(deserialize_with = "de_port_range")]
     pub ports: Option<RangeInclusive<u16>>,
     /// Address announced in 227 replies, for servers behind NAT: an IPv4 address or a DNS
