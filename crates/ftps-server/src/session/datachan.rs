@@ -163,29 +163,33 @@ impl Session {
     /// benchmark, with 36,000 of them), while binding one chosen port checks only that
     /// port's own connections.
     fn bind_passive(&self, ip: IpAddr) -> io::Result<TcpListener> {
-        let (lo, hi, tries) = match self.shared.config.passive.ports.clone() {
-            Some(range) => (*range.start(), *range.end(), None),
-            None => {
-                let (lo, hi) = ephemeral_ports();
-                (lo, hi, Some(64))
-            }
+        let configured = self.shared.config.passive.ports.clone();
+        let (lo, hi) = match &configured {
+            Some(range) => (*range.start(), *range.end()),
+            None => ephemeral_ports(),
         };
         let span = u32::from(hi - lo) + 1;
+        // A configured range is walked to its end; the ephemeral range is sampled.
+        let tries = if configured.is_some() {
+            span
+        } else {
+            span.min(64)
+        };
         // Start at a random port so ports are not predictable, then walk the range.
         let start = rand::thread_rng().gen_range(0..span);
         let mut last = io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted");
-        for i in 0..tries.unwrap_or(span).min(span) {
+        for i in 0..tries {
             let port = lo + ((start + i) % span) as u16;
             match listen_on(SocketAddr::new(ip, port)) {
                 Ok(l) => return Ok(l),
                 Err(e) => last = e,
             }
         }
-        match tries {
-            // Without a configured range, the system may still find a port.
-            Some(_) => listen_on(SocketAddr::new(ip, 0)),
-            None => Err(last),
+        if configured.is_some() {
+            return Err(last);
         }
+        // Without a configured range, the system may still find a port.
+        listen_on(SocketAddr::new(ip, 0))
     }
 
     /// The IPv4 address to announce in a 227 reply.
