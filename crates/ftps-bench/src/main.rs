@@ -44,6 +44,9 @@ enum Sub {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// The file sent for a file download request.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -196,6 +199,9 @@ impl Cell {
 enum Row {
     Down,
     DownCpu,
+    /// Raw TLS only: the peer sends a file read from tmpfs instead of one cached buffer.
+    DownFile,
+    DownFileCpu,
     Up,
     UpCpu,
     Parallel,
@@ -213,7 +219,7 @@ impl Row {
     fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Row::DownCpu | Row::UpCpu | Row::Mem(_) | Row::Retained
+            Row::DownCpu | Row::DownFileCpu | Row::UpCpu | Row::Mem(_) | Row::Retained
         )
     }
 }
@@ -241,8 +247,8 @@ impl Column {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Sub::TlsPeer { cert, key }) = cli.sub {
-        return raw::serve(&cert, &key);
+    if let Some(Sub::TlsPeer { cert, key, file }) = cli.sub {
+        return raw::serve(&cert, &key, file.as_deref());
     }
     let args = cli.run;
     let nofile = procfs::raise_nofile();
@@ -301,7 +307,11 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
 
     // The raw-TLS ceiling, before the servers and again after them; the better of the two
     // counts (the machine is shared, and a busy moment must not lower the ceiling).
-    let mut raw_col = raw_ceiling(&plan, &certs).await?;
+    let raw_file = dir.path().join("raw-file.bin");
+    if plan.runs("raw") || plan.runs("download") {
+        servers::write_test_file(&raw_file, plan.big)?;
+    }
+    let mut raw_col = raw_ceiling(&plan, &certs, &raw_file).await?;
 
     if wanted("ftpsd") {
         if !ftpsd_bin.exists() {
@@ -366,7 +376,7 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
     }
 
     if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
-        let again = raw_ceiling(&plan, &certs).await?;
+        let again = raw_ceiling(&plan, &certs, &raw_file).await?;
         raw_col = merge_best(raw_col, again);
     }
     let elapsed = started.elapsed();
@@ -397,24 +407,34 @@ async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
     Ok(Report { text, errors })
 }
 
-/// The raw-TLS figures: one stream each way (best of `plan.repeats`) and parallel streams.
-async fn raw_ceiling(plan: &Plan, certs: &servers::Certs) -> Result<Column> {
+/// The raw-TLS figures: one stream each way (best of `plan.repeats`), one stream of `file`
+/// when it exists, and parallel streams.
+async fn raw_ceiling(plan: &Plan, certs: &servers::Certs, file: &Path) -> Result<Column> {
     let exe = std::env::current_exe()?;
     let mut raw_col = Column::default();
+    let file = Some(file).filter(|f| f.exists());
     let raw_peer = if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
-        Some(raw::Peer::start(&exe, &certs.cert, &certs.key))
+        Some(raw::Peer::start(&exe, &certs.cert, &certs.key, file))
     } else {
         None
     };
     if let Some(peer) = raw_peer {
         match peer {
             Ok(peer) => {
-                for (row, cpu_row, download) in [
-                    (Row::Down, Row::DownCpu, true),
-                    (Row::Up, Row::UpCpu, false),
-                ] {
+                let mut streams = vec![
+                    (Row::Down, Row::DownCpu, raw::Direction::Download),
+                    (Row::Up, Row::UpCpu, raw::Direction::Upload),
+                ];
+                if file.is_some() {
+                    streams.push((
+                        Row::DownFile,
+                        Row::DownFileCpu,
+                        raw::Direction::DownloadFile,
+                    ));
+                }
+                for (row, cpu_row, direction) in streams {
                     match best_of(plan.repeats, || {
-                        raw::stream(peer.addr(), peer.pid(), download, plan.big)
+                        raw::stream(peer.addr(), peer.pid(), direction, plan.big)
                     })
                     .await
                     {
@@ -431,7 +451,7 @@ async fn raw_ceiling(plan: &Plan, certs: &servers::Certs) -> Result<Column> {
                     tasks.push(tokio::spawn(raw::stream(
                         peer.addr(),
                         peer.pid(),
-                        true,
+                        raw::Direction::Download,
                         plan.parallel_size,
                     )));
                 }
@@ -1020,7 +1040,7 @@ async fn idle_sessions(
 
 fn fmt_value(row: Row, v: f64) -> String {
     match row {
-        Row::DownCpu | Row::UpCpu => format!("{v:.2}"),
+        Row::DownCpu | Row::DownFileCpu | Row::UpCpu => format!("{v:.2}"),
         Row::Mem(_) | Row::Retained => format!("{v:.1}"),
         Row::Held(_) => format!("{v:.0}"),
         _ => format!("{v:.0}"),
@@ -1141,8 +1161,20 @@ fn render(
         let raw_cell = match raw.get(*row) {
             Some(c) => {
                 let s = fmt_cell(*row, Some(c));
+                let from_file = |file_row| {
+                    raw.get(file_row)
+                        .and_then(Cell::value)
+                        .map(|_| fmt_cell(file_row, raw.get(file_row)))
+                };
                 match row {
-                    Row::DownCpu => format!("{s} (sender)"),
+                    Row::Down => match from_file(Row::DownFile) {
+                        Some(f) => format!("{s}; {f} sending the file"),
+                        None => s,
+                    },
+                    Row::DownCpu => match from_file(Row::DownFileCpu) {
+                        Some(f) => format!("{s} (sender); {f} sending the file"),
+                        None => format!("{s} (sender)"),
+                    },
                     Row::UpCpu => format!("{s} (receiver)"),
                     _ => s,
                 }
@@ -1181,6 +1213,10 @@ fn render(
                 };
                 if let Some(f) = of_raw {
                     ratio_text += &format!("; {:.0}% of raw TLS", f * 100.0);
+                }
+                let raw_file = raw.get(Row::DownFile).and_then(Cell::value);
+                if let (Some(m), Some(r)) = (mine, raw_file.filter(|r| *r > 0.0)) {
+                    ratio_text += &format!(", {:.0}% of raw TLS sending the file", m / r * 100.0);
                 }
                 let met = match (ratio, of_raw) {
                     (Some(r), Some(f)) => Some(r >= 1.3 && f >= 0.85),

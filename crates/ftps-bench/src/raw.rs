@@ -1,8 +1,12 @@
 //! The raw-TLS ceiling: rustls on both ends with the same suite, no FTP, one stream over
 //! loopback. The server end runs as a separate process (`ftps-bench tls-peer`) so its CPU
 //! time is measured the same way as an FTPS server's.
+//!
+//! The ceiling proper sends one buffer again and again, which never leaves the core's cache.
+//! A server sends a file, which must first come out of memory: the peer can also send a file
+//! read from tmpfs, the ceiling for any server that serves files from there.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -18,9 +22,36 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::client::{self, TlsVersion, CHUNK};
 use crate::procfs;
 
-/// `ftps-bench tls-peer`: accepts TLS connections; a request is `D` or `U` and a size
-/// (u64, big-endian): `D` sends that many bytes, `U` reads to the end and answers `K`.
-pub fn serve(cert: &Path, key: &Path) -> Result<()> {
+/// Bytes the peer reads from the file at a time when it sends one: ftpsd's size, which it
+/// found the fastest (docs/performance.md).
+const FILE_READ: usize = 64 * 1024;
+
+/// What a stream moves.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Direction {
+    /// The peer sends one in-memory buffer over and over.
+    Download,
+    /// The peer sends the file it was started with, read from disk as it goes.
+    DownloadFile,
+    /// The peer receives.
+    Upload,
+}
+
+impl Direction {
+    fn request(self) -> u8 {
+        match self {
+            Direction::Download => b'D',
+            Direction::DownloadFile => b'F',
+            Direction::Upload => b'U',
+        }
+    }
+}
+
+/// `ftps-bench tls-peer`: accepts TLS connections; a request is `D`, `F` or `U` and a size
+/// (u64, big-endian): `D` sends that many bytes, `F` that many bytes of `file` (its whole
+/// length), `U` reads to the end and answers `K`.
+pub fn serve(cert: &Path, key: &Path, file: Option<&Path>) -> Result<()> {
+    let file = file.map(Path::to_path_buf);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .context("certificate")?
         .collect::<Result<_, _>>()?;
@@ -42,6 +73,7 @@ pub fn serve(cert: &Path, key: &Path) -> Result<()> {
             let (tcp, _) = listener.accept().await?;
             tcp.set_nodelay(true)?;
             let acceptor = acceptor.clone();
+            let file = file.clone();
             tokio::spawn(async move {
                 let r: Result<()> = async {
                     let mut s = acceptor.accept(tcp).await?;
@@ -49,7 +81,23 @@ pub fn serve(cert: &Path, key: &Path) -> Result<()> {
                     s.read_exact(&mut req).await?;
                     let size = u64::from_be_bytes(req[1..].try_into()?);
                     let mut buf = vec![0x5au8; CHUNK];
-                    if req[0] == b'D' {
+                    if req[0] == b'F' {
+                        // A plain blocking read, as a server's transfer thread does; this
+                        // peer serves one stream at a time, so it stalls nobody.
+                        let mut f = std::fs::File::open(file.as_ref().context("no file")?)?;
+                        let mut sent = 0u64;
+                        loop {
+                            let n = f.read(&mut buf[..FILE_READ])?;
+                            if n == 0 {
+                                break;
+                            }
+                            s.write_all(&buf[..n]).await?;
+                            sent += n as u64;
+                        }
+                        if sent != size {
+                            bail!("sent {sent} bytes of the file, expected {size}");
+                        }
+                    } else if req[0] == b'D' {
                         let mut left = size;
                         while left > 0 {
                             let n = left.min(CHUNK as u64) as usize;
@@ -88,13 +136,19 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn start(exe: &Path, cert: &Path, key: &Path) -> Result<Peer> {
-        let mut child = Command::new(exe)
+    /// Starts the peer; `file` is what it sends for [`Direction::DownloadFile`].
+    pub fn start(exe: &Path, cert: &Path, key: &Path, file: Option<&Path>) -> Result<Peer> {
+        let mut command = Command::new(exe);
+        command
             .arg("tls-peer")
             .arg("--cert")
             .arg(cert)
             .arg("--key")
-            .arg(key)
+            .arg(key);
+        if let Some(file) = file {
+            command.arg("--file").arg(file);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -123,9 +177,15 @@ impl Peer {
     }
 }
 
-/// One stream of `size` bytes to or from the peer at `addr` (process `pid`);
-/// `download`: the peer sends. Returns (MiB/s, peer CPU s).
-pub async fn stream(addr: SocketAddr, pid: u32, download: bool, size: u64) -> Result<(f64, f64)> {
+/// One stream of `size` bytes to or from the peer at `addr` (process `pid`). Returns
+/// (MiB/s, peer CPU s).
+pub async fn stream(
+    addr: SocketAddr,
+    pid: u32,
+    direction: Direction,
+    size: u64,
+) -> Result<(f64, f64)> {
+    let download = direction != Direction::Upload;
     let base = client::base_config(TlsVersion::V13);
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -135,7 +195,7 @@ pub async fn stream(addr: SocketAddr, pid: u32, download: bool, size: u64) -> Re
     let cpu0 = procfs::cpu_seconds(pid);
     let start = Instant::now();
     let mut req = [0u8; 9];
-    req[0] = if download { b'D' } else { b'U' };
+    req[0] = direction.request();
     req[1..].copy_from_slice(&size.to_be_bytes());
     s.write_all(&req).await?;
     s.flush().await?;

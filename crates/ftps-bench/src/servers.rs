@@ -94,21 +94,7 @@ impl Running {
     /// Puts a file of `size` bytes into the server's root (owned by its user).
     pub fn make_file(&self, name: &str, size: u64, owner: Option<(u32, u32)>) -> Result<()> {
         let path = self.root.join(name);
-        let mut f = std::fs::File::create(&path)?;
-        let mut chunk = vec![0u8; 1 << 20];
-        let mut x: u32 = 0x9e37_79b9;
-        for b in chunk.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            f.write_all(&chunk[..n])?;
-            left -= n as u64;
-        }
+        write_test_file(&path, size)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
         }
@@ -443,4 +429,25 @@ pub fn start_pure_ftpd(
         }
     }
     bail!("pure-ftpd did not start: {last}")
+}
+
+/// Writes `size` bytes of pseudo-random data (xorshift, so nothing compresses or repeats
+/// within a MiB) to a new file at `path`.
+pub fn write_test_file(path: &Path, size: u64) -> Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut x: u32 = 0x9e37_79b9;
+    for b in chunk.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }
