@@ -483,6 +483,9 @@ impl Job {
     ) -> TransferResult {
         let guard = AbortOnDrop::new(abort.clone());
         let mut conn = BlockingData::new(data, stall, abort).map_err(TransferError::Connection)?;
+        // An upload has read the client's close_notify and FIN already: nothing more can
+        // arrive, so its socket closes at once without a reset.
+        let client_closed = matches!(self, Job::Receive { .. });
         let moved = tokio::task::spawn_blocking(move || {
             let result = match self {
                 Job::Send { file, ascii } => conn.send_file(file, ascii, &progress),
@@ -502,7 +505,7 @@ impl Job {
             };
             // After a success: close_notify and FIN, keeping the socket for `linger`.
             let lingering = match result {
-                Ok(_) => conn.close_write(),
+                Ok(_) => conn.close_write().filter(|_| !client_closed),
                 Err(_) => None,
             };
             (result, lingering)
