@@ -1164,7 +1164,7 @@ fn render(
                 let from_file = |file_row| {
                     raw.get(file_row)
                         .and_then(Cell::value)
-                        .map(|_| fmt_cell(file_row, raw.get(file_row)))
+                        .map(|v| fmt_value(file_row, v))
                 };
                 match row {
                     Row::Down => match from_file(Row::DownFile) {
