@@ -483,8 +483,9 @@ impl Job {
     ) -> TransferResult {
         let guard = AbortOnDrop::new(abort.clone());
         let mut conn = BlockingData::new(data, stall, abort).map_err(TransferError::Connection)?;
-        // An upload has read the client's close_notify and FIN already: nothing more can
-        // arrive, so its socket closes at once without a reset.
+        // An upload ends once the client's end of data is read (close_notify, or FIN for a
+        // clear upload); it sends no data after that, so its socket closes at once without
+        // a reset.
         let client_closed = matches!(self, Job::Receive { .. });
         let moved = tokio::task::spawn_blocking(move || {
             let result = match self {
