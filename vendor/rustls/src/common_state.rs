@@ -940,6 +940,18 @@ pub(crate) trait State<Data>: Send + Sync {
         Err(Error::HandshakeNotComplete)
     }
 
+    /// Queues up to `count` TLS 1.3 NewSessionTicket messages; returns how many. Only an
+    /// established TLS 1.3 server connection can.
+    fn send_tls13_tickets(
+        &mut self,
+        _cx: &mut Context<'_, Data>,
+        _count: usize,
+    ) -> Result<usize, Error> {
+        Err(Error::General(
+            "session tickets can be sent only on an established TLS 1.3 server connection".into(),
+        ))
+    }
+
     fn handle_decrypt_error(&self) {}
 
     fn into_external_state(self: Box<Self>) -> Result<Box<dyn KernelState + 'static>, Error> {

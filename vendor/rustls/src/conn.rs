@@ -1299,6 +1299,21 @@ impl<Data> ConnectionCore<Data> {
             Err(e) => Err(e.clone()),
         }
     }
+
+    pub(crate) fn send_tls13_tickets(&mut self, count: usize) -> Result<usize, Error> {
+        if self.common_state.is_handshaking() {
+            return Err(Error::HandshakeNotComplete);
+        }
+        let mut cx = Context {
+            common: &mut self.common_state,
+            data: &mut self.data,
+            sendable_plaintext: None,
+        };
+        match &mut self.state {
+            Ok(st) => st.send_tls13_tickets(&mut cx, count),
+            Err(e) => Err(e.clone()),
+        }
+    }
 }
 
 /// Data specific to the peer's side (client or server).

@@ -707,6 +707,27 @@ mod connection {
             self.inner.core.data.resumption_data = data.into();
         }
 
+        /// Sends `count` fresh TLS 1.3 session tickets (NewSessionTicket messages, RFC 8446
+        /// §4.6.1) on this established connection, and returns how many were made.
+        ///
+        /// TLS 1.3 lets a server send tickets at any time after the handshake, but
+        /// [`ServerConfig::send_tls13_tickets`] only sends them right after it. Clients that
+        /// use each ticket once (rustls, OpenSSL) and open many connections over one long-lived
+        /// connection's lifetime run out of them; this hands out more when they are needed.
+        /// Like application data, the messages are queued: write them with
+        /// [`Connection::write_tls`](crate::Connection::write_tls) (or flush the stream).
+        ///
+        /// Fewer than `count` are made when the ticketer (or the session store, for stateful
+        /// resumption) declines one.
+        ///
+        /// # Errors
+        /// [`Error::HandshakeNotComplete`] while handshaking, and [`Error::General`] when the
+        /// connection is not TLS 1.3 (TLS 1.2 issues its ticket inside the handshake) or is a
+        /// QUIC connection.
+        pub fn send_tls13_tickets(&mut self, count: usize) -> Result<usize, Error> {
+            self.inner.core.send_tls13_tickets(count)
+        }
+
         /// Explicitly discard early data, notifying the client
         ///
         /// Useful if invariants encoded in `received_resumption_data()` cannot be respected.

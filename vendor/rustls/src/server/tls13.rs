@@ -1325,13 +1325,15 @@ struct ExpectFinished {
 }
 
 impl ExpectFinished {
-    fn emit_ticket(
-        flight: &mut HandshakeFlightTls13<'_>,
+    /// Makes one NewSessionTicket message, or `None` when the ticketer or session store
+    /// declines. Used for the tickets sent with the handshake and, after it, by
+    /// [`ServerConnection::send_tls13_tickets`](crate::server::ServerConnection::send_tls13_tickets).
+    fn new_ticket(
         suite: &'static Tls13CipherSuite,
         cx: &ServerContext<'_>,
         resumption: &KeyScheduleResumption,
         config: &ServerConfig,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<HandshakeMessagePayload<'static>>, Error> {
         let secure_random = config.provider.secure_random;
         let nonce = rand::random_vec(secure_random, 32)?;
         let age_add = rand::random_u32(secure_random)?;
@@ -1344,7 +1346,7 @@ impl ExpectFinished {
         let stateless = config.ticketer.enabled();
         let (ticket, lifetime) = if stateless {
             let Some(ticket) = config.ticketer.encrypt(&plain) else {
-                return Ok(());
+                return Ok(None);
             };
             (ticket, config.ticketer.lifetime())
         } else {
@@ -1354,7 +1356,7 @@ impl ExpectFinished {
                 .put(id.clone(), plain);
             if !stored {
                 trace!("resumption not available; not issuing ticket");
-                return Ok(());
+                return Ok(None);
             }
             let stateful_lifetime = 24 * 60 * 60; // this is a bit of a punt
             (id, stateful_lifetime)
@@ -1374,9 +1376,7 @@ impl ExpectFinished {
 
         let t = HandshakeMessagePayload(HandshakePayload::NewSessionTicketTls13(payload));
         trace!("sending new ticket {t:?} (stateless: {stateless})");
-        flight.add(t);
-
-        Ok(())
+        Ok(Some(t))
     }
 }
 
@@ -1418,7 +1418,9 @@ impl State<ServerConnectionData> for ExpectFinished {
 
         let mut flight = HandshakeFlightTls13::new(&mut self.transcript);
         for _ in 0..self.send_tickets {
-            Self::emit_ticket(&mut flight, self.suite, cx, &resumption, &self.config)?;
+            if let Some(ticket) = Self::new_ticket(self.suite, cx, &resumption, &self.config)? {
+                flight.add(ticket);
+            }
         }
         flight.finish(cx.common);
 
@@ -1434,6 +1436,11 @@ impl State<ServerConnectionData> for ExpectFinished {
             false => Box::new(ExpectTraffic {
                 key_schedule: key_schedule_traffic,
                 _fin_verified: fin,
+                tickets: TicketIssuer {
+                    config: self.config,
+                    suite: self.suite,
+                    resumption,
+                },
             }),
         })
     }
@@ -1447,6 +1454,14 @@ impl State<ServerConnectionData> for ExpectFinished {
 struct ExpectTraffic {
     key_schedule: KeyScheduleTraffic,
     _fin_verified: verify::FinishedMessageVerified,
+    tickets: TicketIssuer,
+}
+
+/// What an established connection keeps to issue session tickets after the handshake.
+struct TicketIssuer {
+    config: Arc<ServerConfig>,
+    suite: &'static Tls13CipherSuite,
+    resumption: KeyScheduleResumption,
 }
 
 impl ExpectTraffic {
@@ -1523,6 +1538,36 @@ impl State<ServerConnectionData> for ExpectTraffic {
     fn send_key_update_request(&mut self, common: &mut CommonState) -> Result<(), Error> {
         self.key_schedule
             .request_key_update_and_update_encrypter(common)
+    }
+
+    fn send_tls13_tickets(
+        &mut self,
+        cx: &mut ServerContext<'_>,
+        count: usize,
+    ) -> Result<usize, Error> {
+        let mut sent = 0;
+        for _ in 0..count {
+            let issuer = &self.tickets;
+            let ticket = ExpectFinished::new_ticket(
+                issuer.suite,
+                cx,
+                &issuer.resumption,
+                &issuer.config,
+            )?;
+            let Some(ticket) = ticket else {
+                break;
+            };
+            // Post-handshake messages are not part of any transcript.
+            cx.common.send_msg(
+                Message {
+                    version: ProtocolVersion::TLSv1_3,
+                    payload: MessagePayload::handshake(ticket),
+                },
+                true,
+            );
+            sent += 1;
+        }
+        Ok(sent)
     }
 
     fn into_external_state(self: Box<Self>) -> Result<Box<dyn KernelState + 'static>, Error> {
