@@ -38,6 +38,9 @@ pub struct Shared {
     pub limiter: Arc<Limiter>,
     /// Users' root directories, one open handle per root in use.
     pub roots: crate::vfs::RootCache,
+    /// Logged-in TLS sessions by user and address, whose data connections may resume each
+    /// other's tickets.
+    pub siblings: Arc<crate::tls::Siblings>,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
@@ -206,6 +209,7 @@ impl Server {
                 listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
                 roots: Default::default(),
+                siblings: Default::default(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),

@@ -57,6 +57,15 @@ impl<IO> MaybeTls<IO> {
             _ => None,
         }
     }
+
+    /// Queues `count` fresh TLS 1.3 session tickets, sent ahead of whatever is written next.
+    /// Returns how many were queued: none on a plain or TLS 1.2 connection.
+    pub fn queue_tls13_tickets(&mut self, count: usize) -> usize {
+        match self {
+            MaybeTls::Tls(t) => t.get_mut().1.send_tls13_tickets(count).unwrap_or(0),
+            _ => 0,
+        }
+    }
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {

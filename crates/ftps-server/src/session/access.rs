@@ -12,6 +12,7 @@ use super::{canonical_ip, Flow, LoggedIn, Login, Result, Session};
 use crate::certid::CertIdentity;
 use crate::limits::Refusal;
 use crate::stream::MaybeTls;
+use crate::tls::UserBinding;
 use crate::users::AuthenticatedUser;
 use crate::vfs::VirtualPath;
 
@@ -19,16 +20,17 @@ impl Session {
     /// Upgrades the control connection to TLS with this session's own TLS configuration.
     pub(crate) async fn start_tls(&mut self) -> std::io::Result<()> {
         let config = match &self.tls_config {
-            Some(c) => c.clone(),
+            Some(tls) => tls.config.clone(),
             None => {
                 let host_cert = self.vhost.as_ref().and_then(|h| h.certificate.clone());
-                let c = self
+                let tls = self
                     .listener
                     .tls
                     .session_config(host_cert)
                     .map_err(std::io::Error::other)?;
-                self.tls_config = Some(c.clone());
-                c
+                let config = tls.config.clone();
+                self.tls_config = Some(tls);
+                config
             }
         };
         let mut tcp = self
@@ -372,11 +374,24 @@ impl Session {
         };
         self.shared.limiter.record_success(&name);
         info!(user = %name, tls = self.control.is_tls(), "login ok");
+        let tickets_shared = self.tls_config.as_ref().map(|tls| {
+            tls.domain.bind(
+                &self.shared.siblings,
+                UserBinding {
+                    host: self.vhost.as_ref().map(|h| h.name.clone()),
+                    user: name.clone(),
+                    ip: canonical_ip(self.peer.ip()),
+                },
+            )
+        });
         self.login = Login::LoggedIn(Box::new(LoggedIn {
             user,
             root,
             cwd: VirtualPath::root(),
+            _tickets_shared: tickets_shared,
         }));
+        // The session's first TLS 1.3 tickets, sent ahead of the reply.
+        self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await
     }
 

@@ -20,6 +20,7 @@ use ftps_proto::command::{EpsvArg, ProtectionLevel};
 use ftps_proto::ReplyCode;
 use rand::Rng;
 use rustls::HandshakeKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
@@ -67,6 +68,7 @@ impl Session {
         let port = listener.local_addr()?.port();
         let announced = self.announced_ipv4(local_v4).await;
         self.data = DataSetup::Passive(listener);
+        self.supply_ticket();
         self.reply(
             ReplyCode::PASSIVE,
             address::format_pasv_reply(std::net::SocketAddrV4::new(announced, port)),
@@ -99,6 +101,7 @@ impl Session {
         };
         let port = listener.local_addr()?.port();
         self.data = DataSetup::Passive(listener);
+        self.supply_ticket();
         self.reply(
             ReplyCode::EXTENDED_PASSIVE,
             address::format_epsv_reply(port),
@@ -141,8 +144,17 @@ impl Session {
                 .await;
         }
         self.data = DataSetup::Active(target);
+        self.supply_ticket();
         self.reply(ReplyCode::OK, format!("{verb} command successful."))
             .await
+    }
+
+    /// Puts a fresh TLS 1.3 ticket on the control connection ahead of the reply that
+    /// announces a data connection, so that the client always has one for it.
+    fn supply_ticket(&mut self) {
+        if self.prot == ProtectionLevel::Private {
+            self.control.queue_tls13_tickets(1);
+        }
     }
 
     async fn passive_failed(&mut self, e: io::Error) -> Result {
@@ -292,10 +304,11 @@ impl Session {
 
     /// Wraps a data connection in TLS when `PROT P` is in effect, enforcing session reuse.
     ///
-    /// `upload`: the client will only write. TLS 1.3 session tickets are then not sent: a
-    /// client that never reads closes its socket with the tickets unread, the kernel turns
-    /// the close into a reset, and a reset destroys the upload's last bytes in our receive
-    /// buffer. Download connections still deliver fresh tickets, read with the data.
+    /// `upload`: the client will only write. Data connections carry no TLS 1.3 tickets while
+    /// the control connection can (see [`crate::tls`]); after `CCC`, downloads and listings
+    /// bring `DATA_TICKETS` each, read with the data, and uploads still none: a client that
+    /// never reads would close its socket with them unread, the kernel would turn the close
+    /// into a reset, and the reset would destroy the upload's last bytes.
     pub(crate) async fn secure_data(
         &mut self,
         tcp: TcpStream,
@@ -305,43 +318,51 @@ impl Session {
         if self.prot != ProtectionLevel::Private {
             return Ok(MaybeTls::Plain(tcp));
         }
-        let Some(mut config) = self.tls_config.clone() else {
+        let Some(mut config) = self.tls_config.as_ref().map(|tls| tls.config.clone()) else {
             return Err((
                 ReplyCode::PROTECTION_REQUIRED,
                 "PROT P requires a protected control connection.".into(),
             ));
         };
         // Same session store and ticket key: the resumption domain is unchanged; only the
-        // number of fresh tickets differs.
+        // number of tickets differs.
         let mut data_config = (*config).clone();
-        data_config.send_tls13_tickets = if upload { 0 } else { crate::tls::DATA_TICKETS };
+        data_config.send_tls13_tickets = if upload || self.control.is_tls() {
+            0
+        } else {
+            crate::tls::DATA_TICKETS
+        };
         config = Arc::new(data_config);
         let limit = Duration::from_secs(self.shared.config.timeouts.tls_handshake);
-        let stream = match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                debug!(error = %e, "data connection TLS handshake failed");
-                return Err((
-                    ReplyCode::CANT_OPEN_DATA,
-                    format!("TLS handshake on the data connection failed: {e}."),
-                ));
-            }
-            Err(_) => {
-                return Err((
-                    ReplyCode::CANT_OPEN_DATA,
-                    "TLS handshake on the data connection timed out.".into(),
-                ))
-            }
-        };
+        let mut stream =
+            match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    debug!(error = %e, "data connection TLS handshake failed");
+                    return Err((
+                        ReplyCode::CANT_OPEN_DATA,
+                        format!("TLS handshake on the data connection failed: {e}."),
+                    ));
+                }
+                Err(_) => {
+                    return Err((
+                        ReplyCode::CANT_OPEN_DATA,
+                        "TLS handshake on the data connection timed out.".into(),
+                    ))
+                }
+            };
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if !resumed && self.session_reuse() == SessionReuse::Required {
             warn!("data connection did not resume the control TLS session; refused");
+            close_refused(&mut stream).await;
             return Err((
                 ReplyCode::EXTENDED_PORT_FAILURE,
-                "Data connection refused: its TLS session must resume the control connection's \
-                 session (TLS session reuse is required). Enable session reuse in your client, \
-                 or ask the administrator to set data_session_reuse = \"optional\" for your account."
+                "Data connection refused: it did not resume this connection's TLS session, \
+                 which this server requires so that nobody else can take over a transfer. \
+                 Make your client reuse the control connection's TLS session on data \
+                 connections (Python ftplib: wrap the data socket with \
+                 session=self.sock.session, see the ftpsd README), or ask the administrator \
+                 for data_session_reuse = \"optional\" on your account."
                     .into(),
             ));
         }
@@ -376,6 +397,24 @@ impl Session {
         self.data = DataSetup::None;
         Flow::Continue
     }
+}
+
+/// How long a refused data connection is given to take its close_notify and close.
+const REFUSAL_CLOSE: Duration = Duration::from_secs(5);
+
+/// Closes a refused data connection the way a finished one closes, so that the client sees
+/// an orderly end and reads the refusal on the control connection instead of reporting a TLS
+/// error: close_notify and FIN, then whatever the client still sends (an upload already under
+/// way) is read and discarded until it closes too, for at most [`REFUSAL_CLOSE`]. A
+/// connection closed with unread data would be reset, and the client would see that instead.
+async fn close_refused<IO: AsyncRead + AsyncWrite + Unpin>(stream: &mut IO) {
+    let close = async {
+        stream.shutdown().await?;
+        let mut discard = vec![0u8; 16 * 1024];
+        while stream.read(&mut discard).await? > 0 {}
+        Ok::<_, io::Error>(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_CLOSE, close).await;
 }
 
 /// Binds a passive listener. SO_REUSEADDR lets it take a port whose earlier connections

@@ -69,6 +69,9 @@ pub(crate) struct LoggedIn {
     pub user: AuthenticatedUser,
     pub root: Root,
     pub cwd: VirtualPath,
+    /// Shares this session's TLS tickets with the user's other sessions from the same
+    /// address while logged in (see [`crate::tls::resumption`]); `None` without TLS.
+    pub _tickets_shared: Option<crate::tls::BoundLogin>,
 }
 
 /// Per-connection state.
@@ -93,7 +96,7 @@ pub(crate) struct Session {
     bad_lines: u32,
     pub login: Login,
     /// The TLS configuration of this session's resumption domain, made at `AUTH`.
-    pub tls_config: Option<Arc<rustls::ServerConfig>>,
+    pub tls_config: Option<crate::tls::SessionTls>,
     /// `PBSZ` was received after `AUTH`.
     pub pbsz: bool,
     /// The data channel protection level.

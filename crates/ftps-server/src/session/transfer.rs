@@ -374,6 +374,12 @@ impl Session {
             Ok(data) => data,
             Err((code, text)) => return self.reply(code, text).await,
         };
+        // For the log: whether the data connection resumed a TLS session (see `crate::tls`).
+        let data_tls = match data.tls_state().map(|tls| tls.handshake_kind()) {
+            Some(Some(rustls::HandshakeKind::Resumed)) => "resumed",
+            Some(_) => "full handshake",
+            None => "clear",
+        };
         let progress = Arc::new(AtomicU64::new(0));
         let stall = Duration::from_secs(self.shared.config.timeouts.transfer_stall);
         let started = Instant::now();
@@ -411,7 +417,7 @@ impl Session {
         let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
         match outcome {
             Outcome::Done(Ok(bytes)) => {
-                info!(command = verb, path = %path, bytes, secs = format!("{secs:.3}"), mib_per_s = format!("{rate:.1}"), "transfer complete");
+                info!(command = verb, path = %path, bytes, secs = format!("{secs:.3}"), mib_per_s = format!("{rate:.1}"), data_tls, "transfer complete");
                 self.reply(
                     ReplyCode::TRANSFER_COMPLETE,
                     format!("Transfer complete ({bytes} bytes)."),

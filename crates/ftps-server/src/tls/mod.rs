@@ -2,8 +2,16 @@
 //!
 //! Each control session gets its own resumption domain: a private session cache and ticket
 //! key. A data connection that completes a *resumed* handshake with that domain can only be
-//! continuing this control session's TLS session, which is how data connections are bound to
-//! their control connection (the defence against data-connection stealing).
+//! continuing this control session's TLS session (or, once logged in, one of the same user's
+//! sessions from the same address), which is how data connections are bound to their
+//! control connection (the defence against data-connection stealing); see [`resumption`].
+//!
+//! Clients use each TLS 1.3 ticket once, so the server hands out a fresh one on the control
+//! connection ahead of every reply that announces a data connection (`227`, `229`, `200` to
+//! PORT/EPRT), with the rustls extension `ServerConnection::send_tls13_tickets` (see
+//! vendor/README.md). Data connections carry no tickets: an upload client that never reads
+//! its data connection would close it with the tickets unread, and the kernel would turn
+//! that close into a reset that destroys the end of the upload.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,9 +21,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{
-    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
-};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
@@ -23,23 +29,27 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ClientCertMode, TlsVersion};
 
+pub mod resumption;
 mod ticket;
-pub use ticket::SessionTicketer;
+
+pub use resumption::{BoundLogin, ResumptionDomain, Siblings, UserBinding};
 
 /// The ALPN protocol id for FTP (IANA registry); offering it defeats cross-protocol attacks
 /// such as ALPACA, since a client that wants another protocol cannot complete a handshake.
 pub const ALPN_FTP: &[u8] = b"ftp";
 
-/// TLS 1.3 tickets sent on the control connection.
-pub const CONTROL_TICKETS: usize = 8;
-/// TLS 1.3 tickets sent on a data connection the client reads (downloads, listings). Upload
-/// connections get none (see `session::datachan`).
+/// TLS 1.3 tickets sent on the control connection with the reply to a successful login. The
+/// control handshake sends none, so that every ticket in existence was issued to a logged-in
+/// session (see [`resumption`]). Each data connection then gets a fresh one on the control
+/// connection; these serve clients that take the session once after login, and the
+/// connections made after `CCC`, when the control connection can carry no more. rustls
+/// clients keep at most eight.
+pub const LOGIN_TICKETS: usize = 8;
+/// TLS 1.3 tickets sent on a download or listing connection, only when the control
+/// connection cannot carry them (after `CCC`). Upload connections never get any.
 pub const DATA_TICKETS: usize = 2;
-
-/// Session entries kept per control session for TLS 1.2 session-ID resumption. Data
-/// connections resume the control connection's one session; the cache is preallocated, so
-/// every entry costs memory in every session.
-const SESSION_CACHE_ENTRIES: usize = 4;
+/// Fresh tickets sent on the control connection ahead of each data connection.
+pub const TICKETS_PER_DATA_CONNECTION: usize = 1;
 
 /// A TLS set-up problem, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +341,15 @@ fn build_template(
     Ok(template)
 }
 
+/// One control session's TLS configuration and its resumption domain, made at `AUTH`.
+#[derive(Clone)]
+pub struct SessionTls {
+    /// The configuration for the control connection and the data connections.
+    pub config: Arc<ServerConfig>,
+    /// The ticket key and session cache inside `config`.
+    pub domain: Arc<ResumptionDomain>,
+}
+
 /// The TLS state of one listener: the shared certificate and a template configuration.
 pub struct TlsSetup {
     resolver: Arc<dyn ResolvesServerCert>,
@@ -385,32 +404,37 @@ impl TlsSetup {
         }
     }
 
-    /// A configuration for one control session and its data connections, with a session
-    /// cache and ticket key of its own (see the module docs). `host_certificate`: the
-    /// certificate of a virtual host chosen by `HOST` before `AUTH`.
+    /// A configuration for one control session and its data connections, with the
+    /// session's own resumption domain (see the module docs), which the session binds to its
+    /// user at login. `host_certificate`: the certificate of a virtual host chosen by `HOST`
+    /// before `AUTH`.
     pub fn session_config(
         &self,
         host_certificate: Option<Arc<CertResolver>>,
-    ) -> Result<Arc<ServerConfig>, TlsError> {
+    ) -> Result<SessionTls, TlsError> {
         let mut config = (*self.template()).clone();
         if let Some(resolver) = host_certificate {
             config.cert_resolver = resolver;
         }
-        // Clients built on rustls use each TLS 1.3 ticket once and keep at most eight, and
-        // rustls cannot send tickets later in a connection: give the control connection the
-        // most a client will keep. Download connections add `DATA_TICKETS` each.
-        config.send_tls13_tickets = CONTROL_TICKETS;
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-        config.ticketer = Arc::new(
-            SessionTicketer::new()
-                .ok_or_else(|| TlsError::Config("cannot create a ticket key".into()))?,
-        );
-        Ok(Arc::new(config))
+        // Tickets come after login (`LOGIN_TICKETS`) and before each data connection.
+        config.send_tls13_tickets = 0;
+        let domain = ResumptionDomain::new()
+            .ok_or_else(|| TlsError::Config("cannot create a ticket key".into()))?;
+        config.session_storage = domain.clone();
+        config.ticketer = domain.clone();
+        Ok(SessionTls {
+            config: Arc::new(config),
+            domain,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
+    use rustls::{ClientConfig, ClientConnection, ServerConnection};
+
     use super::*;
 
     #[test]
@@ -434,5 +458,180 @@ mod tests {
         std::fs::write(&c2, "garbage").unwrap();
         let err = load_certified_key(&c2, &k2).unwrap_err().to_string();
         assert!(err.contains("certificate file"), "{err}");
+    }
+
+    /// Accepts any server certificate: the in-memory tests below are about tickets.
+    #[derive(Debug)]
+    struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+    impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &rustls::pki_types::ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    fn session_tls() -> SessionTls {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        generate_self_signed(&cert, &key).unwrap();
+        let resolver: Arc<dyn ResolvesServerCert> =
+            Arc::new(CertResolver::new(load_certified_key(&cert, &key).unwrap()));
+        let setup = TlsSetup::new(resolver, provider(), TlsVersion::Tls12, None).unwrap();
+        setup.session_config(None).unwrap()
+    }
+
+    fn client_config(version: &'static rustls::SupportedProtocolVersion) -> Arc<ClientConfig> {
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+        Arc::new(config)
+    }
+
+    /// Moves TLS records between the two ends until neither has anything to send.
+    fn pump(client: &mut ClientConnection, server: &mut ServerConnection) {
+        loop {
+            let mut moved = false;
+            let mut buf = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                moved = true;
+                let mut rd = &buf[..];
+                while !rd.is_empty() {
+                    server.read_tls(&mut rd).unwrap();
+                    server.process_new_packets().unwrap();
+                }
+            }
+            let mut buf = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                moved = true;
+                let mut rd = &buf[..];
+                while !rd.is_empty() {
+                    client.read_tls(&mut rd).unwrap();
+                    client.process_new_packets().unwrap();
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn connect(
+        client: &Arc<ClientConfig>,
+        server: &Arc<ServerConfig>,
+    ) -> (ClientConnection, ServerConnection) {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut c = ClientConnection::new(client.clone(), name).unwrap();
+        let mut s = ServerConnection::new(server.clone()).unwrap();
+        pump(&mut c, &mut s);
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+        (c, s)
+    }
+
+    /// The vendored rustls addition (vendor/README.md): tickets sent after the handshake
+    /// reach the client, and each resumes one new connection.
+    #[test]
+    fn tls13_tickets_after_the_handshake() {
+        let tls = session_tls();
+        let client = client_config(&rustls::version::TLS13);
+        let (mut c, mut s) = connect(&client, &tls.config);
+        // The control handshake itself sends none (tickets come after login).
+        assert_eq!(c.tls13_tickets_received(), 0);
+        assert_eq!(s.send_tls13_tickets(3).unwrap(), 3);
+        pump(&mut c, &mut s);
+        assert_eq!(c.tls13_tickets_received(), 3);
+        // Application data still flows both ways after them.
+        s.writer().write_all(b"229 ok\r\n").unwrap();
+        pump(&mut c, &mut s);
+        let mut got = [0u8; 8];
+        c.reader().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"229 ok\r\n");
+        // Each ticket resumes one connection; then the client has none left.
+        for _ in 0..3 {
+            let (data, _) = connect(&client, &tls.config);
+            assert_eq!(data.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+        }
+        let (data, _) = connect(&client, &tls.config);
+        assert_eq!(data.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    }
+
+    #[test]
+    fn tls13_tickets_are_refused_while_handshaking_and_on_tls12() {
+        let tls = session_tls();
+        let mut s = ServerConnection::new(tls.config.clone()).unwrap();
+        assert!(matches!(
+            s.send_tls13_tickets(1),
+            Err(rustls::Error::HandshakeNotComplete)
+        ));
+        let (_c, mut s) = connect(&client_config(&rustls::version::TLS12), &tls.config);
+        assert!(matches!(
+            s.send_tls13_tickets(1),
+            Err(rustls::Error::General(_))
+        ));
+    }
+
+    /// What a ticket costs on the wire: one TLS record. Printed for docs/performance.md.
+    #[test]
+    fn a_ticket_is_one_small_record() {
+        let tls = session_tls();
+        let (_c, mut s) = connect(&client_config(&rustls::version::TLS13), &tls.config);
+        assert_eq!(s.send_tls13_tickets(1).unwrap(), 1);
+        let mut wire = Vec::new();
+        while s.wants_write() {
+            s.write_tls(&mut wire).unwrap();
+        }
+        println!("one TLS 1.3 ticket: {} bytes on the wire", wire.len());
+        // A record header, the NewSessionTicket and the AEAD tag; the ticket seals the
+        // session state (suite, secret, ALPN, times) with a 12-byte nonce and a 16-byte tag.
+        assert_eq!(wire[0], 23, "an encrypted record");
+        assert!(wire.len() > 100 && wire.len() < 512, "{} bytes", wire.len());
     }
 }

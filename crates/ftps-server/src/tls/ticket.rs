@@ -1,54 +1,42 @@
 //! A session-ticket key that belongs to one control session.
 //!
 //! rustls' own ticketer rotates its key every few hours, so a long FTPS session's data
-//! connections would eventually fail to resume. This one never rotates: it is created with
+//! connections would eventually fail to resume. This key never rotates: it is created with
 //! the control session and erased when the session ends, which bounds the key's lifetime
 //! (the forward-secrecy concern rotation exists for) just as well, and makes the tickets
-//! useless to every other session.
+//! useless to every other session (but the same user's, see [`super::resumption`]).
 
 use std::fmt;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use rustls::server::ProducesTickets;
-
-/// The longest ticket lifetime TLS 1.3 allows (RFC 8446 §4.6.1): seven days.
-const MAX_LIFETIME_SECS: u32 = 7 * 24 * 3600;
 
 /// AES-256-GCM ticket protection with a random per-session key.
-pub struct SessionTicketer {
+pub struct TicketKey {
     key: LessSafeKey,
     rng: SystemRandom,
 }
 
-impl SessionTicketer {
-    /// A ticketer with a fresh random key, or `None` if the system RNG fails.
-    pub fn new() -> Option<SessionTicketer> {
+impl TicketKey {
+    /// A fresh random key, or `None` if the system RNG fails.
+    pub fn new() -> Option<TicketKey> {
         let rng = SystemRandom::new();
         let mut key = [0u8; 32];
         rng.fill(&mut key).ok()?;
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).ok()?);
-        Some(SessionTicketer { key, rng })
+        Some(TicketKey { key, rng })
     }
 }
 
-impl fmt::Debug for SessionTicketer {
+impl fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionTicketer")
+        f.write_str("TicketKey")
     }
 }
 
-impl ProducesTickets for SessionTicketer {
-    fn enabled(&self) -> bool {
-        true
-    }
-
-    fn lifetime(&self) -> u32 {
-        MAX_LIFETIME_SECS
-    }
-
-    /// `nonce || ciphertext || tag`.
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+impl TicketKey {
+    /// Seals a ticket: `nonce || ciphertext || tag`.
+    pub fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
         let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + AES_256_GCM.tag_len());
@@ -61,7 +49,8 @@ impl ProducesTickets for SessionTicketer {
         Some(out)
     }
 
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+    /// Opens a ticket sealed with this key; `None` for any other input.
+    pub fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
         if cipher.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return None;
         }
@@ -82,8 +71,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_isolation() {
-        let a = SessionTicketer::new().unwrap();
-        let b = SessionTicketer::new().unwrap();
+        let a = TicketKey::new().unwrap();
+        let b = TicketKey::new().unwrap();
         let ticket = a.encrypt(b"session state").unwrap();
         assert_eq!(a.decrypt(&ticket).unwrap(), b"session state");
         // Another session's key cannot open it.
