@@ -4,6 +4,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use rustls::ProtocolVersion::TLSv1_3 as TLS13;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -62,7 +63,9 @@ impl<IO> MaybeTls<IO> {
     /// Returns how many were queued: none on a plain or TLS 1.2 connection.
     pub fn queue_tls13_tickets(&mut self, count: usize) -> usize {
         match self {
-            MaybeTls::Tls(t) => t.get_mut().1.send_tls13_tickets(count).unwrap_or(0),
+            MaybeTls::Tls(t) if t.get_ref().1.protocol_version() == Some(TLS13) => {
+                t.get_mut().1.send_tls13_tickets(count).unwrap_or(0)
+            }
             _ => 0,
         }
     }

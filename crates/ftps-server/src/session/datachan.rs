@@ -153,7 +153,8 @@ impl Session {
     /// announces a data connection, so that the client always has one for it.
     fn supply_ticket(&mut self) {
         if self.prot == ProtectionLevel::Private {
-            self.control.queue_tls13_tickets(1);
+            self.control
+                .queue_tls13_tickets(crate::tls::TICKETS_PER_DATA_CONNECTION);
         }
     }
 

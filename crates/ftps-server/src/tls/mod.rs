@@ -6,12 +6,14 @@
 //! sessions from the same address), which is how data connections are bound to their
 //! control connection (the defence against data-connection stealing); see [`resumption`].
 //!
-//! Clients use each TLS 1.3 ticket once, so the server hands out a fresh one on the control
-//! connection ahead of every reply that announces a data connection (`227`, `229`, `200` to
-//! PORT/EPRT), with the rustls extension `ServerConnection::send_tls13_tickets` (see
-//! vendor/README.md). Data connections carry no tickets: an upload client that never reads
-//! its data connection would close it with the tickets unread, and the kernel would turn
-//! that close into a reset that destroys the end of the upload.
+//! Clients use each TLS 1.3 ticket once, so the server hands out tickets on the control
+//! connection: [`LOGIN_TICKETS`] with the reply to a successful login, and a fresh one ahead
+//! of every reply that announces a data connection (`227`, `229`, `200` to PORT/EPRT), with
+//! the rustls extension `ServerConnection::send_tls13_tickets` (see vendor/README.md). None
+//! at the handshake, so that no ticket exists before login. Data connections carry no
+//! tickets: an upload client that never reads its data connection would close it with the
+//! tickets unread, and the kernel would turn that close into a reset that destroys the end
+//! of the upload. docs/security.md has the whole design.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
