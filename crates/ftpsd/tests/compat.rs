@@ -8,6 +8,10 @@
 //! `FTPS_WRITE_COMPAT_TABLE=1 cargo test -p ftpsd --test compat compatibility_table`.
 
 mod matrix;
+// vsftpd for the strict-binding table, started as the client's interop tests start it.
+#[path = "../../ftps-client/tests/common/mod.rs"]
+mod reference;
+mod strict_binding;
 mod support;
 
 use std::fs;
@@ -68,12 +72,10 @@ scenarios! {
          proven with lftp and ftplib." =>
         curl_active_7_88();
     curl_tls13_several_uploads_one_run: "curl", "explicit, TLS 1.3, several uploads in one curl command",
-        "**the second data connection after an upload gets 522.** OpenSSL uses a TLS 1.3 \
-         session once and keeps only the newest; upload connections carry no tickets (a \
-         client that closes without reading them resets the connection and destroys the \
-         upload). One upload per curl command, `--tls-max 1.2`, or the `optional` policy \
-         work; the test checks the refusal is clean (first file complete, no partial file)." =>
-        curl_tls13_several_uploads();
+        "OpenSSL uses a TLS 1.3 session once and keeps only the newest: each data \
+         connection resumes the ticket that came with its `229` reply (20 uploads in the \
+         table below)" =>
+        curl_several_uploads("1.3");
     curl_tls12_several_uploads_one_run: "curl", "explicit, TLS 1.2, several uploads in one curl command",
         "TLS 1.2 sessions resume any number of times" =>
         curl_several_uploads("1.2");
@@ -96,13 +98,12 @@ scenarios! {
         rclone(Rclone { implicit: false, concurrency: Some(1), optional_reuse: false });
     rclone_implicit: "rclone", "`--ftp-tls` (implicit), `--ftp-concurrency 1`", "" =>
         rclone(Rclone { implicit: true, concurrency: Some(1), optional_reuse: false });
-    rclone_parallel_fails_with_required_reuse: "rclone",
+    rclone_parallel_required_reuse: "rclone",
         "`--ftp-explicit-tls`, default concurrency, session reuse required",
-        "**fails (522).** rclone 1.60 keeps one TLS session cache for all its connections, \
-         so a data connection presents another control connection's session, which ftpsd \
-         refuses; the test checks that `rclone copy` fails this way. Use \
-         `--ftp-concurrency 1` or the `optional` policy (rows above and below)" =>
-        rclone_shared_session_cache();
+        "rclone keeps one TLS session cache for all its connections, so a data connection \
+         may resume a ticket of the same user's other control connection from the same \
+         address, which ftpsd accepts (docs/security.md)" =>
+        rclone(Rclone { implicit: false, concurrency: None, optional_reuse: false });
     rclone_parallel_with_optional_reuse: "rclone",
         "`--ftp-explicit-tls`, default concurrency, user with `data_session_reuse = \"optional\"`",
         "" =>
@@ -126,15 +127,11 @@ scenarios! {
         "explicit, TLS 1.3, EPSV, user with `optional` policy", "" =>
         suppaftp(Tls::V13, true);
     suppaftp_tls13_required_reuse: "suppaftp 12 (rustls)", "explicit, TLS 1.3, EPSV, session reuse required",
-        "rustls uses each TLS 1.3 ticket once: the control connection brings eight and every \
-         download or listing two more, so up to eight uploads in a row resume" =>
+        "rustls uses each TLS 1.3 ticket once: every `229` reply brings a fresh one" =>
         suppaftp(Tls::V13, false);
-    suppaftp_tls13_ninth_upload_refused: "suppaftp 12 (rustls)", "explicit, TLS 1.3, session reuse required, uploads without downloads in between",
-        "**an upload after the last ticket is used gets 522**: rustls uses each ticket once, \
-         the control connection brings eight, each download or listing two, and upload \
-         connections none (a client that does not read them would reset the connection and \
-         destroy the upload). TLS 1.2 and the `optional` policy have no limit." =>
-        suppaftp_tls13_ninth_upload();
+    suppaftp_tls13_many_uploads: "suppaftp 12 (rustls)", "explicit, TLS 1.3, session reuse required, 50 uploads without downloads in between",
+        "the ninth upload in a row got 522 before tickets came with every `227`/`229`" =>
+        suppaftp_many_uploads();
 }
 
 // ---- The table ---------------------------------------------------------------------------
@@ -165,6 +162,25 @@ fn render_table() -> String {
         out.push_str(&format!(
             "| {} | {} | {works} | {} | `{}` |\n",
             s.client, s.setup, s.notes, s.id
+        ));
+    }
+    out.push_str(
+        "\n## Many transfers per session, TLS 1.3, strict binding\n\n\
+         Generated from `crates/ftpsd/tests/strict_binding/mod.rs`. Each row runs one workload \
+         with a real client against ftpsd with the default `data_session_reuse = \"required\"` \
+         and against vsftpd 3.0.3 with `require_ssl_reuse=YES`, the strictest of the others. \
+         Against ftpsd the test reads the server's log: no data connection refused, every \
+         control connection on TLS 1.3, and `data_tls=\"resumed\"` on every completed \
+         transfer. vsftpd's column is what the same run gave there (the test fails when that \
+         changes). How ftpsd keeps clients supplied with tickets: \
+         [security.md](security.md#tls-session-resumption).\n\n\
+         | client | workload | ftpsd | vsftpd 3.0.3 (`require_ssl_reuse=YES`) | test |\n\
+         |---|---|---|---|---|\n",
+    );
+    for row in strict_binding::ROWS {
+        out.push_str(&format!(
+            "| {} | {} | yes | {} | `{}` |\n",
+            row.client, row.workload, row.vsftpd, row.id
         ));
     }
     out
@@ -338,31 +354,6 @@ fn curl_several_uploads(tls_max: &str) {
         let stored = fs::read(server.data_dir().join(format!("f{i}"))).expect("stored");
         assert_eq!(stored, vec![i; 1000]);
     }
-}
-
-fn curl_tls13_several_uploads() {
-    let server = Server::start();
-    let run = several_uploads_run(&server, "1.3");
-    // curl prints the 522, or "Broken pipe" when it was already writing as the server closed
-    // the connection; the server's log has the refusal either way.
-    assert!(!run.status.success(), "expected a refusal:\n{run}");
-    let log = server.log_text();
-    assert!(
-        log.contains("did not resume the control TLS session"),
-        "expected the session-reuse refusal in the log:\n{log}"
-    );
-    assert_eq!(
-        fs::read(server.data_dir().join("f0")).expect("first upload"),
-        vec![0u8; 1000]
-    );
-    let names: Vec<String> = fs::read_dir(server.data_dir())
-        .expect("data dir")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    assert!(
-        !names.iter().any(|n| n == "f1" || n.ends_with(".part")),
-        "{names:?}"
-    );
 }
 
 /// Active mode with curl 7.87/7.88: curl accepts the data connection and then waits,
@@ -539,36 +530,6 @@ fn rclone(case: Rclone) {
     assert_gone(&tree, "rclone purge");
 }
 
-/// rclone with several connections and session reuse required: refused with 522.
-fn rclone_shared_session_cache() {
-    let server = Server::start();
-    let (local, _) = local_dirs(server.dir.path());
-    let obscured = Command::new("rclone")
-        .args(["obscure", &server.password])
-        .output()
-        .expect("rclone obscure");
-    let obscured = String::from_utf8_lossy(&obscured.stdout).trim().to_string();
-    let config = server.dir.path().join("rclone.conf");
-    fs::write(&config, "").expect("empty rclone config");
-    let mut cmd = Command::new("rclone");
-    cmd.arg("copy")
-        .arg(&local)
-        .arg(":ftp:tree")
-        .arg("--config")
-        .arg(&config)
-        .args(["--ftp-host", "127.0.0.1"])
-        .args(["--ftp-port", &server.explicit.port().to_string()])
-        .args(["--ftp-user", "ftps", "--ftp-pass", &obscured])
-        .args(["--ftp-explicit-tls", "--ftp-no-check-certificate"])
-        .args(["--retries", "1", "--low-level-retries", "1"]);
-    let run = run_client(&mut cmd, TIMEOUT);
-    assert!(
-        !run.status.success() && run.stderr.contains("522 Data connection refused"),
-        "expected rclone to fail with 522 (a data connection resuming another \
-         connection's TLS session):\n{run}"
-    );
-}
-
 // ---- Python ftplib -----------------------------------------------------------------------
 
 struct Ftplib {
@@ -644,7 +605,7 @@ fn ftplib(case: Ftplib) {
 // ---- suppaftp ----------------------------------------------------------------------------
 
 use suppaftp::types::FileType;
-use suppaftp::{FtpError, Mode, RustlsConnector, RustlsFtpStream};
+use suppaftp::{Mode, RustlsConnector, RustlsFtpStream};
 
 fn suppaftp_connect(server: &Server, tls: Tls, user: &str, password: &str) -> RustlsFtpStream {
     let config: Arc<rustls::ClientConfig> = client_config(&server.fingerprint, tls);
@@ -720,27 +681,21 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
     ftp.quit().expect("QUIT");
 }
 
-/// TLS 1.3, session reuse required: the control connection's eight tickets carry seven
-/// uploads and a listing; the listing brings two more, which carry two more uploads; the
-/// next upload has no ticket left and is refused.
-fn suppaftp_tls13_ninth_upload() {
+/// TLS 1.3, session reuse required: 50 uploads in a row, each resuming the ticket that came
+/// with its `229` reply (before, the ninth was refused with 522).
+fn suppaftp_many_uploads() {
     let server = Server::start();
     let mut ftp = suppaftp_connect(&server, Tls::V13, "ftps", &server.password);
-    let upload =
-        |ftp: &mut RustlsFtpStream, i: u32| ftp.put_file(format!("up{i}"), &mut &b"data"[..]);
-    for i in 1..=7 {
-        upload(&mut ftp, i).unwrap_or_else(|e| panic!("upload {i}: {e}"));
+    for i in 1..=50u32 {
+        ftp.put_file(format!("up{i}"), &mut &b"data"[..])
+            .unwrap_or_else(|e| panic!("upload {i}: {e}\n{}", server.log_text()));
     }
-    ftp.list(None).expect("LIST with the eighth ticket");
-    for i in 8..=9 {
-        upload(&mut ftp, i)
-            .unwrap_or_else(|e| panic!("upload {i} with a ticket from the listing: {e}"));
+    for i in 1..=50u32 {
+        assert_eq!(
+            fs::read(server.data_dir().join(format!("up{i}"))).unwrap(),
+            b"data"
+        );
     }
-    match upload(&mut ftp, 10) {
-        // suppaftp has no name for 522: it is in the body.
-        Err(FtpError::UnexpectedResponse(r)) if r.body.starts_with(b"522 ") => {}
-        other => panic!("an upload without a ticket left was expected to get 522; got {other:?}"),
-    }
-    assert!(!server.data_dir().join("up10").exists());
-    assert!(server.data_dir().join("up9").exists());
+    assert!(!server.log_all().contains("did not resume"));
+    ftp.quit().expect("QUIT");
 }

@@ -131,7 +131,102 @@ fn ftplib_seed_example_is_refused_when_session_reuse_is_required() {
         &server.password,
         &["list".into()],
     );
-    // ftplib fails in its TLS shutdown before it reads the 522 (the protocol tests check
-    // the reply itself): what matters is that no listing came through.
     assert!(!list.status.success(), "non-resumed LIST accepted:\n{list}");
+    for run in [&upload, &list] {
+        assert_readable_522(run);
+    }
+}
+
+/// The refusal reaches the user as ftplib's own error for a 5xx reply, naming the fix, not as
+/// a TLS error from ftplib's shutdown of the data connection.
+fn assert_readable_522(run: &Run) {
+    assert!(
+        run.stderr
+            .contains("ftplib.error_perm: 522 Data connection refused")
+            && run.stderr.contains("session=self.sock.session")
+            && !run.stderr.contains("SSLError"),
+        "expected ftplib.error_perm with a 522 naming the fix:\n{run}"
+    );
+}
+
+/// The seeds' two Python examples, word for word but for the server, the account and the
+/// file names: `FTP_TLS(host)`, `login`, `prot_p()`, then transfers. ftplib's class
+/// attribute `port` points `FTP_TLS(host)` at the test server.
+const SEED_LIST_EXAMPLE: &str = "\
+from ftplib import FTP_TLS
+
+# Connect to the FTPS server
+ftps = FTP_TLS('ftp.example.com')
+ftps.login(user='username', passwd='password')
+ftps.prot_p()  # Switch to secure data connection
+
+# List files in the current directory
+ftps.retrlines('LIST')
+
+# Close the connection
+ftps.quit()
+";
+
+const SEED_TRANSFER_EXAMPLE: &str = "\
+import ftplib # FTPS server configuration
+ftps_server = 'ftp.example.com'
+ftps_user = 'username'
+ftps_password = 'password'
+# Connect to the server
+ftps = ftplib.FTP_TLS(ftps_server)
+ftps.login(user=ftps_user, passwd=ftps_password)
+ftps.prot_p() # Secure the data connection
+# Upload a file
+filename = 'upload.txt'
+with open(filename, 'rb') as file:
+    ftps.storbinary(f'STOR {filename}', file)
+# Download a file
+filename = 'download.txt'
+with open(filename, 'wb') as file:
+    ftps.retrbinary(f'RETR {filename}', file.write)
+# List files in the current directory
+ftps.retrlines('LIST')
+# Logout and close the connection
+ftps.quit()
+";
+
+fn run_seed_example(server: &Server, example: &str) -> Run {
+    let script = format!(
+        "import ftplib\nftplib.FTP.port = {}\n{}",
+        server.explicit.port(),
+        example
+            .replace("ftp.example.com", "127.0.0.1")
+            .replace("'username'", "'ftps'")
+            .replace("'password'", &format!("'{}'", server.password))
+    );
+    let dir = server.scratch("seed");
+    std::fs::write(dir.join("upload.txt"), b"uploaded by the seed example\n").unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    support::run_client(&mut cmd, TIMEOUT)
+}
+
+#[test]
+fn the_seeds_plain_ftplib_examples_get_a_522_that_names_the_fix() {
+    let server = Server::start();
+    let list = run_seed_example(&server, SEED_LIST_EXAMPLE);
+    assert!(!list.status.success(), "{list}");
+    assert_readable_522(&list);
+    let transfer = run_seed_example(&server, SEED_TRANSFER_EXAMPLE);
+    assert!(!transfer.status.success(), "{transfer}");
+    assert_readable_522(&transfer);
+    assert!(
+        !server.data_dir().join("upload.txt").exists(),
+        "the refused upload was stored"
+    );
+    // One refusal each, logged as such.
+    let log = server.log_all();
+    assert_eq!(
+        log.matches("did not resume the control TLS session")
+            .count(),
+        2
+    );
 }

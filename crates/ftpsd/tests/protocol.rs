@@ -764,20 +764,89 @@ async fn pasv_and_epsv_both_work() {
 
 #[tokio::test]
 async fn another_sessions_ticket_does_not_open_a_data_connection() {
-    // Session A's TLS session must not be usable to take session B's transfer.
+    // Session A's TLS session must not be usable to take session B's transfer unless A is
+    // logged in as B's user (see `the_same_users_sessions_share_tickets`): not for another
+    // user, not after A logged out, not before A logged in.
     for tls in [Tls::V13, Tls::V12] {
         let server = Server::start();
+        server.add_user("other", "other-password-1", &[]);
         put(&server, "f", b"for B only");
+        let a_tls = client_config(&server.fingerprint, tls);
+        let mut a = Control::connect_with(server.explicit, a_tls.clone()).await;
+        a.auth_tls().await;
+        a.user_pass("other", "other-password-1").await;
+        a.protect().await;
+        a.expect("NOOP", 200).await; // reads A's tickets
+        let mut b = Control::login_default(&server).await;
+        let t = b.transfer_with("RETR f", None, Some(a_tls.clone())).await;
+        assert_eq!(
+            t.code(),
+            522,
+            "{tls:?}: B's data over another user's session: {t:?}"
+        );
+        assert!(t.data.is_empty());
+        assert_eq!(b.retr("f").await, b"for B only");
+
+        // The same user, logged out by REIN: its tickets open nothing but its own data
+        // connections again.
+        let c_tls = client_config(&server.fingerprint, tls);
+        let mut c = Control::connect_with(server.explicit, c_tls.clone()).await;
+        c.auth_tls().await;
+        c.user_pass("ftps", &server.password).await;
+        c.protect().await;
+        c.expect("REIN", 220).await;
+        c.expect("NOOP", 200).await;
+        let t = b.transfer_with("RETR f", None, Some(c_tls.clone())).await;
+        assert_eq!(t.code(), 522, "{tls:?}: over a logged-out session: {t:?}");
+
+        // Never logged in (TLS 1.2 has a session from the handshake; TLS 1.3 no ticket).
+        let d_tls = client_config(&server.fingerprint, tls);
+        let mut d = Control::connect_with(server.explicit, d_tls.clone()).await;
+        d.auth_tls().await;
+        d.expect("NOOP", 200).await;
+        let t = b.transfer_with("RETR f", None, Some(d_tls.clone())).await;
+        assert_eq!(
+            t.code(),
+            522,
+            "{tls:?}: over a session not logged in: {t:?}"
+        );
+        assert_eq!(b.retr("f").await, b"for B only");
+    }
+}
+
+#[tokio::test]
+async fn the_same_users_sessions_share_tickets() {
+    // Clients that keep one session cache for several control connections (rclone): a data
+    // connection may resume a ticket of the same user's other live session, same address.
+    for tls in [Tls::V13, Tls::V12] {
+        let server = Server::start();
+        put(&server, "f", b"shared");
         let a_tls = client_config(&server.fingerprint, tls);
         let mut a = Control::connect_with(server.explicit, a_tls.clone()).await;
         a.auth_tls().await;
         a.user_pass("ftps", &server.password).await;
         a.protect().await;
-        a.expect("NOOP", 200).await; // reads A's tickets
+        a.expect("NOOP", 200).await;
         let mut b = Control::login_default(&server).await;
         let t = b.transfer_with("RETR f", None, Some(a_tls.clone())).await;
-        assert_eq!(t.code(), 522, "{tls:?}: B's data over A's session: {t:?}");
-        assert!(t.data.is_empty());
-        assert_eq!(b.retr("f").await, b"for B only");
+        assert_eq!(
+            t.code(),
+            226,
+            "{tls:?}: over the same user's session: {t:?}"
+        );
+        assert_eq!(t.data, b"shared");
+        assert_eq!(t.handshake, Some(rustls::HandshakeKind::Resumed));
+        // Once a session has gone, its tickets are gone with it. (A fresh client: the one
+        // above now also holds what B's data connection gave it over TLS 1.2.)
+        let e_tls = client_config(&server.fingerprint, tls);
+        let mut e = Control::connect_with(server.explicit, e_tls.clone()).await;
+        e.auth_tls().await;
+        e.user_pass("ftps", &server.password).await;
+        e.expect("NOOP", 200).await;
+        e.expect("QUIT", 221).await;
+        drop(e);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let t = b.transfer_with("RETR f", None, Some(e_tls.clone())).await;
+        assert_eq!(t.code(), 522, "{tls:?}: over an ended session: {t:?}");
     }
 }

@@ -13,17 +13,7 @@ import os
 import ssl
 import sys
 
-
-class ReusingFTP_TLS(ftplib.FTP_TLS):
-    """Resumes the control connection's TLS session on data connections."""
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session
-            )
-        return conn, size
+from reusing_ftp_tls import ReusingFTP_TLS
 
 
 def connect(mode):
