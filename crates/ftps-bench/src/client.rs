@@ -320,6 +320,14 @@ impl Control {
         Ok(c)
     }
 
+    /// TLS 1.3 session tickets this control connection has received so far.
+    pub fn tickets_received(&self) -> u32 {
+        match &self.conn {
+            Conn::Tls(s) => s.get_ref().1.tls13_tickets_received(),
+            _ => 0,
+        }
+    }
+
     pub async fn quit(mut self) -> Result<()> {
         self.expect("QUIT", 221).await?;
         if let Conn::Tls(s) = &mut self.conn {
