@@ -52,8 +52,8 @@ enum Job {
     Receive {
         file: std::fs::File,
         ascii: bool,
-        /// For an atomic upload: the temporary file, renamed over the target when complete.
-        commit: Option<TempUpload>,
+        /// What makes the complete upload durable under its name.
+        commit: Commit,
     },
     List(ListJob),
 }
@@ -70,6 +70,24 @@ struct ListJob {
     single: Option<Box<Entry>>,
 }
 
+/// How a complete upload is made durable under its name, before its `226`. The file itself
+/// is synced by the pump; its directory entry (new, or renamed into place) is synced here.
+enum Commit {
+    /// STOR and STOU: a file removed unless committed.
+    Publish(TempUpload),
+    /// APPE and REST+STOR write in place (and APPE may create the file).
+    InPlace { root: Root, path: VirtualPath },
+}
+
+impl Commit {
+    fn run(self) -> io::Result<()> {
+        match self {
+            Commit::Publish(upload) => upload.commit(),
+            Commit::InPlace { root, path } => root.sync_dir_of_blocking(&path),
+        }
+    }
+}
+
 /// An upload file that is removed unless committed: a temporary file renamed over `target`
 /// when complete, or (`target` None) a file written in place under its final name (STOU).
 struct TempUpload {
@@ -80,13 +98,15 @@ struct TempUpload {
 }
 
 impl TempUpload {
-    /// The upload is complete: renames the temporary file over its target.
+    /// The upload is complete: renames the temporary file over its target and syncs the
+    /// directory, so that the name survives a crash once the client is told `226`.
     fn commit(mut self) -> io::Result<()> {
+        let published = self.target.as_ref().unwrap_or(&self.temp);
         if let Some(target) = &self.target {
             self.root.rename_blocking(&self.temp, target)?;
         }
         self.committed = true;
-        Ok(())
+        self.root.sync_dir_of_blocking(published)
     }
 }
 
@@ -184,7 +204,13 @@ impl Session {
             } else {
                 WriteMode::At(offset)
             };
-            root.open_write(&path, mode).await.map(|f| (f, None))
+            root.open_write(&path, mode).await.map(|f| {
+                let commit = Commit::InPlace {
+                    root: root.clone(),
+                    path: path.clone(),
+                };
+                (f, commit)
+            })
         } else {
             root.create_temp_beside(&path).await.map(|(f, temp)| {
                 let commit = TempUpload {
@@ -193,7 +219,7 @@ impl Session {
                     target: Some(path.clone()),
                     committed: false,
                 };
-                (f, Some(commit))
+                (f, Commit::Publish(commit))
             })
         };
         let (file, commit) = match opened {
@@ -260,7 +286,7 @@ impl Session {
         let job = Job::Receive {
             file,
             ascii: self.transfer_type == TransferType::Ascii,
-            commit: Some(commit),
+            commit: Commit::Publish(commit),
         };
         self.run_transfer(job, format!("FILE: {name}"), "STOU", &path)
             .await
@@ -393,7 +419,8 @@ impl Session {
         let outcome = loop {
             tokio::select! {
                 result = &mut work => break Outcome::Done(result),
-                event = self.read_event() => match event {
+                // Past the bound the connection is not read until the transfer ends.
+                event = self.read_event(), if self.queued.len() < super::MAX_QUEUED_LINES => match event {
                     Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
                         Ok(Command::Abor) => break Outcome::Aborted,
                         Ok(Command::Stat(None)) => {
@@ -504,10 +531,7 @@ impl Job {
                     .receive_file(file, ascii, &progress)
                     // Renamed (or, on failure, removed when `commit` drops) before the
                     // final reply.
-                    .and_then(|n| match commit {
-                        Some(upload) => upload.commit().map(|()| n).map_err(TransferError::Local),
-                        None => Ok(n),
-                    }),
+                    .and_then(|n| commit.run().map(|()| n).map_err(TransferError::Local)),
                 Job::List(list) => send_listing(&mut conn, list, &progress),
             };
             // After a success: close_notify and FIN, keeping the socket for `linger`.

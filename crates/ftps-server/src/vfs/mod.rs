@@ -30,10 +30,17 @@ pub struct RootCache {
 
 impl RootCache {
     /// The open root for `path`, or a newly opened one.
+    ///
+    /// An open handle is shared only while `path` still names the directory it was opened
+    /// on (same device and inode): after an administrator moves a user's directory away and
+    /// creates a new one, new logins get the new one, not the old tree.
     pub fn open(&self, path: &Path) -> io::Result<Root> {
+        let current = std::fs::metadata(path)?;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(root) = open.get(path).and_then(WeakRoot::upgrade) {
-            return Ok(root);
+            if root.is_directory(&current)? {
+                return Ok(root);
+            }
         }
         let root = Root::open(path)?;
         // Forget roots nobody uses any more, so the map stays as small as the roots in use.
@@ -54,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
 /// What kind of file system object an [`Entry`] describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,11 +128,40 @@ pub struct Root {
 /// How many random names [`Root::create_temp_beside`] tries before giving up.
 const TEMP_ATTEMPTS: usize = 16;
 
+/// The names of temporary upload files: `.ftpsd-upload.<16 hex digits>.part`.
+pub fn is_temp_upload_name(name: &str) -> bool {
+    name.strip_prefix(".ftpsd-upload.")
+        .and_then(|rest| rest.strip_suffix(".part"))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 impl Root {
     /// Opens `path` as a root. This is the only use of ambient authority, done once at login.
     pub fn open(path: &Path) -> io::Result<Root> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Root { dir: Arc::new(dir) })
+    }
+
+    /// Whether this handle is the directory `meta` describes (same device and inode).
+    fn is_directory(&self, meta: &std::fs::Metadata) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mine = self.dir.dir_metadata()?;
+        Ok(mine.dev() == meta.dev() && mine.ino() == meta.ino())
+    }
+
+    /// Syncs the directory that holds `p`, so that a new or renamed entry survives a crash.
+    pub fn sync_dir_of_blocking(&self, p: &VirtualPath) -> io::Result<()> {
+        let parent = p.parent();
+        let rel = if parent.is_root() {
+            Path::new(".")
+        } else {
+            parent.relative()
+        };
+        // A readable descriptor: the directory handles themselves are O_PATH, which fsync
+        // refuses.
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(libc::O_DIRECTORY);
+        self.dir.open_with(rel, &options)?.into_std().sync_all()
     }
 
     /// A handle that does not keep the directory open.
@@ -290,12 +326,22 @@ impl Root {
 
     fn open_read_blocking(&self, p: &VirtualPath, offset: u64) -> io::Result<std::fs::File> {
         let rel = p.relative();
-        // Checked before opening so that opening a FIFO can't block this thread.
+        // Checked before opening, so that the usual refusal costs no open.
         ensure_regular(&self.dir.metadata(rel)?)?;
-        let mut file = self.dir.open(rel)?.into_std();
-        let len = regular_len(&file)?;
+        let (mut file, len) = self.open_regular_blocking(rel)?;
         seek_within(&mut file, offset, len)?;
         Ok(file)
+    }
+
+    /// Opens `rel` for reading if it is a regular file, with its length. Opened
+    /// non-blocking (which changes nothing for a regular file): a FIFO swapped in for the
+    /// file after a check cannot block the thread waiting for a writer, and is refused.
+    fn open_regular_blocking(&self, rel: &Path) -> io::Result<(std::fs::File, u64)> {
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(NON_BLOCKING);
+        let file = self.dir.open_with(rel, &options)?.into_std();
+        let len = regular_len(&file)?;
+        Ok((file, len))
     }
 
     fn open_write_blocking(&self, p: &VirtualPath, mode: WriteMode) -> io::Result<std::fs::File> {
@@ -333,6 +379,7 @@ impl Root {
         let dir = p.parent();
         for _ in 0..TEMP_ATTEMPTS {
             let name = format!(".ftpsd-upload.{:016x}.part", rand::random::<u64>());
+            debug_assert!(is_temp_upload_name(&name));
             let temp = dir.join(&name);
             match self.open_write_blocking(&temp, WriteMode::CreateNew) {
                 Ok(file) => return Ok((file, temp)),
@@ -354,6 +401,39 @@ impl Root {
         }
         // A read-only descriptor is enough for futimens, and works for directories too.
         self.dir.open(rel)?.into_std().set_modified(t)
+    }
+
+    /// Removes the temporary upload files (see [`is_temp_upload_name`]) anywhere below the
+    /// root: what uploads in progress leave behind when the server is killed. Symbolic
+    /// links are not followed. Returns how many were removed.
+    pub fn remove_temp_uploads_blocking(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(dir) = dirs.pop() {
+            let entries = if dir.as_os_str().is_empty() {
+                self.dir.entries()
+            } else {
+                self.dir.read_dir(&dir)
+            };
+            // A directory that cannot be read is skipped, not fatal.
+            let Ok(entries) = entries else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let path = dir.join(&name);
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if kind.is_file()
+                    && name.to_str().is_some_and(is_temp_upload_name)
+                    && self.dir.remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Runs `f` on a blocking thread with a clone of this root.
@@ -410,8 +490,12 @@ fn kind_of(meta: &Metadata) -> EntryKind {
     }
 }
 
+/// Opening a FIFO never waits for its other end (see `open_read_blocking`).
+const NON_BLOCKING: i32 = libc::O_NONBLOCK;
+
 fn write_options(mode: WriteMode) -> OpenOptions {
     let mut options = OpenOptions::new();
+    options.custom_flags(NON_BLOCKING);
     match mode {
         WriteMode::Truncate => options.write(true).create(true).truncate(true),
         WriteMode::Append => options.append(true).create(true),

@@ -539,3 +539,89 @@ fn sessions_of_one_root_share_one_handle() {
     assert!(weak.upgrade().is_none());
     assert!(cache.open(dir.path()).is_ok());
 }
+
+#[test]
+fn a_fifo_swapped_in_for_a_file_is_refused_without_blocking() {
+    // The path check happened before the swap: the open itself must not wait for a writer.
+    let f = Fixture::new();
+    let fifo = f.root_path.join("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let root = f.root.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(root.open_regular_blocking(Path::new("fifo")).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("opening a FIFO blocked");
+    assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_root_moved_away_and_replaced_is_opened_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("home");
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("old.txt"), "old").unwrap();
+    let cache = RootCache::default();
+    let held = cache.open(&path).unwrap();
+    // While a session holds it, the same directory is shared.
+    let again = cache.open(&path).unwrap();
+    assert!(Arc::ptr_eq(&held.dir, &again.dir));
+    // The administrator archives the directory and creates a new one.
+    fs::rename(&path, tmp.path().join("home.archived")).unwrap();
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("new.txt"), "new").unwrap();
+    let fresh = cache.open(&path).unwrap();
+    assert!(fresh
+        .metadata_blocking(&VirtualPath::root().join("new.txt"))
+        .is_ok());
+    assert!(fresh
+        .metadata_blocking(&VirtualPath::root().join("old.txt"))
+        .is_err());
+    // A removed directory is an error, not the old tree.
+    fs::rename(&path, tmp.path().join("gone")).unwrap();
+    assert!(cache.open(&path).is_err());
+}
+
+#[test]
+fn leftover_temporary_uploads_are_removed() {
+    let f = Fixture::new();
+    let leftovers = [
+        ".ftpsd-upload.0123456789abcdef.part",
+        "sub/.ftpsd-upload.fedcba9876543210.part",
+        "sub/deeper/.ftpsd-upload.00000000000000ff.part",
+    ];
+    for name in leftovers {
+        fs::write(f.root_path.join(name), "partial").unwrap();
+    }
+    // Names that only look similar are the user's files.
+    let kept = [
+        ".ftpsd-upload.notes.part",
+        "ftpsd-upload.0123456789abcdef.part",
+    ];
+    for name in kept {
+        fs::write(f.root_path.join(name), "mine").unwrap();
+    }
+    assert_eq!(f.root.remove_temp_uploads_blocking().unwrap(), 3);
+    for name in leftovers {
+        assert!(!f.root_path.join(name).exists(), "{name}");
+    }
+    for name in kept {
+        assert!(f.root_path.join(name).exists(), "{name}");
+    }
+    assert!(f.root_path.join("file.txt").exists());
+}
+
+#[test]
+fn syncing_the_directory_of_a_path() {
+    let f = Fixture::new();
+    f.root
+        .sync_dir_of_blocking(&VirtualPath::root().join("file.txt"))
+        .unwrap();
+    f.root
+        .sync_dir_of_blocking(&VirtualPath::root().join("sub/deeper/x"))
+        .unwrap();
+}
