@@ -243,11 +243,18 @@ pub struct ActiveConfig {
     /// Whether `PORT` and `EPRT` are accepted. Targets must be the client's own address and a
     /// port >= 1024 (no FTP bounce, RFC 2577).
     pub enabled: bool,
+    /// For users with `allow_fxp`: whether a third-party target may be a loopback, private,
+    /// link-local or other non-public address. Off, FXP cannot reach the server's own
+    /// machine or its internal network (the server would be a request-forgery tool).
+    pub fxp_to_internal_addresses: bool,
 }
 
 impl Default for ActiveConfig {
     fn default() -> Self {
-        ActiveConfig { enabled: true }
+        ActiveConfig {
+            enabled: true,
+            fxp_to_internal_addresses: false,
+        }
     }
 }
 
@@ -265,6 +272,9 @@ pub struct Timeouts {
     pub data_connect: u64,
     /// A transfer that moves no byte for this long is aborted (426).
     pub transfer_stall: u64,
+    /// A reply the client does not take within this long ends the session (a client that
+    /// never reads its control connection cannot hold it forever).
+    pub reply_write: u64,
     /// On SIGTERM/SIGINT: how long running transfers may take to finish.
     pub shutdown_grace: u64,
 }
@@ -277,6 +287,7 @@ impl Default for Timeouts {
             tls_handshake: 15,
             data_connect: 30,
             transfer_stall: 120,
+            reply_write: 60,
             shutdown_grace: 30,
         }
     }
@@ -300,8 +311,12 @@ pub struct Limits {
     pub max_bad_lines: u32,
     /// Connections open at once, in all (421 beyond).
     pub max_sessions: u32,
-    /// Connections open at once from one IP address.
+    /// Connections open at once from one IP address (for IPv6: one network of
+    /// `ipv6_prefix_length` bits, since one client usually holds a whole /64).
     pub max_sessions_per_ip: u32,
+    /// How many leading bits of an IPv6 address make "one address" for the per-IP session
+    /// limit, failed-login counts and bans (IPv4 addresses count one by one).
+    pub ipv6_prefix_length: u8,
     /// Sessions logged in at once as one user.
     pub max_sessions_per_user: u32,
     /// Failed logins from one IP within `failure_window_seconds` before it is banned.
@@ -324,6 +339,7 @@ impl Default for Limits {
             max_bad_lines: 3,
             max_sessions: 2000,
             max_sessions_per_ip: 50,
+            ipv6_prefix_length: 64,
             max_sessions_per_user: 50,
             max_login_failures_per_ip: 10,
             max_login_failures_per_user: 20,
@@ -415,6 +431,11 @@ impl Config {
                     "host {name:?}: set both certificate and private_key, or neither"
                 )));
             }
+        }
+        if self.limits.ipv6_prefix_length > 128 {
+            return Err(ConfigError::Invalid(
+                "limits.ipv6_prefix_length must be 0 to 128".into(),
+            ));
         }
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(

@@ -1,11 +1,14 @@
 //! Abuse limits: how many sessions may be open (in all, per IP, per user), and failed-login
 //! tracking per IP and per user name with growing delays and temporary bans.
 //!
-//! Names are tracked whether or not the user exists, so a ban says nothing about which names
-//! are real. State is bounded: entries older than the failure window are pruned.
+//! An IPv6 client counts as its network of `limits.ipv6_prefix_length` bits (a /64 by
+//! default: one host usually holds all of it), and a user is a name on one virtual host
+//! ([`UserKey`]): `admin` on one host cannot reset or exhaust `admin` on another. Names are
+//! tracked whether or not the user exists, so a ban says nothing about which names are real.
+//! State is bounded: entries older than the failure window are pruned.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,13 +32,32 @@ impl Failures {
     }
 }
 
+/// A user as the limits count it: a name on a virtual host (`None`: the server's own users).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UserKey {
+    /// The virtual host's name.
+    pub host: Option<String>,
+    /// The user name as sent.
+    pub name: String,
+}
+
+impl UserKey {
+    /// `name` on `host`.
+    pub fn new(host: Option<&str>, name: &str) -> UserKey {
+        UserKey {
+            host: host.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     sessions: u32,
     per_ip: HashMap<IpAddr, u32>,
-    per_user: HashMap<String, u32>,
+    per_user: HashMap<UserKey, u32>,
     ip_failures: HashMap<IpAddr, Failures>,
-    user_failures: HashMap<String, Failures>,
+    user_failures: HashMap<UserKey, Failures>,
 }
 
 /// Shared limit bookkeeping.
@@ -96,9 +118,33 @@ impl Limiter {
         Duration::from_secs(self.limits.failure_window_seconds)
     }
 
+    /// The address the per-IP limits count: an IPv4 address itself, an IPv6 address's
+    /// network of `ipv6_prefix_length` bits.
+    pub fn counted_ip(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.limits.ipv6_prefix_length.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
+
+    /// Whether connections and logins from `ip` are currently refused.
+    pub fn ip_banned(&self, ip: IpAddr) -> bool {
+        let ip = self.counted_ip(ip);
+        let now = Instant::now();
+        self.state()
+            .ip_failures
+            .get(&ip)
+            .is_some_and(|f| f.banned(now))
+    }
+
     /// Admits a new connection from `ip`, or says why not. The permit gives the slot back
     /// when dropped.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<SessionPermit, Refusal> {
+        let ip = self.counted_ip(ip);
         let now = Instant::now();
         let mut state = self.state();
         if state.ip_failures.get(&ip).is_some_and(|f| f.banned(now)) {
@@ -120,17 +166,18 @@ impl Limiter {
         })
     }
 
-    /// Whether logins as `name` are currently refused.
-    pub fn user_banned(&self, name: &str) -> bool {
+    /// Whether logins as `user` are currently refused.
+    pub fn user_banned(&self, user: &UserKey) -> bool {
         let now = Instant::now();
         self.state()
             .user_failures
-            .get(name)
+            .get(user)
             .is_some_and(|f| f.banned(now))
     }
 
-    /// Records a failed login from `ip` as `name`.
-    pub fn record_failure(&self, ip: IpAddr, name: &str) -> FailureOutcome {
+    /// Records a failed login from `ip` as `user`.
+    pub fn record_failure(&self, ip: IpAddr, user: &UserKey) -> FailureOutcome {
+        let ip = self.counted_ip(ip);
         let now = Instant::now();
         let window = self.window();
         let ban_for = Duration::from_secs(self.limits.ban_seconds);
@@ -159,7 +206,7 @@ impl Limiter {
             self.limits.max_login_failures_per_ip,
         );
         let (user_count, user_banned) = bump(
-            state.user_failures.entry(name.to_string()).or_default(),
+            state.user_failures.entry(user.clone()).or_default(),
             self.limits.max_login_failures_per_user,
         );
         let recent = ip_count.max(user_count).max(1);
@@ -170,32 +217,51 @@ impl Limiter {
         }
     }
 
-    /// A successful login: the name's failure count starts again. (The IP's does not, so
-    /// one valid account cannot be used to reset an IP's guessing budget.)
-    pub fn record_success(&self, name: &str) {
-        self.state().user_failures.remove(name);
+    /// A successful login: the name's failure count on that host starts again. (The IP's
+    /// does not, so one valid account cannot be used to reset an IP's guessing budget.)
+    pub fn record_success(&self, user: &UserKey) {
+        self.state().user_failures.remove(user);
     }
 }
 
 /// One admitted session; gives its slots back when dropped.
 pub struct SessionPermit {
     limiter: Arc<Limiter>,
+    /// As counted (an IPv6 network).
     ip: IpAddr,
-    user: Option<String>,
+    user: Option<UserKey>,
 }
 
 impl SessionPermit {
-    /// Counts this session against `name`'s limit, or refuses.
-    pub fn login(&mut self, name: &str) -> Result<(), Refusal> {
+    /// Counts this session against `user`'s limit, or refuses.
+    pub fn login(&mut self, user: &UserKey) -> Result<(), Refusal> {
         let mut state = self.limiter.state();
-        let count = state.per_user.entry(name.to_string()).or_insert(0);
+        let count = state.per_user.entry(user.clone()).or_insert(0);
         if *count >= self.limiter.limits.max_sessions_per_user {
             return Err(Refusal::TooManyForUser);
         }
         *count += 1;
         drop(state);
-        self.user = Some(name.to_string());
+        self.user = Some(user.clone());
         Ok(())
+    }
+}
+
+impl SessionPermit {
+    /// The session logged out (`REIN`): its user's slot is free again.
+    pub fn logout(&mut self) {
+        if let Some(user) = self.user.take() {
+            release_user(&mut self.limiter.state(), &user);
+        }
+    }
+}
+
+fn release_user(state: &mut State, user: &UserKey) {
+    if let Some(n) = state.per_user.get_mut(user) {
+        *n -= 1;
+        if *n == 0 {
+            state.per_user.remove(user);
+        }
     }
 }
 
@@ -210,12 +276,7 @@ impl Drop for SessionPermit {
             }
         }
         if let Some(user) = self.user.take() {
-            if let Some(n) = state.per_user.get_mut(&user) {
-                *n -= 1;
-                if *n == 0 {
-                    state.per_user.remove(&user);
-                }
-            }
+            release_user(&mut state, &user);
         }
     }
 }
@@ -236,6 +297,10 @@ mod tests {
         }
     }
 
+    fn user(name: &str) -> UserKey {
+        UserKey::new(None, name)
+    }
+
     #[test]
     fn session_counts_are_enforced_and_released() {
         let l = Limiter::new(limits());
@@ -248,27 +313,89 @@ mod tests {
         assert_eq!(l.admit(b).err(), Some(Refusal::ServerFull));
         drop(p1);
         let mut p4 = l.admit(a).unwrap();
-        p2.login("alice").unwrap();
-        assert_eq!(p4.login("alice"), Err(Refusal::TooManyForUser));
+        p2.login(&user("alice")).unwrap();
+        assert_eq!(p4.login(&user("alice")), Err(Refusal::TooManyForUser));
         drop(p2);
-        p4.login("alice").unwrap();
+        p4.login(&user("alice")).unwrap();
+    }
+
+    #[test]
+    fn logout_gives_the_users_slot_back() {
+        // REIN must not leak the per-user count: after it, the account is usable again.
+        let l = Limiter::new(limits());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut p = l.admit(ip).unwrap();
+        let mut q = l.admit(ip).unwrap();
+        for _ in 0..5 {
+            p.login(&user("alice")).unwrap();
+            p.logout();
+        }
+        q.login(&user("alice")).unwrap();
+        assert_eq!(p.login(&user("alice")), Err(Refusal::TooManyForUser));
+        q.logout();
+        p.login(&user("alice")).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_address() {
+        let l = Limiter::new(limits());
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _p1 = l.admit(a).unwrap();
+        let _p2 = l.admit(b).unwrap();
+        assert_eq!(l.admit(a).err(), Some(Refusal::TooManyFromIp));
+        let _p3 = l.admit(other).unwrap();
+        // Failures and bans too.
+        let l = Limiter::new(limits());
+        for i in 0..4u16 {
+            let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, 0, 0, 1));
+            l.record_failure(ip, &user(&format!("n{i}")));
+        }
+        assert!(l.ip_banned(a) && l.ip_banned(b));
+        assert!(!l.ip_banned(other));
+        assert_eq!(
+            l.counted_ip("10.1.2.3".parse().unwrap()),
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_name_on_one_host_is_not_the_same_name_on_another() {
+        let l = Limiter::new(limits());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let here = UserKey::new(Some("a.example"), "admin");
+        let there = UserKey::new(Some("b.example"), "admin");
+        for _ in 0..3 {
+            l.record_failure(ip, &here);
+        }
+        assert!(l.user_banned(&here));
+        // A tenant logging in as its own admin resets nothing for the other host's admin.
+        l.record_success(&there);
+        assert!(l.user_banned(&here));
+        assert!(!l.user_banned(&there));
+        let mut p = l.admit("10.0.0.5".parse().unwrap()).unwrap();
+        let mut q = l.admit("10.0.0.6".parse().unwrap()).unwrap();
+        p.login(&here).unwrap();
+        q.login(&there).unwrap();
     }
 
     #[test]
     fn delays_grow_then_ban() {
         let l = Limiter::new(limits());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let o1 = l.record_failure(ip, "x");
-        let o2 = l.record_failure(ip, "x");
+        let o1 = l.record_failure(ip, &user("x"));
+        let o2 = l.record_failure(ip, &user("x"));
         assert_eq!(o1.delay, Duration::from_millis(100));
         assert_eq!(o2.delay, Duration::from_millis(200));
-        assert!(!o2.banned && !l.user_banned("x"));
-        assert!(l.record_failure(ip, "x").banned);
-        assert!(l.user_banned("x"));
+        assert!(!o2.banned && !l.user_banned(&user("x")));
+        assert!(l.record_failure(ip, &user("x")).banned);
+        assert!(l.user_banned(&user("x")));
         // Unknown and real names are treated alike; other names are not affected.
-        assert!(!l.user_banned("y"));
-        assert!(l.record_failure(ip, "y").banned);
+        assert!(!l.user_banned(&user("y")));
+        assert!(l.record_failure(ip, &user("y")).banned);
         assert_eq!(l.admit(ip).err(), Some(Refusal::Banned));
+        assert!(l.ip_banned(ip));
         assert!(l.admit("10.0.0.9".parse().unwrap()).is_ok());
     }
 }

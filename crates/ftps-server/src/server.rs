@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{ClientCertMode, Config, ListenerEntry};
 use crate::limits::Limiter;
@@ -41,6 +41,8 @@ pub struct Shared {
     /// Logged-in TLS sessions by user and address, whose data connections may resume each
     /// other's tickets.
     pub siblings: Arc<crate::tls::Siblings>,
+    /// Bounds the `HASH` digests running at once.
+    pub hash_permits: Arc<tokio::sync::Semaphore>,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
@@ -178,6 +180,12 @@ impl Server {
         let cache = Duration::from_secs(config.limits.credential_cache_seconds);
         let users = UserStore::open_with_cache(&config.users_path(), cache)?;
         let hosts = load_hosts(&config)?;
+        let stores: Vec<UserStore> = std::iter::once(users.clone())
+            .chain(hosts.values().map(|h| h.users.clone()))
+            .collect();
+        // Before any client can start an upload: nothing in flight yet can be mistaken for
+        // a leftover.
+        let _ = tokio::task::spawn_blocking(move || remove_leftover_uploads(&stores)).await;
         let by_sni = hosts
             .iter()
             .filter_map(|(name, h)| h.certificate.clone().map(|c| (name.clone(), c)))
@@ -210,6 +218,7 @@ impl Server {
                 limiter,
                 roots: Default::default(),
                 siblings: Default::default(),
+                hash_permits: crate::session::hash_permits(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),
@@ -447,6 +456,33 @@ async fn accept_loop(
                 // Out of file descriptors and the like: back off instead of spinning.
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Removes the temporary files of uploads that were in progress when the server last
+/// stopped without finishing them (killed, or the machine lost power), from every user's
+/// root. They never appear under a final name; this only frees their space and hides them.
+fn remove_leftover_uploads(stores: &[UserStore]) {
+    let mut roots = std::collections::BTreeSet::new();
+    for store in stores {
+        let db = store.snapshot();
+        for name in db.names() {
+            if let Some(entry) = db.get(name) {
+                roots.insert(db.resolve_root(entry));
+            }
+        }
+    }
+    for path in roots {
+        let removed = crate::vfs::Root::open(&path).and_then(|r| r.remove_temp_uploads_blocking());
+        match removed {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(root = %path.display(), removed = n, "removed temporary files of unfinished uploads")
+            }
+            Err(e) => {
+                debug!(root = %path.display(), error = %e, "cannot look for unfinished uploads")
             }
         }
     }

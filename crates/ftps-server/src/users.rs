@@ -519,6 +519,27 @@ pub struct AuthenticatedUser {
     pub data_session_reuse: Option<SessionReuse>,
     /// Whether the user may send PORT/EPRT to third-party hosts (FXP).
     pub allow_fxp: bool,
+    /// The credentials the login was checked against; a reload that changes them (or
+    /// removes the user) ends the session.
+    credentials: Credentials,
+}
+
+/// What a login proved, as the users file said at the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Credentials {
+    password: Option<String>,
+    login: LoginMethod,
+    certificate: Option<CertificateMatch>,
+}
+
+impl Credentials {
+    fn of(entry: &UserEntry) -> Credentials {
+        Credentials {
+            password: entry.password.clone(),
+            login: entry.login,
+            certificate: entry.certificate.clone(),
+        }
+    }
 }
 
 fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUser {
@@ -528,6 +549,7 @@ fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUse
         access: entry.access,
         data_session_reuse: entry.data_session_reuse,
         allow_fxp: entry.allow_fxp,
+        credentials: Credentials::of(entry),
     }
 }
 
@@ -576,6 +598,8 @@ struct StoreInner {
     hashing: Semaphore,
     /// Recently verified logins (see `crate::credcache`).
     verified: CredentialCache,
+    /// Counts the loads of the file, so that sessions notice a reload.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// Shared, reloadable view of the users file used by the server.
@@ -606,8 +630,26 @@ impl UserStore {
                 }),
                 hashing: Semaphore::new(permits),
                 verified: CredentialCache::new(cache_ttl),
+                generation: tokio::sync::watch::Sender::new(0),
             }),
         })
+    }
+
+    /// Changes whenever the users file has been loaded again.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    /// Whether a session logged in as `user` may go on under the current file: the user
+    /// still exists and its password, login method and certificate are unchanged.
+    pub fn still_valid(&self, user: &AuthenticatedUser) -> bool {
+        self.snapshot()
+            .get(&user.name)
+            .is_some_and(|entry| Credentials::of(entry) == user.credentials)
+    }
+
+    fn loaded(&self) {
+        self.inner.generation.send_modify(|g| *g += 1);
     }
 
     /// Verify a login. Runs argon2 on a blocking thread. An unknown user, a user without
@@ -724,6 +766,8 @@ impl UserStore {
         let mut state = self.lock();
         state.db = Arc::new(db);
         state.stamp = stamp;
+        drop(state);
+        self.loaded();
         Ok(())
     }
 
@@ -745,6 +789,7 @@ impl UserStore {
             Ok(db) => {
                 state.db = Arc::new(db);
                 tracing::info!(path = %path.display(), "reloaded users file");
+                self.loaded();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "users file changed but could not be reloaded; keeping the previous users");

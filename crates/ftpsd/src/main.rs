@@ -187,6 +187,48 @@ async fn trim_memory_periodically() {
     }
 }
 
+/// Descriptors one session may hold at once: its control socket, a passive listener, a data
+/// socket and the file being transferred.
+const DESCRIPTORS_PER_SESSION: u64 = 4;
+
+/// Raises the soft limit on open files to the hard limit: systemd and most shells start
+/// services with 1,024, which runs out long before `max_sessions` (2,000 by default). Warns
+/// when even the hard limit is below what `max_sessions` needs.
+fn raise_open_file_limit(config: &Config) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid pointer to a local struct.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+    };
+    let now = if raised {
+        limit.rlim_max
+    } else {
+        limit.rlim_cur
+    };
+    let needed = u64::from(config.limits.max_sessions) * DESCRIPTORS_PER_SESSION + 64;
+    if now < needed {
+        tracing::warn!(
+            open_file_limit = now,
+            needed,
+            max_sessions = config.limits.max_sessions,
+            "the open-file limit is below what max_sessions needs; raise it (systemd: \
+             LimitNOFILE=) or lower limits.max_sessions"
+        );
+    } else {
+        tracing::debug!(open_file_limit = now, "open-file limit");
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     release_large_allocations();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -197,6 +239,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    raise_open_file_limit(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Each transfer holds a blocking thread while it runs, and each session runs at most

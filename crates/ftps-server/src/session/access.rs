@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{canonical_ip, Flow, LoggedIn, Login, Result, Session};
 use crate::certid::CertIdentity;
-use crate::limits::Refusal;
+use crate::limits::{Refusal, UserKey};
 use crate::stream::MaybeTls;
 use crate::tls::UserBinding;
 use crate::users::AuthenticatedUser;
@@ -289,9 +289,12 @@ impl Session {
                 .reply(ReplyCode::BAD_SEQUENCE, "Already logged in.")
                 .await;
         }
+        if let Some(flow) = self.refuse_if_ip_banned().await {
+            return Ok(flow);
+        }
         // RFC 4217 §12.2: a certificate that identifies the user logs in at USER (232).
         if let Some(identity) = self.client_identity() {
-            if !self.shared.limiter.user_banned(&name) {
+            if !self.shared.limiter.user_banned(&self.user_key(&name)) {
                 if let Ok(user) = self.users().authenticate_certificate(&name, &identity) {
                     info!(user = %name, certificate = %identity.sha256, "certificate accepted");
                     return self
@@ -320,7 +323,10 @@ impl Session {
                     .await
             }
         };
-        if self.shared.limiter.user_banned(&name) {
+        if let Some(flow) = self.refuse_if_ip_banned().await {
+            return Ok(flow);
+        }
+        if self.shared.limiter.user_banned(&self.user_key(&name)) {
             info!(user = %name, "login refused: name banned after failures");
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
                 .await;
@@ -337,7 +343,7 @@ impl Session {
                 let outcome = self
                     .shared
                     .limiter
-                    .record_failure(canonical_ip(self.peer.ip()), &name);
+                    .record_failure(canonical_ip(self.peer.ip()), &self.user_key(&name));
                 info!(user = %name, banned = outcome.banned, "login failed");
                 tokio::time::sleep(outcome.delay).await;
                 if outcome.banned {
@@ -354,7 +360,8 @@ impl Session {
     /// Finishes a successful login: session limits, the root directory, the reply.
     async fn complete_login(&mut self, user: AuthenticatedUser, code: ReplyCode) -> Result {
         let name = user.name.clone();
-        if let Err(refusal) = self.permit.login(&name) {
+        let key = self.user_key(&name);
+        if let Err(refusal) = self.permit.login(&key) {
             info!(user = %name, "login refused: too many sessions for this user");
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, refusal.message())
                 .await;
@@ -372,7 +379,7 @@ impl Session {
                     .await;
             }
         };
-        self.shared.limiter.record_success(&name);
+        self.shared.limiter.record_success(&key);
         info!(user = %name, tls = self.control.is_tls(), "login ok");
         let tickets_shared = self.tls_config.as_ref().map(|tls| {
             tls.domain.bind(
@@ -384,15 +391,34 @@ impl Session {
                 },
             )
         });
+        let user_reloads = self.users().reloads();
         self.login = Login::LoggedIn(Box::new(LoggedIn {
             user,
             root,
             cwd: VirtualPath::root(),
             _tickets_shared: tickets_shared,
+            user_reloads,
         }));
         // The session's first TLS 1.3 tickets, sent ahead of the reply.
         self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await
+    }
+
+    /// `name` on this session's virtual host, as the limits count users.
+    fn user_key(&self, name: &str) -> UserKey {
+        UserKey::new(self.vhost.as_ref().map(|h| h.name.as_str()), name)
+    }
+
+    /// Ends the session (421) when its address was banned, even after it connected: a ban
+    /// must stop password guessing on connections opened before it.
+    async fn refuse_if_ip_banned(&mut self) -> Option<Flow> {
+        if !self.shared.limiter.ip_banned(canonical_ip(self.peer.ip())) {
+            return None;
+        }
+        info!("login refused: address banned after failures");
+        self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
+            .await;
+        Some(Flow::Close)
     }
 
     /// The users of the chosen virtual host, or the server's.

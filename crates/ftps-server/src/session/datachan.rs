@@ -35,8 +35,9 @@ pub(crate) enum DataSetup {
     /// Neither PASV/EPSV nor PORT/EPRT yet.
     #[default]
     None,
-    /// Waiting for the client on this listener.
-    Passive(TcpListener),
+    /// Waiting for the client on this listener, opened at that instant; closed if no
+    /// transfer uses it within `timeouts.data_connect`.
+    Passive(TcpListener, tokio::time::Instant),
     /// Connect to the client here.
     Active(SocketAddr),
 }
@@ -67,7 +68,7 @@ impl Session {
         };
         let port = listener.local_addr()?.port();
         let announced = self.announced_ipv4(local_v4).await;
-        self.data = DataSetup::Passive(listener);
+        self.data = DataSetup::Passive(listener, tokio::time::Instant::now());
         self.supply_ticket();
         self.reply(
             ReplyCode::PASSIVE,
@@ -100,7 +101,7 @@ impl Session {
             Err(e) => return self.passive_failed(e).await,
         };
         let port = listener.local_addr()?.port();
-        self.data = DataSetup::Passive(listener);
+        self.data = DataSetup::Passive(listener, tokio::time::Instant::now());
         self.supply_ticket();
         self.reply(
             ReplyCode::EXTENDED_PASSIVE,
@@ -126,14 +127,26 @@ impl Session {
         }
         self.data = DataSetup::None;
         let fxp = self.logged_in().is_some_and(|l| l.user.allow_fxp);
-        if !fxp && canonical_ip(target.ip()) != canonical_ip(self.peer.ip()) {
-            warn!(target = %target, "refused active-mode target that is not the client (FTP bounce)");
-            return self
-                .reply(
-                    ReplyCode::PARAMETER_NOT_IMPLEMENTED,
-                    "Refused: the data connection target must be your own address.",
-                )
-                .await;
+        let target_ip = canonical_ip(target.ip());
+        if target_ip != canonical_ip(self.peer.ip()) {
+            if !fxp {
+                warn!(target = %target, "refused active-mode target that is not the client (FTP bounce)");
+                return self
+                    .reply(
+                        ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                        "Refused: the data connection target must be your own address.",
+                    )
+                    .await;
+            }
+            if is_internal(target_ip) && !self.shared.config.active.fxp_to_internal_addresses {
+                warn!(target = %target, "refused FXP target on an internal address");
+                return self
+                    .reply(
+                        ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                        "Refused: site-to-site transfers may not target internal addresses.",
+                    )
+                    .await;
+            }
         }
         if target.port() < 1024 {
             return self
@@ -248,7 +261,7 @@ impl Session {
                 ReplyCode::CANT_OPEN_DATA,
                 "Use PASV or EPSV (or PORT/EPRT) first.".into(),
             )),
-            DataSetup::Passive(listener) => {
+            DataSetup::Passive(listener, _) => {
                 let expected = canonical_ip(self.peer.ip());
                 let accept = async {
                     loop {
@@ -398,6 +411,46 @@ impl Session {
         self.data = DataSetup::None;
         Flow::Continue
     }
+
+    /// When the pending passive listener expires unused, if there is one.
+    pub(super) fn passive_expiry(&self) -> Option<tokio::time::Instant> {
+        match &self.data {
+            DataSetup::Passive(_, opened) => {
+                Some(*opened + Duration::from_secs(self.shared.config.timeouts.data_connect))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether `ip` is not a public unicast address: loopback, private (RFC 1918, unique local),
+/// link-local, shared (CGNAT), unspecified, broadcast, multicast or documentation ranges.
+/// FXP to such a target would let a user reach the server's own machine or its network.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+        }
+    }
 }
 
 /// How long a refused data connection is given to take its close_notify and close.
@@ -454,6 +507,31 @@ fn parse_port_range(text: &str) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "2001:db8::1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["8.8.8.8", "193.0.14.129", "100.128.0.1", "2a00:1450::1"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+    }
 
     #[test]
     fn port_range_as_the_kernel_prints_it() {

@@ -1,10 +1,19 @@
 //! `HASH` and `OPTS HASH` (draft-bryan-ftpext-hash-02): the digest of a whole file, so a
 //! client can check a transfer without downloading the file again. Ranges (`RANG`) are not
 //! supported: the digest always covers the whole file, as the reply's `0-size` says.
+//!
+//! Hashing a large file takes a while, so it runs like a transfer: on a blocking thread,
+//! while the session answers `ABOR` (the digest stops, `426` then `226`) and `STAT`, and
+//! queues other commands. At most [`MAX_CONCURRENT_HASHES`] run in the whole server; more
+//! get `450` at once.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
+use ftps_proto::command::{self, Command};
 use ftps_proto::hash::{self, HashAlgorithm};
+use ftps_proto::line::LineEvent;
 use ftps_proto::ReplyCode;
 use md5::Md5;
 use sha1::Sha1;
@@ -15,6 +24,15 @@ use crate::vfs::EntryKind;
 
 /// Bytes read per step while hashing.
 const HASH_CHUNK: usize = 256 * 1024;
+
+/// Digests computed at once in the whole server (each reads a file as fast as the disk
+/// allows and keeps a core busy).
+pub const MAX_CONCURRENT_HASHES: usize = 4;
+
+/// The server-wide bound on running digests.
+pub(crate) fn hash_permits() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES))
+}
 
 impl Session {
     /// `HASH path`: 213 with the selected algorithm's digest of the whole file.
@@ -31,20 +49,66 @@ impl Session {
             }
             Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
         }
+        let Ok(_permit) = self.shared.hash_permits.clone().try_acquire_owned() else {
+            return self
+                .reply(
+                    ReplyCode::FILE_BUSY,
+                    "Too many HASH commands running on this server; try again later.",
+                )
+                .await;
+        };
         let file = match root.open_read(&path, 0).await {
             Ok(f) => f.into_std().await,
             Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
         };
         let algorithm = self.hash_algorithm;
-        let digest = tokio::task::spawn_blocking(move || digest_file(file, algorithm))
-            .await
-            .map_err(io::Error::other)?;
-        match digest {
-            Ok((size, hex)) => {
+        let progress = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut digest = {
+            let (progress, stop) = (progress.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || digest_file(file, algorithm, &progress, &stop))
+        };
+        let result = loop {
+            tokio::select! {
+                result = &mut digest => break Some(result.map_err(io::Error::other)?),
+                event = self.read_event(), if self.queued.len() < super::MAX_QUEUED_LINES => {
+                    match event {
+                        Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
+                            Ok(Command::Abor) => break None,
+                            Ok(Command::Stat(None)) => {
+                                let done = progress.load(Ordering::Relaxed);
+                                self.reply(
+                                    ReplyCode::FILE_STATUS,
+                                    format!("HASH {path} in progress: {done} bytes read."),
+                                )
+                                .await?;
+                            }
+                            _ => self.queued.push_back(LineEvent::Line(line)),
+                        },
+                        Ok(Some(event)) => self.queued.push_back(event),
+                        // The digest thread stops by itself once `stop` is set.
+                        Ok(None) | Err(_) => {
+                            stop.store(true, Ordering::Relaxed);
+                            return Ok(Flow::Close);
+                        }
+                    }
+                }
+            }
+        };
+        match result {
+            Some(Ok((size, hex))) => {
                 let text = hash::hash_reply(algorithm, size, &hex, arg);
                 self.reply(ReplyCode::FILE_STATUS, text).await
             }
-            Err(e) => self.reply_fs_error("HASH", &path, &e).await,
+            Some(Err(e)) => self.reply_fs_error("HASH", &path, &e).await,
+            None => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = digest.await;
+                self.reply(ReplyCode::TRANSFER_ABORTED, "HASH aborted.")
+                    .await?;
+                self.reply(ReplyCode::TRANSFER_COMPLETE, "ABOR successful.")
+                    .await
+            }
         }
     }
 
@@ -70,12 +134,21 @@ impl Session {
     }
 }
 
-/// Reads `file` to its end: its length and lowercase hex digest.
-fn digest_file(mut file: std::fs::File, algorithm: HashAlgorithm) -> io::Result<(u64, String)> {
+/// Reads `file` to its end: its length and lowercase hex digest. Counts the bytes read in
+/// `progress`; stops with an `Interrupted` error once `stop` is set.
+fn digest_file(
+    mut file: std::fs::File,
+    algorithm: HashAlgorithm,
+    progress: &AtomicU64,
+    stop: &AtomicBool,
+) -> io::Result<(u64, String)> {
     let mut hasher = Hasher::new(algorithm);
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut size = 0u64;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "HASH aborted"));
+        }
         let n = match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -84,6 +157,7 @@ fn digest_file(mut file: std::fs::File, algorithm: HashAlgorithm) -> io::Result<
         };
         hasher.update(&buf[..n]);
         size += n as u64;
+        progress.store(size, Ordering::Relaxed);
     }
     Ok((size, hasher.finish()))
 }
@@ -151,7 +225,10 @@ mod tests {
             let file = tmp.try_clone().expect("clone");
             let mut f = file;
             std::io::Seek::rewind(&mut f).expect("rewind");
-            assert_eq!(digest_file(f, algorithm).expect("digest"), (3, hex.into()));
+            let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+            let digest = digest_file(f, algorithm, &progress, &stop).expect("digest");
+            assert_eq!(digest, (3, hex.into()));
+            assert_eq!(progress.load(Ordering::Relaxed), 3);
         }
     }
 }

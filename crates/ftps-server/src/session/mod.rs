@@ -13,6 +13,7 @@ mod access;
 mod datachan;
 mod files;
 mod hash;
+pub(crate) use hash::hash_permits;
 mod info;
 mod navigate;
 mod pump;
@@ -45,6 +46,11 @@ use datachan::DataSetup;
 /// The longest command line accepted, without its CRLF.
 pub const MAX_LINE: usize = 8192;
 
+/// Command lines kept while a transfer runs, to be answered after it. Past this the
+/// connection is not read until the transfer ends, so a client that floods it during a
+/// transfer fills its own socket buffers, not the server's memory.
+pub const MAX_QUEUED_LINES: usize = 32;
+
 /// What to do after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -72,6 +78,9 @@ pub(crate) struct LoggedIn {
     /// Shares this session's TLS tickets with the user's other sessions from the same
     /// address while logged in (see [`crate::tls::resumption`]); `None` without TLS.
     pub _tickets_shared: Option<crate::tls::BoundLogin>,
+    /// Loads of the users file the login came from: after each, the session checks that
+    /// its user still exists with the same credentials.
+    pub user_reloads: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Per-connection state.
@@ -115,6 +124,9 @@ pub(crate) struct Session {
     pub hash_algorithm: ftps_proto::hash::HashAlgorithm,
     /// The session is ending because the server shuts down.
     shutting_down: bool,
+    /// A session that is not logged in by then is closed: set at connection and at `REIN`,
+    /// and not moved by commands, so that a client cannot hold a slot with `NOOP`s.
+    login_deadline: tokio::time::Instant,
 }
 
 /// Normalises an address for comparisons: an IPv4-mapped IPv6 address is its IPv4 address.
@@ -203,6 +215,7 @@ impl Session {
         peer: SocketAddr,
         local: SocketAddr,
     ) -> Session {
+        let shared_login_timeout = shared.config.timeouts.login;
         Session {
             shared,
             listener,
@@ -228,6 +241,7 @@ impl Session {
             mlst_facts: MlstFacts::default(),
             hash_algorithm: Default::default(),
             shutting_down: false,
+            login_deadline: tokio::time::Instant::now() + Duration::from_secs(shared_login_timeout),
         }
     }
 
@@ -262,45 +276,115 @@ impl Session {
             return Ok(Some(event));
         }
         let timeouts = &self.config().timeouts;
-        let limit = if self.logged_in().is_some() {
-            Duration::from_secs(timeouts.idle)
+        let idle = tokio::time::Instant::now() + Duration::from_secs(timeouts.idle);
+        let deadline = if self.logged_in().is_some() {
+            idle
         } else {
-            Duration::from_secs(timeouts.login.min(timeouts.idle))
+            idle.min(self.login_deadline)
         };
-        let mut shutdown = self.shared.shutdown.clone();
-        let down = *shutdown.borrow();
-        if down && !self.shutting_down {
+        if *self.shared.shutdown.borrow() && !self.shutting_down {
             self.shutting_down = true;
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down.")
                 .await;
             return Ok(None);
         }
         self.decoder.shrink();
-        let shutdown_requested = async move {
-            let _ = shutdown.wait_for(|down| *down).await;
+        /// Why the wait for a command ended.
+        enum Wake {
+            Event(io::Result<Option<LineEvent>>),
+            TimedOut,
+            Shutdown,
+            AccountChanged,
+        }
+        let wake = loop {
+            let passive_expiry = self.passive_expiry();
+            let mut shutdown = self.shared.shutdown.clone();
+            let reloads = self.logged_in().map(|l| l.user_reloads.clone());
+            tokio::select! {
+                event = tokio::time::timeout_at(deadline, self.read_event()) => break match event {
+                    Ok(event) => Wake::Event(event),
+                    Err(_) => Wake::TimedOut,
+                },
+                _ = async move { shutdown.wait_for(|down| *down).await.map(|_| ()) } => {
+                    break Wake::Shutdown
+                }
+                () = async {
+                    match passive_expiry {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // A PASV/EPSV port nobody used: close it and keep waiting for a command
+                    // (reading is cancel-safe, so no byte is lost).
+                    debug!("unused passive port closed");
+                    self.data = DataSetup::None;
+                }
+                () = async {
+                    let changed = match reloads {
+                        Some(mut reloads) => reloads.changed().await.is_ok(),
+                        None => false,
+                    };
+                    if !changed {
+                        std::future::pending::<()>().await;
+                    }
+                } => {
+                    if !self.account_still_valid() {
+                        break Wake::AccountChanged;
+                    }
+                }
+            }
         };
-        let event = tokio::select! {
-            event = tokio::time::timeout(limit, self.read_event()) => Some(event),
-            () = shutdown_requested => None,
-        };
-        match event {
-            Some(Ok(event)) => event,
-            Some(Err(_)) => {
+        match wake {
+            Wake::Event(event) => event,
+            Wake::TimedOut => {
+                let text = if self.logged_in().is_some() {
+                    "Timeout: closing control connection."
+                } else {
+                    "Login timeout: closing control connection."
+                };
                 info!("timed out waiting for a command");
+                self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, text)
+                    .await;
+                Ok(None)
+            }
+            Wake::AccountChanged => {
+                info!("account removed or its credentials changed; session ended");
                 self.close_with(
                     ReplyCode::SERVICE_NOT_AVAILABLE,
-                    "Timeout: closing control connection.",
+                    "Your account was changed or removed; log in again.",
                 )
                 .await;
                 Ok(None)
             }
-            None => {
+            Wake::Shutdown => {
                 self.shutting_down = true;
                 self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down.")
                     .await;
                 Ok(None)
             }
         }
+    }
+
+    /// After a reload of the users file: whether the logged-in user still exists with the
+    /// credentials it logged in with. Marks the reload as seen.
+    fn account_still_valid(&mut self) -> bool {
+        let users = match &self.vhost {
+            Some(host) => host.users.clone(),
+            None => self.shared.users.clone(),
+        };
+        match &mut self.login {
+            Login::LoggedIn(l) => {
+                l.user_reloads.borrow_and_update();
+                users.still_valid(&l.user)
+            }
+            _ => true,
+        }
+    }
+
+    /// Starts the time allowed to log in (at connection and at `REIN`).
+    pub(crate) fn restart_login_clock(&mut self) {
+        self.login_deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.shared.config.timeouts.login);
     }
 
     /// Reads until one line (or an over-long line) is complete. Cancel-safe: bytes are moved
@@ -484,12 +568,25 @@ impl Session {
         self.send(Reply::new(code, text)).await
     }
 
-    /// Sends a prepared (possibly multi-line) reply.
+    /// Sends a prepared (possibly multi-line) reply. A client that does not take it within
+    /// `timeouts.reply_write` ends the session (an error), instead of holding it forever.
     pub(crate) async fn send(&mut self, reply: Reply) -> Result {
         debug!(reply = %reply, "reply");
         let bytes = reply.to_bytes();
-        self.control.write_all(&bytes).await?;
-        self.control.flush().await?;
+        let limit = Duration::from_secs(self.config().timeouts.reply_write);
+        let write = async {
+            self.control.write_all(&bytes).await?;
+            self.control.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client does not read its replies",
+                ))
+            }
+        }
         Ok(Flow::Continue)
     }
 

@@ -18,6 +18,8 @@ impl Session {
             tracing::info!(user = %l.user.name, "logged out by REIN");
         }
         self.login = Login::Anonymous;
+        self.permit.logout();
+        self.restart_login_clock();
         self.transfer_type = TransferType::Image;
         self.restart = 0;
         self.rename_from = None;
