@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian package for each program the tests run.
-declare -A package=([curl]=curl [lftp]=lftp [python3]=python3 [rclone]=rclone [openssl]=openssl)
+declare -A package=([curl]=curl [lftp]=lftp [python3]=python3 [rclone]=rclone [openssl]=openssl [strace]=strace)
 missing=()
 for program in "${!package[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")

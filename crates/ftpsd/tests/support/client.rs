@@ -289,6 +289,19 @@ impl Control {
         matches!(self.conn, Conn::Tls(_))
     }
 
+    /// Drops the control connection with a reset (no QUIT, no FIN, no close_notify).
+    pub fn reset(self) {
+        let tcp = match self.conn {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.into_inner().0,
+            Conn::Gone => return,
+        };
+        // A zero linger never blocks the drop: it sends the reset at once.
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
+        drop(tcp);
+    }
+
     /// `AUTH TLS`, expecting 234, then the TLS handshake.
     pub async fn auth_tls(&mut self) {
         self.expect("AUTH TLS", 234).await;
@@ -769,6 +782,19 @@ impl DataConn {
             DataConn::Plain(s) => s,
             DataConn::Tls(s) => s.into_inner().0,
         };
+        drop(tcp);
+    }
+
+    /// Vanishes as a client that crashed or lost its network does: a reset, no FIN and no
+    /// close_notify.
+    pub fn reset(self) {
+        let tcp = match self {
+            DataConn::Plain(s) => s,
+            DataConn::Tls(s) => s.into_inner().0,
+        };
+        // A zero linger never blocks the drop: it sends the reset at once.
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
         drop(tcp);
     }
 }

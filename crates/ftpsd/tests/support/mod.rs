@@ -55,6 +55,8 @@ pub struct Server {
     log: PathBuf,
     /// The server's `RUST_LOG`.
     rust_log: String,
+    /// A program (and its arguments) that runs ftpsd, e.g. `strace -f`; empty: none.
+    wrapper: Vec<String>,
 }
 
 /// `RUST_LOG` for the server unless a test chooses another.
@@ -83,6 +85,7 @@ impl Server {
             password: String::new(),
             fingerprint: String::new(),
             rust_log: RUST_LOG.to_string(),
+            wrapper: Vec::new(),
         };
         server.spawn();
         server
@@ -92,6 +95,34 @@ impl Server {
     /// listeners on free ports, and `extra` (TOML tables such as `[timeouts]`).
     pub fn start_with_config(extra: &str) -> Server {
         Self::start_with_config_and(extra, |_| {})
+    }
+
+    /// [`Server::start_with_config`] with ftpsd run by `wrapper` (a program and its
+    /// arguments, followed by ftpsd's path and arguments), such as `strace -f -o FILE`.
+    pub fn start_wrapped(extra: &str, wrapper: &[&str]) -> Server {
+        let dir = tempdir();
+        let config = dir.path().join("ftpsd.toml");
+        let text = format!(
+            "state_dir = \"state\"\nlisten = [\"127.0.0.1:0\"]\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
+        );
+        fs::write(&config, text).expect("write config file");
+        let mut server = Server {
+            child: None,
+            log: dir.path().join("ftpsd.log"),
+            state_dir: dir.path().join("state"),
+            dir,
+            config: Some(config),
+            extra_args: Vec::new(),
+            explicit: unspecified(),
+            implicit: unspecified(),
+            explicit_all: Vec::new(),
+            password: String::new(),
+            fingerprint: String::new(),
+            rust_log: RUST_LOG.to_string(),
+            wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
+        };
+        server.spawn();
+        server
     }
 
     /// [`Server::start_with_config`], running `prepare` on the temporary directory (where
@@ -130,6 +161,7 @@ impl Server {
             password: String::new(),
             fingerprint: String::new(),
             rust_log: rust_log.to_string(),
+            wrapper: Vec::new(),
         };
         server.spawn();
         server
@@ -157,7 +189,15 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("open server log");
-        let mut child = Command::new(FTPSD)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(FTPSD);
+                c
+            }
+            None => Command::new(FTPSD),
+        };
+        let mut child = command
             .args(self.args())
             .env("RUST_LOG", &self.rust_log)
             .stdin(Stdio::null())
