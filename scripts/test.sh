@@ -42,6 +42,9 @@ echo "tests took $((SECONDS - started)) s"
 # without errors; it asserts nothing about timings.
 bash bench/run.sh --quick || status=$?
 
+# Every fuzz target for a bounded time (fuzz/README.md); a crash fails the run.
+bash scripts/fuzz.sh 20 || status=$?
+
 # One closing line with the totals of every test binary (cargo prints a line per binary,
 # and the last one, the doc-tests', counts none).
 awk '/^test result:/ {

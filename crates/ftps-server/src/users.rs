@@ -213,7 +213,9 @@ impl UserDb {
         }
     }
 
-    fn parse(path: &Path, text: &str) -> Result<UserDb, UsersError> {
+    /// Parses and validates users-file text as [`UserDb::load`] does; `path` is where it
+    /// would be saved and what relative roots are resolved against.
+    pub fn parse(path: &Path, text: &str) -> Result<UserDb, UsersError> {
         let file: UsersFile = toml::from_str(text).map_err(|e| UsersError::Parse {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
