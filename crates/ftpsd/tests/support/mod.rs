@@ -100,29 +100,7 @@ impl Server {
     /// [`Server::start_with_config`] with ftpsd run by `wrapper` (a program and its
     /// arguments, followed by ftpsd's path and arguments), such as `strace -f -o FILE`.
     pub fn start_wrapped(extra: &str, wrapper: &[&str]) -> Server {
-        let dir = tempdir();
-        let config = dir.path().join("ftpsd.toml");
-        let text = format!(
-            "state_dir = \"state\"\nlisten = [\"127.0.0.1:0\"]\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
-        );
-        fs::write(&config, text).expect("write config file");
-        let mut server = Server {
-            child: None,
-            log: dir.path().join("ftpsd.log"),
-            state_dir: dir.path().join("state"),
-            dir,
-            config: Some(config),
-            extra_args: Vec::new(),
-            explicit: unspecified(),
-            implicit: unspecified(),
-            explicit_all: Vec::new(),
-            password: String::new(),
-            fingerprint: String::new(),
-            rust_log: RUST_LOG.to_string(),
-            wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
-        };
-        server.spawn();
-        server
+        Self::start_configured("[\"127.0.0.1:0\"]", extra, RUST_LOG, |_| {}, wrapper)
     }
 
     /// [`Server::start_with_config`], running `prepare` on the temporary directory (where
@@ -139,6 +117,16 @@ impl Server {
         extra: &str,
         rust_log: &str,
         prepare: impl FnOnce(&Path),
+    ) -> Server {
+        Self::start_configured(listen, extra, rust_log, prepare, &[])
+    }
+
+    fn start_configured(
+        listen: &str,
+        extra: &str,
+        rust_log: &str,
+        prepare: impl FnOnce(&Path),
+        wrapper: &[&str],
     ) -> Server {
         let dir = tempdir();
         prepare(dir.path());
@@ -161,7 +149,7 @@ impl Server {
             password: String::new(),
             fingerprint: String::new(),
             rust_log: rust_log.to_string(),
-            wrapper: Vec::new(),
+            wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn();
         server
