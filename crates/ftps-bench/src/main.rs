@@ -8,6 +8,7 @@ mod client;
 mod procfs;
 mod raw;
 mod servers;
+mod soak;
 mod tickets;
 
 use std::fmt::Write as _;
@@ -39,6 +40,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Sub {
+    /// Idle logged-in sessions held while others transfer without pause, for minutes:
+    /// counts errors and samples ftpsd's memory (docs/reliability.md).
+    Soak {
+        /// Idle logged-in sessions.
+        #[arg(long, default_value_t = 10_000)]
+        idle: usize,
+        /// Sessions transferring at the same time.
+        #[arg(long, default_value_t = 200)]
+        busy: usize,
+        /// How long the transfers go on, in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Size of each file, KiB.
+        #[arg(long, default_value_t = 256)]
+        file_kib: usize,
+        /// The ftpsd binary (default: `ftpsd` next to this program).
+        #[arg(long, env = "FTPSD_BIN")]
+        ftpsd: Option<PathBuf>,
+        /// Scratch directory for the server's files.
+        #[arg(long, default_value = "/dev/shm")]
+        work_dir: PathBuf,
+        /// Also write the report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The raw-TLS peer process (started by the benchmark itself).
     TlsPeer {
         #[arg(long)]
@@ -250,8 +276,40 @@ impl Column {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Sub::TlsPeer { cert, key, file }) = cli.sub {
-        return raw::serve(&cert, &key, file.as_deref());
+    match cli.sub {
+        Some(Sub::TlsPeer { cert, key, file }) => {
+            return raw::serve(&cert, &key, file.as_deref());
+        }
+        Some(Sub::Soak {
+            idle,
+            busy,
+            seconds,
+            file_kib,
+            ftpsd,
+            work_dir,
+            out,
+        }) => {
+            procfs::raise_nofile();
+            let plan = soak::SoakPlan {
+                idle,
+                busy,
+                duration: Duration::from_secs(seconds),
+                file_size: file_kib * 1024,
+                sample_every: Duration::from_secs((seconds / 60).clamp(1, 10)),
+            };
+            let ftpsd = ftpsd.unwrap_or_else(|| exe_dir().join("ftpsd"));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(soak::run(&ftpsd, &work_dir, &plan))?;
+            print!("{report}");
+            if let Some(out) = out {
+                std::fs::write(&out, &report)
+                    .with_context(|| format!("write {}", out.display()))?;
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let args = cli.run;
     let nofile = procfs::raise_nofile();
