@@ -137,6 +137,11 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// When a session starting now must be logged in by.
+fn login_deadline(shared: &Shared) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(shared.config.timeouts.login)
+}
+
 /// Runs one client connection to its end. Never panics on client input; errors end only
 /// this session.
 pub(crate) async fn run(
@@ -215,8 +220,8 @@ impl Session {
         peer: SocketAddr,
         local: SocketAddr,
     ) -> Session {
-        let shared_login_timeout = shared.config.timeouts.login;
         Session {
+            login_deadline: login_deadline(&shared),
             shared,
             listener,
             permit,
@@ -241,7 +246,6 @@ impl Session {
             mlst_facts: MlstFacts::default(),
             hash_algorithm: Default::default(),
             shutting_down: false,
-            login_deadline: tokio::time::Instant::now() + Duration::from_secs(shared_login_timeout),
         }
     }
 
@@ -381,10 +385,9 @@ impl Session {
         }
     }
 
-    /// Starts the time allowed to log in (at connection and at `REIN`).
+    /// Starts the time allowed to log in again (at `REIN`).
     pub(crate) fn restart_login_clock(&mut self) {
-        self.login_deadline =
-            tokio::time::Instant::now() + Duration::from_secs(self.shared.config.timeouts.login);
+        self.login_deadline = login_deadline(&self.shared);
     }
 
     /// Reads until one line (or an over-long line) is complete. Cancel-safe: bytes are moved
