@@ -1,5 +1,6 @@
 //! `ftps`: a command-line FTPS client. See crates/ftps/README.md.
 
+mod exit;
 mod target;
 
 use std::io::IsTerminal;
@@ -20,6 +21,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::exit::{exit_code, transfer_failed, usage};
 use crate::target::{is_url, parse_url, Target};
 
 /// A command-line FTPS client that works with strict servers.
@@ -176,80 +178,6 @@ enum Cmd {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
-}
-
-/// Exit codes (documented in the README).
-mod exit {
-    pub const GENERIC: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const CONNECT: u8 = 3;
-    pub const TLS: u8 = 4;
-    pub const LOGIN: u8 = 5;
-    pub const REMOTE_FILE: u8 = 6;
-    pub const TRANSFER: u8 = 7;
-    pub const LOCAL_FILE: u8 = 8;
-}
-
-fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Error>() {
-            return match e {
-                Error::Connect { .. } | Error::Timeout(_) | Error::Closed => exit::CONNECT,
-                Error::CertificateRejected { .. } => exit::TLS,
-                Error::Tls { context, .. } if context.starts_with("control") => exit::TLS,
-                Error::Tls { .. } | Error::Poisoned => exit::TRANSFER,
-                Error::Reply { command, reply } => {
-                    if command.starts_with("USER") || command.starts_with("PASS") {
-                        exit::LOGIN
-                    } else if command.starts_with("AUTH") {
-                        exit::TLS
-                    } else {
-                        match reply.code.0 {
-                            425 | 426 | 451 | 522 => exit::TRANSFER,
-                            450 | 550..=553 => exit::REMOTE_FILE,
-                            _ => exit::GENERIC,
-                        }
-                    }
-                }
-                Error::Io { .. } => exit::LOCAL_FILE,
-                Error::Config(_) => exit::USAGE,
-                Error::Protocol(_) => exit::GENERIC,
-            };
-        }
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return exit::USAGE;
-        }
-        if cause.downcast_ref::<TransferFailed>().is_some() {
-            return exit::TRANSFER;
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return exit::LOCAL_FILE;
-        }
-    }
-    exit::GENERIC
-}
-
-#[derive(Debug)]
-struct UsageError(String);
-
-#[derive(Debug)]
-struct TransferFailed(String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for UsageError {}
-impl std::fmt::Display for TransferFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for TransferFailed {}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(UsageError(msg.into()))
 }
 
 fn main() -> ExitCode {
@@ -564,10 +492,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let total = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
             if let Some(sz) = size {
                 if total != sz {
-                    return Err(anyhow::Error::new(TransferFailed(format!(
+                    return Err(transfer_failed(format!(
                         "{} has {total} bytes but the server said {sz}",
                         local.display()
-                    ))));
+                    )));
                 }
             }
             report_transfer(
@@ -611,10 +539,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secs = started.elapsed().as_secs_f64();
             if let Ok(sz) = c.size(&remote).await {
                 if sz != len {
-                    return Err(anyhow::Error::new(TransferFailed(format!(
+                    return Err(transfer_failed(format!(
                         "the server has {sz} bytes of {remote} but {} has {len}",
                         local.display()
-                    ))));
+                    )));
                 }
             }
             report_transfer(
@@ -796,11 +724,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64(),
             );
             if !report.failed.is_empty() {
-                return Err(anyhow::Error::new(TransferFailed(format!(
+                return Err(transfer_failed(format!(
                     "{} of {} transfers failed",
                     report.failed.len(),
                     report.failed.len() + report.transferred
-                ))));
+                )));
             }
         }
     }
