@@ -2,21 +2,19 @@
 
 mod args;
 mod exit;
+mod session;
 mod target;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use ftps_client::mirror::{self, MirrorOptions, MirrorReport};
-use ftps_client::{
-    ClientCert, Config, Connector, DataMode, Endpoint, Error, FileKind, FtpsClient, ListEntry,
-    Pool, TlsVersions, Trust,
-};
+use ftps_client::{Endpoint, Error, FileKind, ListEntry, Pool};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,7 +22,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::args::{Cli, Cmd, Opts};
 use crate::exit::{exit_code, transfer_failed, usage};
-use crate::target::{is_url, parse_url, Target};
+use crate::session::Session;
+use crate::target::is_url;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -76,129 +75,6 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-struct Session {
-    connector: Connector,
-    target: Target,
-    user: String,
-    /// `None` until asked for at the terminal, which happens once the server's certificate
-    /// has been accepted (no point typing a password for a server we refuse).
-    password: Option<String>,
-}
-
-fn resolve_session(opts: &Opts, url: &str) -> anyhow::Result<Session> {
-    let target = parse_url(url, opts.explicit).map_err(|e| usage(format!("{e:#}")))?;
-    let trust = match (&opts.pin_sha256, &opts.ca_file, opts.insecure) {
-        (Some(_), Some(_), _) | (Some(_), _, true) | (_, Some(_), true) => {
-            return Err(usage(
-                "choose one of --pin-sha256, --ca-file and --insecure",
-            ))
-        }
-        (Some(fp), None, false) => {
-            Trust::Fingerprint(Trust::parse_fingerprint(fp).map_err(|e| usage(e.to_string()))?)
-        }
-        (None, Some(ca), false) => Trust::CaFile(ca.clone()),
-        (None, None, true) => {
-            eprintln!(
-                "ftps: warning: --insecure: the server certificate is NOT verified; anyone on \
-                 the path can read and change this session"
-            );
-            Trust::Insecure
-        }
-        (None, None, false) => Trust::System,
-    };
-    let config = Config {
-        tls_mode: target.mode,
-        data_mode: if opts.active {
-            DataMode::Active
-        } else {
-            DataMode::Passive
-        },
-        trust,
-        client_cert: match (&opts.client_cert, &opts.client_key) {
-            (Some(c), Some(k)) => Some(ClientCert {
-                cert_file: c.clone(),
-                key_file: k.clone(),
-            }),
-            _ => None,
-        },
-        tls_versions: if opts.tls12 {
-            TlsVersions::Tls12Only
-        } else {
-            TlsVersions::Tls12And13
-        },
-        connect_timeout: Duration::from_secs(opts.timeout.max(1)),
-        io_timeout: Duration::from_secs(opts.timeout.max(1)),
-        ..Config::default()
-    };
-    let (user, password) = credentials(opts, &target)?;
-    let connector = Connector::new(config)?;
-    Ok(Session {
-        connector,
-        target,
-        user,
-        password,
-    })
-}
-
-fn credentials(opts: &Opts, target: &Target) -> anyhow::Result<(String, Option<String>)> {
-    let netrc = if opts.no_netrc {
-        None
-    } else {
-        let path = opts.netrc_file.clone().or_else(target::default_netrc);
-        path.and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| target::netrc_lookup(&text, &target.host, target.user.as_deref()))
-    };
-    let user = target
-        .user
-        .clone()
-        .or_else(|| netrc.as_ref().and_then(|n| n.login.clone()))
-        .ok_or_else(|| {
-            usage("no user name: put it in the URL (ftps://user@host/...) or in ~/.netrc")
-        })?;
-    if let Some(p) = &target.password {
-        if !opts.quiet {
-            eprintln!(
-                "ftps: warning: a password in the URL is visible to other users of this machine; \
-                 prefer --password-stdin, FTPS_PASSWORD or ~/.netrc"
-            );
-        }
-        return Ok((user, Some(p.clone())));
-    }
-    if opts.password_stdin {
-        return Ok((user, Some(target::password_from_stdin()?)));
-    }
-    if let Ok(p) = std::env::var("FTPS_PASSWORD") {
-        return Ok((user, Some(p)));
-    }
-    if let Some(p) = netrc.and_then(|n| n.password) {
-        return Ok((user, Some(p)));
-    }
-    if std::io::stdin().is_terminal() {
-        return Ok((user, None));
-    }
-    Err(usage(
-        "no password: use --password-stdin, FTPS_PASSWORD, ~/.netrc, or run on a terminal to be asked",
-    ))
-}
-
-async fn connect(s: &mut Session) -> anyhow::Result<FtpsClient> {
-    let mut client = s.connector.connect(&s.target.host, s.target.port).await?;
-    let password = match &s.password {
-        Some(p) => p.clone(),
-        None => {
-            let prompt = format!("Password for {}@{}: ", s.user, s.target.host);
-            let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
-                .await
-                .context("reading the password")?
-                .context("reading the password")?;
-            s.password = Some(p.clone());
-            p
-        }
-    };
-    client.login(&s.user, &password).await?;
-    Ok(client)
 }
 
 fn show_progress(opts: &Opts) -> bool {
@@ -261,8 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = cli.opts.clone();
     match cli.command {
         Cmd::Ls { url, long } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             let mut entries = c.list_dir(&s.target.path).await?;
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             if opts.json {
@@ -294,7 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Get { url, local, resume } => {
-            let mut s = resolve_session(&opts, &url)?;
+            let mut s = Session::resolve(&opts, &url)?;
             let remote = s.target.path.clone();
             let name = ftps_client::client::basename(&remote).to_string();
             if name.is_empty() {
@@ -305,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => p,
                 None => PathBuf::from(&name),
             };
-            let mut c = connect(&mut s).await?;
+            let mut c = s.connect().await?;
             let size = c.size(&remote).await.ok();
             let mtime = c.mdtm(&remote).await.ok();
             let existing = if resume {
@@ -357,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Put { local, url, resume } => {
-            let mut s = resolve_session(&opts, &url)?;
+            let mut s = Session::resolve(&opts, &url)?;
             let mut remote = s.target.path.clone();
             let name = local
                 .file_name()
@@ -369,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let len = std::fs::metadata(&local)
                 .with_context(|| format!("reading {}", local.display()))?
                 .len();
-            let mut c = connect(&mut s).await?;
+            let mut c = s.connect().await?;
             let offset = if resume {
                 c.size(&remote).await.unwrap_or(0)
             } else {
@@ -404,23 +280,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Cat { url } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             let mut out = tokio::io::stdout();
             c.download(&s.target.path, &mut out, 0, &mut |_| {}).await?;
             out.flush().await?;
             c.quit().await?;
         }
         Cmd::Rm { url } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             c.delete(&s.target.path).await?;
             done(&opts, "rm", &s.target.path);
             c.quit().await?;
         }
         Cmd::Mkdir { url, parents } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             if parents {
                 c.mkdir_all(&s.target.path).await?;
             } else {
@@ -430,20 +306,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Rmdir { url } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             c.rmdir(&s.target.path).await?;
             done(&opts, "rmdir", &s.target.path);
             c.quit().await?;
         }
         Cmd::Mv { url, new_path } => {
-            let mut s = resolve_session(&opts, &url)?;
+            let mut s = Session::resolve(&opts, &url)?;
             let to = if new_path.starts_with('/') {
                 new_path
             } else {
                 ftps_client::client::join(&ftps_client::client::parent(&s.target.path), &new_path)
             };
-            let mut c = connect(&mut s).await?;
+            let mut c = s.connect().await?;
             c.rename(&s.target.path, &to).await?;
             if opts.json {
                 println!("{}", json!({"ok": "mv", "from": s.target.path, "to": to}));
@@ -451,8 +327,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Stat { url } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             let e = c.stat(&s.target.path).await?;
             if opts.json {
                 println!("{}", entry_json(&e));
@@ -472,8 +348,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.quit().await?;
         }
         Cmd::Hash { url, download } => {
-            let mut s = resolve_session(&opts, &url)?;
-            let mut c = connect(&mut s).await?;
+            let mut s = Session::resolve(&opts, &url)?;
+            let mut c = s.connect().await?;
             let by_server = if download {
                 None
             } else {
@@ -515,10 +391,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (false, true) => (destination, PathBuf::from(source), true),
                 _ => return Err(usage("mirror needs one URL and one local directory")),
             };
-            let mut s = resolve_session(&opts, &url)?;
+            let mut s = Session::resolve(&opts, &url)?;
             // One session first: checks the certificate and the login (asking for the
             // password if needed) before starting the parallel ones.
-            let probe = connect(&mut s).await?;
+            let probe = s.connect().await?;
             probe.quit().await?;
             let endpoint = Endpoint {
                 host: s.target.host.clone(),
