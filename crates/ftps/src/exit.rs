@@ -78,8 +78,8 @@ fn client_error_code(e: &Error) -> u8 {
     match e {
         Error::Connect { .. } | Error::Timeout(_) | Error::Closed => CONNECT,
         Error::CertificateRejected { .. } => TLS,
-        // A handshake that fails on the control connection is a TLS problem; on a data
-        // connection the session is up, so it is a failed transfer.
+        // TLS failing on the control connection is a TLS problem; on a data connection the
+        // control session already stands, so it is a failed transfer.
         Error::Tls { context, .. } if context.starts_with("control") => TLS,
         Error::Tls { .. } | Error::Poisoned => TRANSFER,
         Error::Reply { command, reply } => {
