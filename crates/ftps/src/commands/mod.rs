@@ -1,0 +1,40 @@
+//! One module per subcommand; `run` hands each its arguments.
+
+mod cat;
+mod get;
+mod hash;
+mod ls;
+mod mirror;
+mod mkdir;
+mod mv;
+mod put;
+mod rm;
+mod rmdir;
+mod stat;
+
+use crate::args::{Cli, Cmd};
+use crate::output::Output;
+
+/// Runs the subcommand on the command line.
+pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
+    let opts = &cli.opts;
+    match cli.command {
+        Cmd::Ls { url, long } => ls::run(opts, out, &url, long).await,
+        Cmd::Get { url, local, resume } => get::run(opts, out, &url, local, resume).await,
+        Cmd::Put { local, url, resume } => put::run(opts, out, &local, &url, resume).await,
+        Cmd::Cat { url } => cat::run(opts, &url).await,
+        Cmd::Rm { url } => rm::run(opts, out, &url).await,
+        Cmd::Mkdir { url, parents } => mkdir::run(opts, out, &url, parents).await,
+        Cmd::Rmdir { url } => rmdir::run(opts, out, &url).await,
+        Cmd::Mv { url, new_path } => mv::run(opts, out, &url, new_path).await,
+        Cmd::Stat { url } => stat::run(opts, out, &url).await,
+        Cmd::Hash { url, download } => hash::run(opts, out, &url, download).await,
+        Cmd::Mirror {
+            source,
+            destination,
+            parallel,
+            delete,
+            dry_run,
+        } => mirror::run(opts, out, source, destination, parallel, delete, dry_run).await,
+    }
+}

@@ -1,0 +1,67 @@
+//! `ftps put`: upload a file, or with `-c` continue after the remote size.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::args::Opts;
+use crate::exit::{transfer_failed, usage};
+use crate::output::{Output, Transfer};
+use crate::session::Session;
+
+/// A URL ending in `/` (or naming no path) keeps the local file's name.
+pub async fn run(
+    opts: &Opts,
+    out: &Output,
+    local: &Path,
+    url: &str,
+    resume: bool,
+) -> anyhow::Result<()> {
+    let mut s = Session::resolve(opts, url)?;
+    let mut remote = s.target.path.clone();
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| usage(format!("{} names no file", local.display())))?;
+    if remote.is_empty() || remote.ends_with('/') {
+        remote.push_str(&name);
+    }
+    let len = std::fs::metadata(local)
+        .with_context(|| format!("reading {}", local.display()))?
+        .len();
+    let mut c = s.connect().await?;
+    let offset = if resume {
+        c.size(&remote).await.unwrap_or(0)
+    } else {
+        0
+    };
+    let bar = out.bytes_bar(Some(len), &name);
+    bar.set_position(offset);
+    let started = Instant::now();
+    let outcome = c
+        .upload_file(local, &remote, resume, &mut |n| bar.inc(n))
+        .await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    // A server that does not answer SIZE cannot be checked this way.
+    if let Ok(sz) = c.size(&remote).await {
+        if sz != len {
+            return Err(transfer_failed(format!(
+                "the server has {sz} bytes of {remote} but {} has {len}",
+                local.display()
+            )));
+        }
+    }
+    out.transfer(&Transfer {
+        what: "put",
+        remote: &remote,
+        local,
+        bytes: outcome.bytes,
+        resumed_from: offset,
+        secs,
+        tls_resumed: outcome.resumed,
+    });
+    c.quit().await?;
+    Ok(())
+}
