@@ -1,4 +1,5 @@
-//! CPU time and memory of a server's whole process tree, from /proc.
+//! CPU time and memory of a server's whole process tree, and the machine's load and TIME_WAIT
+//! sockets, from /proc.
 
 use std::collections::HashMap;
 use std::fs;
@@ -129,4 +130,11 @@ pub fn time_wait_sockets() -> Option<u64> {
         }
     }
     None
+}
+
+/// The 1, 5 and 15-minute load averages as /proc/loadavg gives them (empty if unreadable).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

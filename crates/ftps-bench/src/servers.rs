@@ -451,3 +451,32 @@ pub fn write_test_file(path: &Path, size: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// A scratch directory, removed with everything in it when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates this process's scratch directory for the servers' files under `base` (normally
+/// tmpfs).
+pub fn tempdir_in(base: &Path) -> Result<TempDir> {
+    // Without tmpfs at the usual place (some containers), the system's temporary directory.
+    let fallback = std::env::temp_dir();
+    let base = if base.is_dir() { base } else { &fallback };
+    let path = base.join(format!("ftps-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+    // The reference servers' sessions run as an unprivileged user and must reach their roots.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(TempDir(path))
+}

@@ -30,7 +30,7 @@ pub struct SoakPlan {
 
 /// Runs the soak against a fresh ftpsd and returns the report (markdown).
 pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &SoakPlan) -> Result<String> {
-    let dir = crate::tempdir_in(work_dir)?;
+    let dir = servers::tempdir_in(work_dir)?;
     let certs = servers::make_certs(dir.path())?;
     let server = servers::start_ftpsd(
         dir.path(),

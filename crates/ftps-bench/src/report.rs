@@ -1,0 +1,395 @@
+//! The report: the figures measured (a column per server, a row per figure) and the markdown
+//! table with ratios to the best reference server and the targets.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::plan::{exe_dir, Plan, RunArgs};
+
+/// unFTP 0.16's returning-user logins/s from the issue's reference measurements (unFTP is
+/// not run by this harness); the returning-user target must beat it.
+const UNFTP_LOGINS: f64 = 1174.0;
+
+/// One measured figure.
+#[derive(Clone, Debug)]
+pub enum Cell {
+    /// The figure.
+    Value(f64),
+    /// The workload failed, and why.
+    Failed(String),
+    /// A count short of what was asked, and why.
+    Partial(f64, String),
+}
+
+impl Cell {
+    /// The figure, if the workload succeeded in full.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Cell::Value(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// A row of the table: one figure, measured on each server and on raw TLS where it applies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Row {
+    /// One download, MiB/s.
+    Down,
+    /// Server CPU seconds per GiB downloaded.
+    DownCpu,
+    /// Raw TLS only: the peer sends a file read from tmpfs instead of one cached buffer.
+    DownFile,
+    /// Sender CPU seconds per GiB of that file.
+    DownFileCpu,
+    /// One upload, MiB/s.
+    Up,
+    /// Server CPU seconds per GiB uploaded.
+    UpCpu,
+    /// Parallel downloads, MiB/s in all.
+    Parallel,
+    /// Small-file operations per second over TLS 1.3, one file after the other.
+    Small13,
+    /// The same operations per session in batches: all STORs, one LIST, all RETRs, all DELEs.
+    SmallBatched13,
+    /// The same over TLS 1.2.
+    Small12,
+    /// Logins per second of one account that has logged in before.
+    LoginReturning,
+    /// Logins per second of accounts logging in for the first time.
+    LoginFirst,
+    /// Server memory per idle session (KiB) with this many open.
+    Mem(usize),
+    /// Of this many idle sessions, how many were held without error.
+    Held(usize),
+    /// PSS with no session open after all the workloads (allocator high-water marks).
+    Retained,
+}
+
+impl Row {
+    /// Whether a higher value is better (a rate) rather than worse (CPU time, memory).
+    fn higher_is_better(self) -> bool {
+        !matches!(
+            self,
+            Row::DownCpu | Row::DownFileCpu | Row::UpCpu | Row::Mem(_) | Row::Retained
+        )
+    }
+}
+
+/// One column of the table: a server's (or raw TLS's) figures, and the notes printed
+/// under the table.
+#[derive(Default)]
+pub struct Column {
+    /// The figures, in the order they were measured.
+    pub cells: Vec<(Row, Cell)>,
+    /// Lines printed under the table.
+    pub notes: Vec<String>,
+}
+
+impl Column {
+    /// The figure for `row`, if it was measured.
+    pub fn get(&self, row: Row) -> Option<&Cell> {
+        self.cells.iter().find(|(r, _)| *r == row).map(|(_, c)| c)
+    }
+    /// Records the figure for `row`.
+    pub fn set(&mut self, row: Row, cell: Cell) {
+        self.cells.push((row, cell));
+    }
+    /// How many figures failed in full or in part.
+    pub fn errors(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|(_, c)| matches!(c, Cell::Failed(_) | Cell::Partial(..)))
+            .count()
+    }
+}
+
+/// The rendered report, and how many of its figures count as failures (the exit status).
+pub struct Report {
+    /// The markdown table and the notes under it.
+    pub text: String,
+    /// Failed figures of ftpsd and raw TLS (a reference server's failures do not count).
+    pub errors: usize,
+}
+
+/// Per row, the better of two measurements (higher rate, lower CPU).
+pub fn merge_best(a: Column, b: Column) -> Column {
+    let mut out = Column::default();
+    for (row, cell) in a.cells {
+        let better = match (cell.value(), b.get(row).and_then(Cell::value)) {
+            (Some(x), Some(y)) if row.higher_is_better() => Cell::Value(x.max(y)),
+            (Some(x), Some(y)) => Cell::Value(x.min(y)),
+            (None, Some(y)) => Cell::Value(y),
+            _ => cell,
+        };
+        out.set(row, better);
+    }
+    for (row, cell) in b.cells {
+        if out.get(row).is_none() {
+            out.set(row, cell);
+        }
+    }
+    out
+}
+
+/// A figure, or the error that stopped its workload.
+pub fn to_cell(r: Result<f64>) -> Cell {
+    match r {
+        Ok(v) => Cell::Value(v),
+        Err(e) => Cell::Failed(format!("{e:#}")),
+    }
+}
+
+fn fmt_value(row: Row, v: f64) -> String {
+    match row {
+        Row::DownCpu | Row::DownFileCpu | Row::UpCpu => format!("{v:.2}"),
+        Row::Mem(_) | Row::Retained => format!("{v:.1}"),
+        Row::Held(_) => format!("{v:.0}"),
+        _ => format!("{v:.0}"),
+    }
+}
+
+fn fmt_cell(row: Row, c: Option<&Cell>) -> String {
+    match c {
+        Some(Cell::Value(v)) => fmt_value(row, *v),
+        Some(Cell::Failed(_)) => "FAILED".into(),
+        Some(Cell::Partial(v, _)) => format!("{} (FAILED)", fmt_value(row, *v)),
+        None => "—".into(),
+    }
+}
+
+/// Writes the markdown table and the notes under it.
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    out: &mut String,
+    plan: &Plan,
+    args: &RunArgs,
+    columns: &[(String, Column)],
+    raw: &Column,
+    skipped: &[String],
+    load: (&str, &str),
+    elapsed: Duration,
+    nofile: u64,
+    files_on: &Path,
+) {
+    let big = if plan.big >= 1 << 30 {
+        format!("{} GiB", plan.big >> 30)
+    } else {
+        format!("{} MiB", plan.big >> 20)
+    };
+    let mut rows: Vec<(Row, String)> = vec![
+        (
+            Row::Down,
+            format!("1 download of {big}, MiB/s (best of {})", plan.repeats),
+        ),
+        (Row::DownCpu, "server CPU s per GiB downloaded".into()),
+        (
+            Row::Up,
+            format!("1 upload of {big}, MiB/s (best of {})", plan.repeats),
+        ),
+        (Row::UpCpu, "server CPU s per GiB uploaded".into()),
+        (
+            Row::Parallel,
+            format!(
+                "{} parallel downloads of {} MiB, MiB/s",
+                plan.parallel,
+                plan.parallel_size >> 20
+            ),
+        ),
+        (
+            Row::Small13,
+            format!(
+                "small files, {} sessions x {} x {} KiB STOR/LIST/RETR/DELE, ops/s, TLS 1.3",
+                plan.small_sessions,
+                plan.small_iters,
+                plan.small_size / 1024
+            ),
+        ),
+        (
+            Row::SmallBatched13,
+            "same in batches per session (all STOR, LIST, all RETR, all DELE), TLS 1.3".into(),
+        ),
+        (Row::Small12, "same over TLS 1.2, ops/s".into()),
+        (
+            Row::LoginReturning,
+            format!(
+                "logins/s, returning user (full TLS handshake + USER/PASS + QUIT, {} at a time)",
+                plan.login_concurrency
+            ),
+        ),
+        (
+            Row::LoginFirst,
+            format!("logins/s, first login of {} accounts", plan.fresh_users),
+        ),
+    ];
+    let mut all_sessions: Vec<usize> = plan.sessions.clone();
+    if !all_sessions.contains(&plan.ref_sessions) {
+        all_sessions.push(plan.ref_sessions);
+    }
+    all_sessions.sort();
+    for &n in &all_sessions {
+        rows.push((
+            Row::Mem(n),
+            format!("memory per idle TLS session at {n} sessions, KiB (PSS, all server processes)"),
+        ));
+    }
+    for &n in &all_sessions {
+        rows.push((
+            Row::Held(n),
+            format!("of {n} logged-in TLS sessions, held without error"),
+        ));
+    }
+    rows.push((
+        Row::Retained,
+        "server memory after all workloads, no session open, MiB (PSS)".into(),
+    ));
+
+    let _ = writeln!(
+        out,
+        "| figure | {} | raw TLS (rustls both ends) | ftpsd vs best reference | target | met |",
+        columns
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}---|---|---|---|", "---|".repeat(columns.len()));
+    let ftpsd = columns.iter().find(|(n, _)| n == "ftpsd").map(|(_, c)| c);
+    let refs: Vec<&Column> = columns
+        .iter()
+        .filter(|(n, _)| n != "ftpsd")
+        .map(|(_, c)| c)
+        .collect();
+    for (row, label) in &rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, c)| fmt_cell(*row, c.get(*row)))
+            .collect();
+        let raw_cell = match raw.get(*row) {
+            Some(c) => {
+                let s = fmt_cell(*row, Some(c));
+                let from_file = |file_row| {
+                    raw.get(file_row)
+                        .and_then(Cell::value)
+                        .map(|v| fmt_value(file_row, v))
+                };
+                match row {
+                    Row::Down => match from_file(Row::DownFile) {
+                        Some(f) => format!("{s}; {f} sending the file"),
+                        None => s,
+                    },
+                    Row::DownCpu => match from_file(Row::DownFileCpu) {
+                        Some(f) => format!("{s} (sender); {f} sending the file"),
+                        None => format!("{s} (sender)"),
+                    },
+                    Row::UpCpu => format!("{s} (receiver)"),
+                    _ => s,
+                }
+            }
+            None => String::new(),
+        };
+        let mine = ftpsd.and_then(|c| c.get(*row)).and_then(Cell::value);
+        let ref_values: Vec<f64> = refs
+            .iter()
+            .filter_map(|c| c.get(*row).and_then(Cell::value))
+            .collect();
+        let best = if row.higher_is_better() {
+            ref_values
+                .iter()
+                .copied()
+                .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
+        } else {
+            ref_values
+                .iter()
+                .copied()
+                .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))))
+        };
+        let ratio = match (mine, best) {
+            (Some(m), Some(b)) if b > 0.0 && !matches!(row, Row::Held(_)) => Some(m / b),
+            _ => None,
+        };
+        let mut ratio_text = ratio
+            .map(|r| format!("{r:.2}×"))
+            .unwrap_or_else(|| "—".into());
+        let raw_value = raw.get(*row).and_then(Cell::value);
+        let (target, met): (String, Option<bool>) = match row {
+            Row::Down => {
+                let of_raw = match (mine, raw_value) {
+                    (Some(m), Some(r)) if r > 0.0 => Some(m / r),
+                    _ => None,
+                };
+                if let Some(f) = of_raw {
+                    ratio_text += &format!("; {:.0}% of raw TLS", f * 100.0);
+                }
+                let raw_file = raw.get(Row::DownFile).and_then(Cell::value);
+                if let (Some(m), Some(r)) = (mine, raw_file.filter(|r| *r > 0.0)) {
+                    ratio_text += &format!(", {:.0}% of raw TLS sending the file", m / r * 100.0);
+                }
+                let met = match (ratio, of_raw) {
+                    (Some(r), Some(f)) => Some(r >= 1.3 && f >= 0.85),
+                    _ => None,
+                };
+                ("≥ 1.3× and ≥ 85% of raw TLS".into(), met)
+            }
+            Row::DownCpu => ("≤ 0.6×".into(), ratio.map(|r| r <= 0.6)),
+            Row::Up => ("≥ 1.3×".into(), ratio.map(|r| r >= 1.3)),
+            Row::UpCpu => ("≤ 0.75×".into(), ratio.map(|r| r <= 0.75)),
+            Row::Small13 => ("≥ 2×".into(), ratio.map(|r| r >= 2.0)),
+            Row::LoginReturning => (
+                format!("≥ 3× and > unFTP's {UNFTP_LOGINS:.0} (issue figure)"),
+                ratio.zip(mine).map(|(r, m)| r >= 3.0 && m > UNFTP_LOGINS),
+            ),
+            Row::Mem(_) => ("≤ 16 KiB".into(), mine.map(|m| m <= 16.0)),
+            Row::Held(n) if plan.sessions.contains(n) && *n >= 10_000 => (
+                "all, no error".into(),
+                ftpsd
+                    .and_then(|c| c.get(*row))
+                    .map(|c| matches!(c, Cell::Value(v) if *v as usize == *n)),
+            ),
+            _ => (String::new(), None),
+        };
+        let met_text = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None if target.is_empty() => "",
+            None => "n/a",
+        };
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {raw_cell} | {ratio_text} | {target} | {met_text} |",
+            cells.join(" | ")
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Run: `{}`{}; {:.0} s; load average before {} / after {}; {} cores; file-descriptor limit {nofile}; files on {}.",
+        std::env::args().collect::<Vec<_>>().join(" ").replace(&*exe_dir().to_string_lossy(), "…"),
+        if args.quick { " (quick smoke run: figures are meaningless)" } else { "" },
+        elapsed.as_secs_f64(),
+        load.0,
+        load.1,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        files_on.display(),
+    );
+    let _ = writeln!(out, "Ratios compare ftpsd with the best reference server in this run (highest rate, lowest CPU or memory).");
+    for s in skipped {
+        let _ = writeln!(out, "- {s}");
+    }
+    for (name, c) in columns {
+        for n in &c.notes {
+            let _ = writeln!(out, "- {name}: {n}");
+        }
+    }
+    for n in &raw.notes {
+        let _ = writeln!(out, "- raw TLS: {n}");
+    }
+    for (row, c) in &raw.cells {
+        if let Cell::Failed(e) = c {
+            let _ = writeln!(out, "- raw TLS {row:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The server's live view of a users file: reloaded when the file changes on disk, and
+//! the logins checked against it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+
+use super::password::{verify_hash, DUMMY_HASH};
+use super::{LoginMethod, UserDb, UserEntry, UsersError};
+use crate::certid::{CertIdentity, CertificateMatch};
+use crate::credcache::CredentialCache;
+use crate::policy::{Access, SessionReuse};
+
+/// A logged-in user as the session sees it.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedUser {
+    /// The user name.
+    pub name: String,
+    /// The resolved root directory (see [`UserDb::resolve_root`]).
+    pub root: PathBuf,
+    /// What the user may do inside the root.
+    pub access: Access,
+    /// The user's override of the data-connection session reuse policy, if any.
+    pub data_session_reuse: Option<SessionReuse>,
+    /// Whether the user may send PORT/EPRT to third-party hosts (FXP).
+    pub allow_fxp: bool,
+    /// The credentials the login was checked against; a reload that changes them (or
+    /// removes the user) ends the session.
+    credentials: Credentials,
+}
+
+/// What a login proved, as the users file said at the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Credentials {
+    password: Option<String>,
+    login: LoginMethod,
+    certificate: Option<CertificateMatch>,
+}
+
+impl Credentials {
+    fn of(entry: &UserEntry) -> Credentials {
+        Credentials {
+            password: entry.password.clone(),
+            login: entry.login,
+            certificate: entry.certificate.clone(),
+        }
+    }
+}
+
+fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUser {
+    AuthenticatedUser {
+        name: name.to_owned(),
+        root: db.resolve_root(entry),
+        access: entry.access,
+        data_session_reuse: entry.data_session_reuse,
+        allow_fxp: entry.allow_fxp,
+        credentials: Credentials::of(entry),
+    }
+}
+
+/// How long a verified login is remembered by default.
+pub const DEFAULT_CREDENTIAL_CACHE: Duration = Duration::from_secs(600);
+
+/// A failed login. It deliberately says nothing about why, so callers cannot leak it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("login failed")]
+pub struct LoginFailed;
+
+/// What identifies one version of the users file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    /// Every save renames a new file into place, so the inode changes even when the
+    /// size and (coarse) mtime do not.
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        })
+    }
+}
+
+struct StoreState {
+    db: Arc<UserDb>,
+    /// The file as last seen; `None` if it could not be examined.
+    stamp: Option<FileStamp>,
+}
+
+struct StoreInner {
+    path: PathBuf,
+    state: Mutex<StoreState>,
+    /// Bounds concurrent argon2 runs: each needs ~19 MiB, and a login flood should
+    /// queue rather than exhaust memory.
+    hashing: Semaphore,
+    /// Recently verified logins (see `crate::credcache`).
+    verified: CredentialCache,
+    /// Counts the loads of the file, so that sessions notice a reload.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+/// Shared, reloadable view of the users file used by the server.
+#[derive(Clone)]
+pub struct UserStore {
+    inner: Arc<StoreInner>,
+}
+
+impl UserStore {
+    /// Loads the users file; unlike [`UserDb::load_or_empty`], a missing file is an
+    /// error, since a server with a mistyped users path would accept no one.
+    pub fn open(path: &Path) -> Result<UserStore, UsersError> {
+        Self::open_with_cache(path, DEFAULT_CREDENTIAL_CACHE)
+    }
+
+    /// Like [`UserStore::open`], with successful logins remembered for `cache_ttl` (zero:
+    /// every login runs argon2).
+    pub fn open_with_cache(path: &Path, cache_ttl: Duration) -> Result<UserStore, UsersError> {
+        let stamp = FileStamp::of(path);
+        let db = UserDb::load(path)?;
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(UserStore {
+            inner: Arc::new(StoreInner {
+                path: path.to_path_buf(),
+                state: Mutex::new(StoreState {
+                    db: Arc::new(db),
+                    stamp,
+                }),
+                hashing: Semaphore::new(permits),
+                verified: CredentialCache::new(cache_ttl),
+                generation: tokio::sync::watch::Sender::new(0),
+            }),
+        })
+    }
+
+    /// Changes whenever the users file has been loaded again.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    /// Whether a session logged in as `user` may go on under the current file: the user
+    /// still exists and its password, login method and certificate are unchanged.
+    pub fn still_valid(&self, user: &AuthenticatedUser) -> bool {
+        self.snapshot()
+            .get(&user.name)
+            .is_some_and(|entry| Credentials::of(entry) == user.credentials)
+    }
+
+    fn loaded(&self) {
+        self.inner.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Verify a login. Runs argon2 on a blocking thread. An unknown user, a user without
+    /// a password, an empty password and a wrong password all return `Err(LoginFailed)`
+    /// after doing the same work (unknown users are checked against a fixed dummy hash
+    /// with the same parameters), so timing doesn't reveal which names exist.
+    ///
+    /// Before verifying, the file is reloaded if it changed on disk since the last load,
+    /// so `ftpsd user add` takes effect without a restart. If that reload fails, the old
+    /// contents stay in use and a warning is logged.
+    pub async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        certificate: Option<&CertIdentity>,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        if let Some(user) = self.recently_verified(name, password, certificate) {
+            return Ok(user);
+        }
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| LoginFailed)?;
+        let store = self.clone();
+        let name = name.to_owned();
+        let password = password.to_owned();
+        let certificate = certificate.cloned();
+        tokio::task::spawn_blocking(move || {
+            store.authenticate_blocking(&name, &password, certificate.as_ref())
+        })
+        .await
+        .map_err(|_| LoginFailed)?
+    }
+
+    /// Logs in a user whose login method is `certificate` by their client certificate alone.
+    /// No password hash is checked, so this costs nothing; any other user fails.
+    pub fn authenticate_certificate(
+        &self,
+        name: &str,
+        certificate: &CertIdentity,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        self.reload_if_changed();
+        let db = self.snapshot();
+        match db.get(name) {
+            Some(entry)
+                if entry.login == LoginMethod::Certificate
+                    && entry
+                        .certificate
+                        .as_ref()
+                        .is_some_and(|m| m.matches(certificate)) =>
+            {
+                Ok(authenticated(&db, name, entry))
+            }
+            _ => Err(LoginFailed),
+        }
+    }
+
+    /// The fast path for a returning user: the same name, password and stored hash were
+    /// verified by argon2 within the cache lifetime. The login method is checked as usual.
+    fn recently_verified(
+        &self,
+        name: &str,
+        password: &str,
+        certificate: Option<&CertIdentity>,
+    ) -> Option<AuthenticatedUser> {
+        if password.is_empty() {
+            return None;
+        }
+        self.reload_if_changed();
+        let db = self.snapshot();
+        let entry = db.get(name)?;
+        let stored = entry.password.as_deref()?;
+        if !self.inner.verified.contains(name, password, stored) {
+            return None;
+        }
+        entry
+            .password_login_allowed(certificate)
+            .then(|| authenticated(&db, name, entry))
+    }
+
+    fn authenticate_blocking(
+        &self,
+        name: &str,
+        password: &str,
+        certificate: Option<&CertIdentity>,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        self.reload_if_changed();
+        let db = self.snapshot();
+        let entry = db.get(name);
+        let stored = entry.and_then(|e| e.password.as_deref());
+        // Always run one verification, whatever the outcome will be.
+        let matches = verify_hash(password, stored.unwrap_or(DUMMY_HASH));
+        let Some(entry) = entry else {
+            return Err(LoginFailed);
+        };
+        let method_ok = entry.password_login_allowed(certificate);
+        if matches && stored.is_some() && !password.is_empty() && method_ok {
+            if let Some(stored) = stored {
+                self.inner.verified.insert(name, password, stored);
+            }
+            Ok(authenticated(&db, name, entry))
+        } else {
+            Err(LoginFailed)
+        }
+    }
+
+    /// Re-reads the users file now. On error the previous contents stay in use.
+    /// This does blocking file I/O.
+    pub fn reload(&self) -> Result<(), UsersError> {
+        let stamp = FileStamp::of(&self.inner.path);
+        let db = UserDb::load(&self.inner.path)?;
+        let mut state = self.lock();
+        state.db = Arc::new(db);
+        state.stamp = stamp;
+        drop(state);
+        self.loaded();
+        Ok(())
+    }
+
+    /// The current contents of the users file.
+    pub fn snapshot(&self) -> Arc<UserDb> {
+        Arc::clone(&self.lock().db)
+    }
+
+    /// Reloads if the file's stamp differs from the last one seen.
+    fn reload_if_changed(&self) {
+        let path = &self.inner.path;
+        // Stamp before reading: a change during the read shows up as a new stamp next time.
+        let stamp = FileStamp::of(path);
+        let mut state = self.lock();
+        if state.stamp == stamp {
+            return;
+        }
+        match UserDb::load(path) {
+            Ok(db) => {
+                state.db = Arc::new(db);
+                tracing::info!(path = %path.display(), "reloaded users file");
+                self.loaded();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "users file changed but could not be reloaded; keeping the previous users");
+            }
+        }
+        // Remember the stamp even on failure so a broken file is reported once, not on
+        // every login.
+        state.stamp = stamp;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StoreState> {
+        // The state is replaced whole, so it is consistent even after a panic elsewhere.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+impl UserStore {
+    async fn authenticate_pw(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<AuthenticatedUser, LoginFailed> {
+        self.authenticate(name, password, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::fixtures::{db_with_alice, users_path};
+    use tempfile::TempDir;
+
+    #[test]
+    fn missing_file() {
+        let dir = TempDir::new().unwrap();
+        let path = users_path(&dir);
+        assert!(matches!(UserDb::load(&path), Err(UsersError::Io { .. })));
+        assert!(UserDb::load_or_empty(&path).is_ok());
+        assert!(UserStore::open(&path).is_err());
+    }
+
+    #[tokio::test]
+    async fn authenticate_outcomes() {
+        let dir = TempDir::new().unwrap();
+        let mut db = db_with_alice(&dir);
+        db.add("bob", "bob".into(), Access::ReadOnly, "pw").unwrap();
+        db.save().unwrap();
+        fs::write(
+            users_path(&dir),
+            fs::read_to_string(users_path(&dir)).unwrap() + "\n[users.nopass]\nroot = \"/n\"\n",
+        )
+        .unwrap();
+        let store = UserStore::open(&users_path(&dir)).unwrap();
+
+        let alice = store.authenticate_pw("alice", "secret").await.unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.root, Path::new("/srv/alice"));
+        assert_eq!(alice.access, Access::ReadWrite);
+        let bob = store.authenticate_pw("bob", "pw").await.unwrap();
+        assert_eq!(bob.root, dir.path().join("bob"));
+        assert_eq!(bob.access, Access::ReadOnly);
+
+        assert_eq!(
+            store.authenticate_pw("alice", "wrong").await.unwrap_err(),
+            LoginFailed
+        );
+        assert!(store.authenticate_pw("alice", "").await.is_err());
+        assert!(store.authenticate_pw("mallory", "secret").await.is_err());
+        assert!(store.authenticate_pw("nopass", "").await.is_err());
+        assert!(store.authenticate_pw("nopass", "x").await.is_err());
+        assert!(store.authenticate_pw("", "").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn returning_users_skip_argon2_until_the_password_changes() {
+        let dir = TempDir::new().unwrap();
+        let path = users_path(&dir);
+        db_with_alice(&dir);
+        let store = UserStore::open(&path).unwrap();
+        assert!(store.recently_verified("alice", "secret", None).is_none());
+        store.authenticate_pw("alice", "secret").await.unwrap();
+        assert!(store.recently_verified("alice", "secret", None).is_some());
+        assert!(store.recently_verified("alice", "wrong", None).is_none());
+        // A failed login is never cached.
+        assert!(store.authenticate_pw("alice", "wrong").await.is_err());
+        assert!(store.recently_verified("alice", "wrong", None).is_none());
+        // A new password (a new stored hash) retires the old entry at once.
+        let mut db = UserDb::load(&path).unwrap();
+        db.set_password("alice", "changed").unwrap();
+        db.save().unwrap();
+        assert!(store.authenticate_pw("alice", "secret").await.is_err());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
+        // Disabled cache: never a fast path.
+        let uncached = UserStore::open_with_cache(&path, Duration::ZERO).unwrap();
+        uncached.authenticate_pw("alice", "changed").await.unwrap();
+        assert!(uncached
+            .recently_verified("alice", "changed", None)
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn reloads_when_the_file_changes() {
+        let dir = TempDir::new().unwrap();
+        let path = users_path(&dir);
+        db_with_alice(&dir);
+        let store = UserStore::open(&path).unwrap();
+        assert!(store.authenticate_pw("bob", "pw").await.is_err());
+
+        // What `ftpsd user add` does while the server runs.
+        let mut db = UserDb::load(&path).unwrap();
+        db.add("bob", "/b".into(), Access::ReadOnly, "pw").unwrap();
+        db.set_password("alice", "changed").unwrap();
+        db.save().unwrap();
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
+        assert!(store.authenticate_pw("alice", "secret").await.is_err());
+
+        // A broken file keeps the previous users.
+        fs::write(&path, "this is not toml [").unwrap();
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
+        assert!(matches!(store.reload(), Err(UsersError::Parse { .. })));
+        assert!(store.authenticate_pw("bob", "pw").await.is_ok());
+
+        // A fixed file is picked up again.
+        db.remove("bob").unwrap();
+        db.save().unwrap();
+        assert!(store.authenticate_pw("bob", "pw").await.is_err());
+        assert!(store.authenticate_pw("alice", "changed").await.is_ok());
+    }
+}
