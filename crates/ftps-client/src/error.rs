@@ -1,6 +1,5 @@
 //! Typed errors. Every error that comes from the server carries its reply code and text.
 
-use std::fmt;
 use std::io;
 
 use ftps_proto::{Reply, ReplyCode};
@@ -179,19 +178,6 @@ pub fn format_fingerprint(digest: &[u8]) -> String {
         out.push_str(&format!("{b:02X}"));
     }
     out
-}
-
-impl fmt::Display for crate::config::Trust {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            crate::config::Trust::System => f.write_str("system roots"),
-            crate::config::Trust::CaFile(p) => write!(f, "CA file {}", p.display()),
-            crate::config::Trust::Fingerprint(d) => {
-                write!(f, "pinned SHA-256 {}", format_fingerprint(d))
-            }
-            crate::config::Trust::Insecure => f.write_str("insecure (no verification)"),
-        }
-    }
 }
 
 #[cfg(test)]
