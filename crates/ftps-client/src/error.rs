@@ -1,5 +1,5 @@
 //! Typed errors. Every error that comes from the server carries its reply code and text, and
-//! the command it answered.
+//! the command it answered; [`Error::kind`] sorts errors into what a caller decides on.
 
 use std::fmt;
 use std::io;
@@ -74,6 +74,31 @@ pub enum Error {
 
 /// A shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is: what a caller (the `ftps` CLI's exit codes, a retry
+/// policy) decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server could not be reached, went away, or did not answer in time.
+    Connect,
+    /// TLS on the control connection failed, or the server refused to start it.
+    Tls,
+    /// The server refused the user name or password.
+    Login,
+    /// A remote file or directory is missing, busy, not allowed or has a bad name.
+    RemoteFile,
+    /// A data connection or a transfer failed.
+    Transfer,
+    /// Reading or writing a local file failed.
+    LocalIo,
+    /// The configuration is unusable (CA file, client key, host name).
+    Config,
+    /// The server sent something that is not FTP.
+    Protocol,
+    /// Any other refusal by the server.
+    Other,
+}
 
 /// Which connection a TLS error happened on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -241,6 +266,51 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is, from the error's variant, the connection a TLS error
+    /// happened on, and a refused command's stage and reply code:
+    ///
+    /// | error | kind |
+    /// |---|---|
+    /// | `Connect`, `Timeout`, `Closed` | `Connect` |
+    /// | `CertificateRejected` | `Tls` |
+    /// | `Tls` on the control connection | `Tls` |
+    /// | `Tls` on a data connection, `Poisoned` | `Transfer` |
+    /// | `Reply` to a login command (`USER`, `PASS`, `ACCT`) | `Login` |
+    /// | `Reply` to `AUTH` | `Tls` |
+    /// | any other `Reply` with code 425, 426, 451 or 522 | `Transfer` |
+    /// | any other `Reply` with code 450 or 550-553 | `RemoteFile` |
+    /// | any other `Reply` | `Other` |
+    /// | `Io` | `LocalIo` |
+    /// | `Config` | `Config` |
+    /// | `Protocol` | `Protocol` |
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Connect { .. } | Error::Timeout(_) | Error::Closed => ErrorKind::Connect,
+            Error::CertificateRejected { .. } => ErrorKind::Tls,
+            Error::Tls {
+                context: Connection::Control,
+                ..
+            } => ErrorKind::Tls,
+            Error::Tls {
+                context: Connection::Data,
+                ..
+            }
+            | Error::Poisoned => ErrorKind::Transfer,
+            Error::Reply { command, reply } => match command.stage() {
+                Stage::Login => ErrorKind::Login,
+                Stage::Security => ErrorKind::Tls,
+                _ => match reply.code.0 {
+                    425 | 426 | 451 | 522 => ErrorKind::Transfer,
+                    450 | 550..=553 => ErrorKind::RemoteFile,
+                    _ => ErrorKind::Other,
+                },
+            },
+            Error::Io { .. } => ErrorKind::LocalIo,
+            Error::Config(_) => ErrorKind::Config,
+            Error::Protocol(_) => ErrorKind::Protocol,
+        }
+    }
+
     /// Wraps a local I/O error with context.
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
         Error::Io {
@@ -362,6 +432,68 @@ mod tests {
         };
         assert_eq!(e.to_string(), "TLS error on the data connection: reset");
         assert_eq!(format_fingerprint(&[0xab, 0x01]), "AB:01");
+    }
+
+    /// The decision table of [`Error::kind`], row by row.
+    #[test]
+    fn kinds() {
+        use Command::*;
+        let io = || io::Error::other("x");
+        let reply = |command: &Command, code: u16| {
+            Error::reply_err(command, Reply::new(ReplyCode(code), "no")).kind()
+        };
+        let connect = Error::Connect {
+            addr: "a:21".into(),
+            source: io(),
+        };
+        assert_eq!(connect.kind(), ErrorKind::Connect);
+        assert_eq!(Error::Timeout("x".into()).kind(), ErrorKind::Connect);
+        assert_eq!(Error::Closed.kind(), ErrorKind::Connect);
+        let cert = Error::CertificateRejected {
+            host: "h".into(),
+            fingerprint: "AB".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(cert.kind(), ErrorKind::Tls);
+        let tls = |context| Error::Tls {
+            context,
+            source: io(),
+        };
+        assert_eq!(tls(Connection::Control).kind(), ErrorKind::Tls);
+        assert_eq!(tls(Connection::Data).kind(), ErrorKind::Transfer);
+        assert_eq!(Error::Poisoned.kind(), ErrorKind::Transfer);
+        // Login and AUTH decide by the command, whatever the code.
+        assert_eq!(reply(&User("u".into()), 530), ErrorKind::Login);
+        assert_eq!(reply(&User("u".into()), 550), ErrorKind::Login);
+        assert_eq!(reply(&Pass(Password::new("p")), 530), ErrorKind::Login);
+        assert_eq!(reply(&Auth("TLS".into()), 534), ErrorKind::Tls);
+        assert_eq!(reply(&Auth("TLS".into()), 425), ErrorKind::Tls);
+        // Everything else by the code, the other security commands included.
+        for code in [425, 426, 451, 522] {
+            assert_eq!(reply(&Retr("f".into()), code), ErrorKind::Transfer);
+            assert_eq!(
+                reply(&Epsv(ftps_proto::command::EpsvArg::Default), code),
+                ErrorKind::Transfer
+            );
+        }
+        for code in [450, 550, 551, 552, 553] {
+            assert_eq!(reply(&Dele("f".into()), code), ErrorKind::RemoteFile);
+            assert_eq!(reply(&Stor("f".into()), code), ErrorKind::RemoteFile);
+        }
+        for code in [500, 502, 530, 534, 554] {
+            assert_eq!(reply(&Cwd("d".into()), code), ErrorKind::Other);
+        }
+        assert_eq!(reply(&Pbsz(0), 534), ErrorKind::Other);
+        assert_eq!(
+            reply(&Prot(ftps_proto::command::ProtectionLevel::Private), 522),
+            ErrorKind::Transfer
+        );
+        let greeting =
+            Error::reply_err(SentCommand::greeting(), Reply::new(ReplyCode(421), "busy"));
+        assert_eq!(greeting.kind(), ErrorKind::Other);
+        assert_eq!(Error::io("x", io()).kind(), ErrorKind::LocalIo);
+        assert_eq!(Error::Config("x".into()).kind(), ErrorKind::Config);
+        assert_eq!(Error::Protocol("x".into()).kind(), ErrorKind::Protocol);
     }
 
     #[test]
