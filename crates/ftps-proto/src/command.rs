@@ -2,7 +2,7 @@
 //!
 //! The parser checks syntax only. Whether a command is allowed in the session's state
 //! (logged in, TLS on, after `RNFR`, ...) is the server's decision. The other direction,
-//! a [`Command`] as the line a client sends, is in [`format`].
+//! a [`Command`] as the line a client sends, is in [`format`](mod@format).
 
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
