@@ -1,9 +1,10 @@
 //! Connection settings.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{format_fingerprint, Error, Result};
 
 /// How TLS starts on the control connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,17 @@ impl Trust {
             *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
         Ok(out)
+    }
+}
+
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trust::System => f.write_str("system roots"),
+            Trust::CaFile(p) => write!(f, "CA file {}", p.display()),
+            Trust::Fingerprint(d) => write!(f, "pinned SHA-256 {}", format_fingerprint(d)),
+            Trust::Insecure => f.write_str("insecure (no verification)"),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The control connection: a byte stream (clear until `AUTH TLS`, then TLS) and reply reading.
+//! The control connection (RFC 959 §5.2): a byte stream (clear until `AUTH TLS`, then TLS),
+//! command lines out and replies in.
 
 use std::io;
 use std::pin::Pin;
@@ -6,12 +7,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ftps_proto::reply::ReplyDecoder;
-use ftps_proto::Reply;
+use ftps_proto::{Command, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::{redact, Error, Result};
+use crate::error::{redact, Connection, Error, Result};
 
 /// Longest control line accepted from a server.
 const MAX_LINE: usize = 16 * 1024;
@@ -94,29 +95,39 @@ impl Control {
         !self.buf.is_empty()
     }
 
-    /// Sends one command line.
-    pub(crate) async fn send(&mut self, command: &str) -> Result<()> {
-        if command.contains(['\r', '\n']) {
-            return Err(Error::Protocol(format!(
-                "refusing to send a command containing CR or LF: {:?}",
-                redact(command)
-            )));
+    /// Sends one command, formatted by the protocol crate.
+    pub(crate) async fn send(&mut self, command: &Command) -> Result<()> {
+        let shown = command.to_string();
+        match command.to_line() {
+            Ok(line) => self.write_line(line.as_bytes(), &shown).await,
+            Err(_) => Err(refused(&shown)),
         }
-        tracing::debug!(target: "ftps_client::control", "> {}", redact(command));
-        let mut line = Vec::with_capacity(command.len() + 2);
-        line.extend_from_slice(command.as_bytes());
-        line.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends a command line a caller wrote.
+    pub(crate) async fn send_raw(&mut self, command: &str) -> Result<()> {
+        let shown = redact(command);
+        if command.contains(['\r', '\n']) {
+            return Err(refused(&shown));
+        }
+        let line = format!("{command}\r\n");
+        self.write_line(line.as_bytes(), &shown).await
+    }
+
+    /// Writes a line that ends in CRLF; `shown` is the command as logs may show it.
+    async fn write_line(&mut self, line: &[u8], shown: &str) -> Result<()> {
+        tracing::debug!(target: "ftps_client::control", "> {shown}");
         let write = async {
-            self.stream.write_all(&line).await?;
+            self.stream.write_all(line).await?;
             self.stream.flush().await
         };
         match tokio::time::timeout(self.io_timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Tls {
-                context: "control connection",
+                context: Connection::Control,
                 source: e,
             }),
-            Err(_) => Err(Error::Timeout(format!("sending {}", redact(command)))),
+            Err(_) => Err(Error::Timeout(format!("sending {shown}"))),
         }
     }
 
@@ -152,7 +163,7 @@ impl Control {
                     Error::Closed
                 } else {
                     Error::Tls {
-                        context: "control connection",
+                        context: Connection::Control,
                         source: e,
                     }
                 }
@@ -175,4 +186,11 @@ impl Control {
             ))),
         }
     }
+}
+
+/// A line break inside a command would let its rest be read as another command.
+fn refused(shown: &str) -> Error {
+    Error::Protocol(format!(
+        "refusing to send a command containing CR or LF: {shown:?}"
+    ))
 }

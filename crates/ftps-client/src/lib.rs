@@ -12,8 +12,9 @@
 //! - streaming transfers ([`Transfer`] is `AsyncRead`/`AsyncWrite`) that end with a TLS
 //!   close_notify and check the final 226; `REST` resume;
 //! - `MLSD` listings with `LIST` fallback (Unix and DOS formats);
-//! - typed errors carrying the reply code and text; timeouts; a [`Pool`] of sessions and
-//!   [`mirror`]ing of directory trees in parallel.
+//! - typed errors carrying the reply code and text, sorted by [`Error::kind`]; timeouts; a
+//!   [`Pool`] of sessions and [`mirror`]ing of directory trees in parallel;
+//! - every command formatted and every reply read by `ftps-proto`.
 //!
 //! ```no_run
 //! # async fn demo() -> ftps_client::Result<()> {
@@ -28,19 +29,28 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
+mod commands;
 pub mod config;
+mod connect;
 mod control;
+mod data;
 pub mod error;
+mod features;
+mod listing;
 pub mod mirror;
+mod path;
 pub mod pool;
+mod session;
 pub mod tls;
+mod transfer;
 
 pub use client::{Connector, Features, FtpsClient, TlsInfo, Transfer, TransferOutcome};
 pub use config::{ClientCert, Config, DataMode, TlsMode, TlsVersions, Trust};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use ftps_proto::listing::FileKind;
 pub use ftps_proto::listing_parse::{ListEntry, TimePrecision};
 pub use ftps_proto::{Reply, ReplyCode};

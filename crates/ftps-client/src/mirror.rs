@@ -9,9 +9,10 @@ use std::time::SystemTime;
 use ftps_proto::listing_parse::TimePrecision;
 use serde::Serialize;
 
-use crate::client::join;
 use crate::error::{Error, Result};
+use crate::path::join;
 use crate::pool::Pool;
+use crate::session::FtpsClient;
 
 /// Mirror options.
 #[derive(Clone, Debug)]
@@ -413,7 +414,7 @@ pub async fn upload(
 }
 
 /// Deletes a remote directory and everything in it.
-pub async fn remove_remote_tree(client: &mut crate::FtpsClient, path: &str) -> Result<()> {
+pub async fn remove_remote_tree(client: &mut FtpsClient, path: &str) -> Result<()> {
     let mut stack = vec![(path.to_string(), false)];
     while let Some((dir, visited)) = stack.pop() {
         if visited {
@@ -457,7 +458,7 @@ async fn run_parallel<J, F>(
 ) -> Result<Vec<(String, Result<u64>)>>
 where
     J: Clone + Send + 'static,
-    F: for<'a> Fn(&'a mut crate::FtpsClient, J) -> JobFuture<'a> + Send + Sync + 'static,
+    F: for<'a> Fn(&'a mut FtpsClient, J) -> JobFuture<'a> + Send + Sync + 'static,
 {
     let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
     let results = Arc::new(Mutex::new(Vec::new()));

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::client::{Connector, FtpsClient};
-use crate::error::Result;
+use crate::connect::Connector;
+use crate::error::{Error, Result};
+use crate::session::FtpsClient;
 
 /// Where to connect and as whom.
 #[derive(Clone)]
@@ -79,7 +80,7 @@ impl Pool {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| crate::Error::Protocol("connection pool closed".into()))?;
+            .map_err(|_| Error::Protocol("connection pool closed".into()))?;
         let idle = self
             .inner
             .idle

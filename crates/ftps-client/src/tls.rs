@@ -15,7 +15,7 @@ use rustls::{
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, TlsVersions, Trust};
-use crate::error::{format_fingerprint, Error, Result};
+use crate::error::{format_fingerprint, Connection, Error, Result};
 
 /// The ALPN protocol id of FTP (RFC 9525 registry), offered so that ALPACA-hardened servers
 /// accept the connection.
@@ -259,7 +259,7 @@ pub(crate) fn handshake_error(
     err: std::io::Error,
     recording: &Recording,
     host: &str,
-    context: &'static str,
+    context: Connection,
 ) -> Error {
     let tls_err = err
         .get_ref()

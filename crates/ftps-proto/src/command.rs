@@ -1,13 +1,16 @@
 //! Command parsing: one control line in, one typed [`Command`] out (RFC 959 §4.1, §5.3).
 //!
 //! The parser checks syntax only. Whether a command is allowed in the session's state
-//! (logged in, TLS on, after `RNFR`, ...) is the server's decision.
+//! (logged in, TLS on, after `RNFR`, ...) is the server's decision. The other direction,
+//! a [`Command`] as the line a client sends, is in [`format`](mod@format).
 
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 
 use crate::address::{self, AddressError};
 use crate::reply::ReplyCode;
+
+pub mod format;
 
 /// A password, kept out of `Debug` output so it never reaches a log.
 #[derive(Clone, PartialEq, Eq, Default)]

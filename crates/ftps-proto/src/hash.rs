@@ -1,5 +1,8 @@
 //! The algorithms of the `HASH` command and `OPTS HASH` (draft-bryan-ftpext-hash-02): their
-//! names, the selection, and the FEAT line. Computing digests is the server's business.
+//! names, the selection, the FEAT line, and the 213 reply in both directions. Computing
+//! digests is the server's business.
+
+use crate::command::Command;
 
 /// A digest algorithm `HASH` can compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -41,6 +44,21 @@ impl HashAlgorithm {
             .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 
+    /// `OPTS HASH <name>`: selects this algorithm for the `HASH` commands that follow.
+    pub fn select_command(self) -> Command {
+        Command::Opts(format!("HASH {}", self.name()))
+    }
+
+    /// How many hex digits a digest of this algorithm has.
+    pub fn hex_len(self) -> usize {
+        match self {
+            HashAlgorithm::Sha1 => 40,
+            HashAlgorithm::Sha256 => 64,
+            HashAlgorithm::Md5 => 32,
+            HashAlgorithm::Crc32 => 8,
+        }
+    }
+
     /// The FEAT line: every algorithm, `*` after the selected one.
     pub fn feat_line(self) -> String {
         let names: Vec<String> = HashAlgorithm::ALL
@@ -55,6 +73,67 @@ impl HashAlgorithm {
 /// range covers the whole file (`0-size`).
 pub fn hash_reply(algorithm: HashAlgorithm, size: u64, hex_digest: &str, path: &str) -> String {
     format!("{} 0-{size} {hex_digest} {path}", algorithm.name())
+}
+
+/// Reads the parameters of a `HASH` FEAT line (`SHA-1;SHA-256*;MD5`): each algorithm
+/// named, and whether it is the selected one (`*`). Names we do not know are left out.
+pub fn parse_feat_params(params: &str) -> Vec<(HashAlgorithm, bool)> {
+    params
+        .split(';')
+        .map(str::trim)
+        .filter_map(|name| {
+            let (name, selected) = match name.strip_suffix('*') {
+                Some(n) => (n, true),
+                None => (name, false),
+            };
+            HashAlgorithm::from_name(name).map(|a| (a, selected))
+        })
+        .collect()
+}
+
+/// A successful `HASH` reply, read: `ALGO START-END DIGEST PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashReply {
+    /// The algorithm the digest was computed with.
+    pub algorithm: HashAlgorithm,
+    /// The first byte covered.
+    pub start: u64,
+    /// The end of the range covered (the file's size for a whole file).
+    pub end: u64,
+    /// The digest in lower-case hex, as long as the algorithm's digests are.
+    pub digest: String,
+    /// The path, as the server wrote it (empty if it wrote none).
+    pub path: String,
+}
+
+/// Reads the text of a 213 `HASH` reply, the inverse of [`hash_reply`]. `None` for an
+/// algorithm we do not know, a malformed range, or a digest that is not hex of the
+/// algorithm's length.
+pub fn parse_hash_reply(text: &str) -> Option<HashReply> {
+    let text = text.trim_start();
+    let (algorithm, rest) = text.split_once(' ')?;
+    let algorithm = HashAlgorithm::from_name(algorithm)?;
+    let rest = rest.trim_start();
+    let (range, rest) = rest.split_once(' ')?;
+    let (start, end) = range.split_once('-')?;
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let (start, end) = (number(start)?, number(end)?);
+    let rest = rest.trim_start();
+    let (digest, path) = rest.split_once(' ').unwrap_or((rest, ""));
+    if digest.len() != algorithm.hex_len() || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(HashReply {
+        algorithm,
+        start,
+        end,
+        digest: digest.to_ascii_lowercase(),
+        path: path.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +155,10 @@ mod tests {
             "HASH SHA-1;SHA-256*;MD5;CRC32"
         );
         assert_eq!(
+            HashAlgorithm::Sha256.select_command().to_line().unwrap(),
+            "OPTS HASH SHA-256\r\n"
+        );
+        assert_eq!(
             hash_reply(
                 HashAlgorithm::Md5,
                 3,
@@ -84,5 +167,80 @@ mod tests {
             ),
             "MD5 0-3 900150983cd24fb0d6963f7d28e17f72 /a b"
         );
+    }
+
+    #[test]
+    fn hash_replies_are_read() {
+        let hex = "ab".repeat(32);
+        let reply = parse_hash_reply(&format!("SHA-256 0-12 {} /a b", hex.to_uppercase()));
+        assert_eq!(
+            reply,
+            Some(HashReply {
+                algorithm: HashAlgorithm::Sha256,
+                start: 0,
+                end: 12,
+                digest: hex.clone(),
+                path: "/a b".into(),
+            })
+        );
+        let no_path = parse_hash_reply(&format!("sha-256 0-12 {hex}")).unwrap();
+        assert_eq!(
+            (no_path.algorithm, no_path.path.as_str()),
+            (HashAlgorithm::Sha256, "")
+        );
+        let md5 = parse_hash_reply(&format!("MD5 0-12 {} /x", "cd".repeat(16))).unwrap();
+        assert_eq!(md5.algorithm, HashAlgorithm::Md5);
+        // A SHA-256 digest where MD5 was announced, non-hex, unknown algorithms, bad ranges.
+        assert_eq!(parse_hash_reply(&format!("MD5 0-12 {hex} /x")), None);
+        assert_eq!(parse_hash_reply("SHA-256 0-12 zz /x"), None);
+        assert_eq!(parse_hash_reply(&format!("SHA-512 0-12 {hex} /x")), None);
+        assert_eq!(parse_hash_reply(&format!("SHA-256 12 {hex} /x")), None);
+        assert_eq!(parse_hash_reply(&format!("SHA-256 0-x {hex} /x")), None);
+        assert_eq!(parse_hash_reply(""), None);
+    }
+
+    #[test]
+    fn feat_params_are_read() {
+        assert_eq!(
+            parse_feat_params("SHA-1;SHA-256*;MD5;CRC32;SHA-512"),
+            vec![
+                (HashAlgorithm::Sha1, false),
+                (HashAlgorithm::Sha256, true),
+                (HashAlgorithm::Md5, false),
+                (HashAlgorithm::Crc32, false),
+            ]
+        );
+        assert_eq!(parse_feat_params(""), vec![]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hash_reply_round_trips(
+            index in 0..4usize,
+            size in proptest::prelude::any::<u64>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 32),
+            path in "[^\r\n]{0,30}",
+        ) {
+            let algorithm = HashAlgorithm::ALL[index];
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).take(algorithm.hex_len() / 2).collect();
+            let parsed = parse_hash_reply(&hash_reply(algorithm, size, &hex, &path));
+            proptest::prop_assert_eq!(parsed, Some(HashReply { algorithm, start: 0, end: size, digest: hex, path }));
+        }
+
+        #[test]
+        fn feat_line_round_trips(index in 0..4usize) {
+            let selected = HashAlgorithm::ALL[index];
+            let line = selected.feat_line();
+            let params = line.strip_prefix("HASH ").unwrap_or("");
+            let read = parse_feat_params(params);
+            let expected: Vec<(HashAlgorithm, bool)> = HashAlgorithm::ALL.iter().map(|&a| (a, a == selected)).collect();
+            proptest::prop_assert_eq!(read, expected);
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,100}") {
+            let _ = parse_hash_reply(&text);
+            let _ = parse_feat_params(&text);
+        }
     }
 }

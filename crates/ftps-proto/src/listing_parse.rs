@@ -1,5 +1,6 @@
 //! Parsing directory listings on the client side: `MLSD`/`MLST` fact lines (RFC 3659 §7),
-//! Unix `ls -l` lines and DOS/IIS lines of `LIST` (no RFC; the formats servers actually send).
+//! including the fact line of a 250 `MLST` reply, Unix `ls -l` lines and DOS/IIS lines of
+//! `LIST` (no RFC; the formats servers actually send), and the bare names of `NLST`.
 //!
 //! Every parser takes untrusted text and returns `None` for a line it does not understand;
 //! none of them panics (property-tested below).
@@ -9,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::listing::{parse_mdtm_time, FileKind};
+use crate::reply::Reply;
 
 /// How precise a listing's modification time is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +82,12 @@ impl ListEntry {
             unique: None,
             link_target: None,
         }
+    }
+
+    /// A directory known by its name only, such as the root or a login directory that no
+    /// listing shows.
+    pub fn directory(name: impl Into<String>) -> ListEntry {
+        ListEntry::new(name.into(), FileKind::Dir)
     }
 
     /// Whether this entry is a directory (not counting `.`/`..` entries).
@@ -346,6 +354,25 @@ pub fn parse_dos_line(line: &str) -> Option<ListEntry> {
     Some(entry)
 }
 
+/// Reads the entry of a 250 `MLST` reply (RFC 3659 §7.2.1): the first line after the
+/// opening one that starts with a space and holds facts. Its name is the path the server
+/// gave.
+pub fn parse_mlst_reply(reply: &Reply) -> Option<ListEntry> {
+    reply
+        .lines
+        .iter()
+        .skip(1)
+        .filter_map(|line| line.strip_prefix(' '))
+        .find_map(parse_mlsx_line)
+}
+
+/// The names of an `NLST` listing (RFC 959 §4.1.3): one per line, without line endings.
+pub fn parse_nlst(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect()
+}
+
 /// Parses one `LIST` line in whichever format it is (Unix first, then DOS). Returns `None`
 /// for lines that are not entries (`total 12`, blank lines, unknown formats).
 pub fn parse_list_line(line: &str, now: SystemTime) -> Option<ListEntry> {
@@ -365,6 +392,38 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn mlst_replies() {
+        use crate::reply::ReplyCode;
+        let reply = Reply::multi(
+            ReplyCode::FILE_ACTION_OK,
+            vec![
+                "Listing /a b".into(),
+                "not facts".into(),
+                " type=file;size=3;modify=20201231235959; /a b".into(),
+                "End".into(),
+            ],
+        );
+        let e = parse_mlst_reply(&reply).unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.kind, e.size),
+            ("/a b", FileKind::File, Some(3))
+        );
+        assert_eq!(e.modified, Some(at(1_609_459_199)));
+        let single = Reply::new(ReplyCode::FILE_ACTION_OK, "type=dir; /x");
+        assert_eq!(parse_mlst_reply(&single), None);
+        assert_eq!(
+            ListEntry::directory("/"),
+            parse_mlsx_line("type=dir; /").unwrap()
+        );
+    }
+
+    #[test]
+    fn nlst_names() {
+        assert_eq!(parse_nlst("a\r\nb c\nd\r\n"), vec!["a", "b c", "d"]);
+        assert_eq!(parse_nlst(""), Vec::<String>::new());
     }
 
     #[test]

@@ -161,6 +161,28 @@ pub fn quote_path(path: &str) -> String {
     format!("\"{}\"", path.replace('"', "\"\""))
 }
 
+/// Reads the path out of a 257 reply's text (`"/a ""quoted"" dir" created`): the text
+/// between the first double quote and the next one that is not doubled, with doubled
+/// quotes made single (RFC 959 Appendix II). The inverse of [`quote_path`].
+pub fn unquote_path(text: &str) -> Option<String> {
+    let start = text.find('"')? + 1;
+    let mut out = String::new();
+    let mut chars = text[start..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                out.push('"');
+            } else {
+                return Some(out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
 /// Why a reply could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplyDecodeError {
@@ -279,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn unquotes_257_paths() {
+        assert_eq!(
+            unquote_path("\"/a \"\"b\"\" c\" is current").as_deref(),
+            Some("/a \"b\" c")
+        );
+        assert_eq!(
+            unquote_path("MKD command successful: \"/new\"").as_deref(),
+            Some("/new")
+        );
+        assert_eq!(unquote_path("\"\"").as_deref(), Some(""));
+        assert_eq!(unquote_path("no quotes"), None);
+        assert_eq!(unquote_path("\"unterminated"), None);
+        assert_eq!(unquote_path("\"ends in a doubled quote\"\""), None);
+    }
+
+    #[test]
     fn decodes_multi_line() {
         let mut d = ReplyDecoder::new(100);
         assert_eq!(d.feed_line("211-Features:").unwrap(), None);
@@ -295,6 +333,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn unquote_inverts_quote(path in "\\PC{0,40}", rest in "[ -~]{0,20}") {
+            let text = format!("{} {rest}", quote_path(&path));
+            prop_assert_eq!(unquote_path(&text), Some(path));
+        }
+
+        #[test]
+        fn unquote_never_panics(text in "\\PC{0,60}") {
+            let _ = unquote_path(&text);
+        }
+
         #[test]
         fn encode_then_decode_round_trips(code in 100u16..600, lines in proptest::collection::vec("[ -~]{0,40}", 1..6)) {
             let reply = Reply::multi(ReplyCode(code), lines);
