@@ -1,47 +1,35 @@
 //! Transfers: `RETR`, `STOR`, `STOU`, `APPE`, `REST` (RFC 959 §4.1.3, RFC 3659 §5), `LIST`,
 //! `NLST` (RFC 959) and `MLSD` (RFC 3659 §7).
 //!
-//! The bytes move on a blocking thread (see [`super::pump`]) while the session task keeps
-//! answering `ABOR` and `STAT` on the control connection. A `STOR` writes to a hidden
-//! temporary file that is synced and renamed over the target only when the whole upload has
-//! arrived, so a broken upload never replaces or imitates a complete file; `APPE` and
-//! `REST`+`STOR` write in place, as resuming requires.
+//! Every transfer command starts with [`Session::prepare_transfer`], opens its file (or
+//! checks its directory), and hands a [`Job`] to [`Session::run_transfer`], which makes the
+//! data connection ([`super::connect`]) and runs the job on a blocking thread
+//! ([`super::pump`]) while the session keeps answering `ABOR` and `STAT`. A `STOR` writes to
+//! a hidden temporary file that is synced and renamed over the target only when the whole
+//! upload has arrived, so a broken upload never replaces or imitates a complete file;
+//! `APPE` and `REST`+`STOR` write in place, as resuming requires.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use ftps_proto::command::{self, Command, ListArgs, TransferType};
-use ftps_proto::line::LineEvent;
-use ftps_proto::listing::{self, FileFacts, FileKind, MlstFacts};
+use ftps_proto::command::ListArgs;
 use ftps_proto::ReplyCode;
 use tracing::{info, warn};
 
-use super::files::entry_facts;
-use super::pump::{Abort, AbortOnDrop, BlockingData};
-use super::{Flow, Result, Session};
-use crate::policy::Access;
+use super::pump::{Abort, AbortOnDrop, BlockingData, TransferError, TransferResult};
+use crate::session::control::{fs_error, Busy};
+use crate::session::listing::{send_listing, ListFormat, ListJob};
+use crate::session::state::LoggedIn;
+use crate::session::{Flow, Result, Session};
 use crate::stream::DataStream;
-use crate::vfs::{Entry, EntryKind, Root, VirtualPath, WriteMode};
+use crate::vfs::{EntryKind, Root, VirtualPath, WriteMode};
 
-/// A listing is sent in pieces of about this size.
-const LISTING_CHUNK: usize = 16 * 1024;
 /// How long ABOR waits for a stopped transfer's thread (a disk write in progress) to end.
 const ABORT_WAIT: Duration = Duration::from_secs(30);
 /// After a transfer, how long the data connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// The three listing formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ListFormat {
-    /// `LIST`: `ls -l` lines.
-    Unix,
-    /// `NLST`: names only.
-    Names,
-    /// `MLSD`: RFC 3659 facts.
-    Mlsd,
-}
 
 /// What a transfer moves.
 enum Job {
@@ -56,18 +44,6 @@ enum Job {
         commit: Commit,
     },
     List(ListJob),
-}
-
-/// What a listing sends.
-struct ListJob {
-    root: Root,
-    dir: VirtualPath,
-    args: ListArgs,
-    format: ListFormat,
-    access: Access,
-    facts: MlstFacts,
-    /// Listing a single file rather than a directory.
-    single: Option<Box<Entry>>,
 }
 
 /// How a complete upload is made durable under its name, before its `226`. The file itself
@@ -120,21 +96,9 @@ impl Drop for TempUpload {
     }
 }
 
-/// Why a transfer failed.
-pub(super) enum TransferError {
-    /// The data connection broke or the client closed it early: 426.
-    Connection(io::Error),
-    /// Nothing moved for the stall timeout: 426.
-    Stalled,
-    /// Reading or writing the file failed: 451/452/552.
-    Local(io::Error),
-}
-
-pub(super) type TransferResult = std::result::Result<u64, TransferError>;
-
 impl Session {
-    pub(super) async fn cmd_rest(&mut self, offset: u64) -> Result {
-        if self.transfer_type == TransferType::Ascii && offset > 0 {
+    pub(in crate::session) async fn cmd_rest(&mut self, offset: u64) -> Result {
+        if self.params.ascii() && offset > 0 {
             return self
                 .reply(
                     ReplyCode::PARAMETER_NOT_IMPLEMENTED,
@@ -142,7 +106,7 @@ impl Session {
                 )
                 .await;
         }
-        self.restart = offset;
+        self.params.restart = offset;
         self.reply(
             ReplyCode::PENDING_FURTHER_INFO,
             format!("Restarting at {offset}. Send STOR or RETR."),
@@ -150,54 +114,70 @@ impl Session {
         .await
     }
 
-    pub(super) async fn cmd_retr(&mut self, arg: &str) -> Result {
-        let offset = std::mem::take(&mut self.restart);
-        if let Some((code, text)) = self.data_protection_refusal() {
+    /// What every transfer command checks first: takes the `REST` offset (it applies to
+    /// this command only), then refuses a write by a read-only user (`writes`) and a
+    /// transfer the data protection policy forbids. A refusal closes any pending data
+    /// connection. `None`: refused, and the refusal replied.
+    async fn prepare_transfer(&mut self, user: &LoggedIn, writes: bool) -> Result<Option<u64>> {
+        let offset = std::mem::take(&mut self.params.restart);
+        if writes && !self.check_write(user).await? {
             self.drop_data();
-            return self.reply(code, text).await;
+            return Ok(None);
         }
-        let Some((root, path)) = self.resolve(arg) else {
+        if !self.security.data_private() && self.shared.config.tls.require_for_data {
+            self.drop_data();
+            self.reply(
+                ReplyCode::PROTECTION_REQUIRED,
+                "Data connections must be protected: send PBSZ 0 and PROT P.",
+            )
+            .await?;
+            return Ok(None);
+        }
+        Ok(Some(offset))
+    }
+
+    pub(in crate::session) async fn cmd_retr(&mut self, user: &LoggedIn, arg: &str) -> Result {
+        let Some(offset) = self.prepare_transfer(user, false).await? else {
             return Ok(Flow::Continue);
         };
-        let file = match root.open_read(&path, offset).await {
+        let path = user.path(arg);
+        let file = match user.root().open_read(&path, offset).await {
             Ok(f) => f.into_std().await,
             Err(e) => {
                 self.drop_data();
-                return self.reply_open_error("RETR", &path, offset, &e).await;
+                return self.reply_open_error(user, "RETR", &path, offset, &e).await;
             }
         };
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let ascii = self.transfer_type == TransferType::Ascii;
+        let ascii = self.params.ascii();
         let opening = format!(
             "Opening {} mode data connection for {} ({} bytes).",
             if ascii { "ASCII" } else { "BINARY" },
             path,
             size.saturating_sub(offset)
         );
-        self.run_transfer(Job::Send { file, ascii }, opening, "RETR", &path)
+        self.run_transfer(user, Job::Send { file, ascii }, opening, "RETR", &path)
             .await
     }
 
     /// `STOR` (`append` false) and `APPE` (`append` true).
-    pub(super) async fn cmd_store(&mut self, arg: &str, append: bool) -> Result {
-        let offset = std::mem::take(&mut self.restart);
-        if !self.check_write().await? {
-            self.drop_data();
-            return Ok(Flow::Continue);
-        }
-        if let Some((code, text)) = self.data_protection_refusal() {
-            self.drop_data();
-            return self.reply(code, text).await;
-        }
-        let Some((root, path)) = self.resolve(arg) else {
+    pub(in crate::session) async fn cmd_store(
+        &mut self,
+        user: &LoggedIn,
+        arg: &str,
+        append: bool,
+    ) -> Result {
+        let Some(offset) = self.prepare_transfer(user, true).await? else {
             return Ok(Flow::Continue);
         };
+        let path = user.path(arg);
         if path.is_root() {
             self.drop_data();
             return self
                 .reply(ReplyCode::FILE_UNAVAILABLE, "Is a directory.")
                 .await;
         }
+        let root = user.root();
         let opened = if append || offset > 0 {
             let mode = if append {
                 WriteMode::Append
@@ -226,126 +206,94 @@ impl Session {
             Ok(pair) => pair,
             Err(e) => {
                 self.drop_data();
-                return self.reply_open_error("STOR", &path, offset, &e).await;
+                return self.reply_open_error(user, "STOR", &path, offset, &e).await;
             }
         };
         let file = file.into_std().await;
-        let ascii = self.transfer_type == TransferType::Ascii;
+        let ascii = self.params.ascii();
         let opening = format!(
             "Opening {} mode data connection for {}.",
             if ascii { "ASCII" } else { "BINARY" },
             path
         );
         let verb = if append { "APPE" } else { "STOR" };
-        self.run_transfer(
-            Job::Receive {
-                file,
-                ascii,
-                commit,
-            },
-            opening,
-            verb,
-            &path,
-        )
-        .await
+        let job = Job::Receive {
+            file,
+            ascii,
+            commit,
+        };
+        self.run_transfer(user, job, opening, verb, &path).await
     }
 
     /// `STOU`: stores under a new name in the working directory, announced as
     /// `150 FILE: name` (RFC 1123 §4.1.2.9). A failed upload leaves no file behind.
-    pub(super) async fn cmd_stou(&mut self) -> Result {
-        self.restart = 0;
-        if !self.check_write().await? {
-            self.drop_data();
+    pub(in crate::session) async fn cmd_stou(&mut self, user: &LoggedIn) -> Result {
+        if self.prepare_transfer(user, true).await?.is_none() {
             return Ok(Flow::Continue);
         }
-        if let Some((code, text)) = self.data_protection_refusal() {
-            self.drop_data();
-            return self.reply(code, text).await;
-        }
-        let Some((root, _)) = self.resolve(".") else {
-            return Ok(Flow::Continue);
-        };
-        let (file, path) = match self.create_unique(&root).await {
+        let (file, path) = match create_unique(user).await {
             Ok(pair) => pair,
             Err(e) => {
                 self.drop_data();
-                let cwd = self
-                    .resolve(".")
-                    .map(|(_, p)| p)
-                    .unwrap_or_else(VirtualPath::root);
-                return self.reply_fs_error("STOU", &cwd, &e).await;
+                return self.reply_fs_error("STOU", &user.path("."), &e).await;
             }
         };
         let name = path.file_name().unwrap_or_default().to_string();
         let commit = TempUpload {
-            root,
+            root: user.root().clone(),
             temp: path.clone(),
             target: None,
             committed: false,
         };
         let job = Job::Receive {
             file,
-            ascii: self.transfer_type == TransferType::Ascii,
+            ascii: self.params.ascii(),
             commit: Commit::Publish(commit),
         };
-        self.run_transfer(job, format!("FILE: {name}"), "STOU", &path)
+        self.run_transfer(user, job, format!("FILE: {name}"), "STOU", &path)
             .await
-    }
-
-    /// Creates a new, empty file with a name nobody uses in the working directory.
-    async fn create_unique(&self, root: &Root) -> io::Result<(std::fs::File, VirtualPath)> {
-        let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free name");
-        for _ in 0..16 {
-            let Some((_, path)) = self.resolve(&format!("ftpsd.{:016x}", rand::random::<u64>()))
-            else {
-                break;
-            };
-            match root.open_write(&path, WriteMode::CreateNew).await {
-                Ok(file) => return Ok((file.into_std().await, path)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last)
     }
 
     /// An open failure; an offset past the end of the file is RFC 3659's 554.
     async fn reply_open_error(
         &mut self,
+        user: &LoggedIn,
         verb: &str,
         path: &VirtualPath,
         offset: u64,
         e: &io::Error,
     ) -> Result {
-        if offset > 0 && e.kind() == io::ErrorKind::InvalidInput {
-            if let Some((root, _)) = self.resolve(".") {
-                if root
-                    .metadata(path)
-                    .await
-                    .is_ok_and(|m| m.kind == EntryKind::File)
-                {
-                    return self
-                        .reply(
-                            ReplyCode::INVALID_REST,
-                            "Restart offset is beyond the end of the file.",
-                        )
-                        .await;
-                }
-            }
+        if offset > 0
+            && e.kind() == io::ErrorKind::InvalidInput
+            && user
+                .root()
+                .metadata(path)
+                .await
+                .is_ok_and(|m| m.kind == EntryKind::File)
+        {
+            return self
+                .reply(
+                    ReplyCode::INVALID_REST,
+                    "Restart offset is beyond the end of the file.",
+                )
+                .await;
         }
         self.reply_fs_error(verb, path, e).await
     }
 
-    pub(super) async fn cmd_list(&mut self, args: ListArgs, format: ListFormat) -> Result {
-        self.restart = 0;
-        if let Some((code, text)) = self.data_protection_refusal() {
-            self.drop_data();
-            return self.reply(code, text).await;
-        }
-        let arg = args.path.clone().unwrap_or_else(|| ".".into());
-        let Some((root, path)) = self.resolve(&arg) else {
+    /// `LIST`, `NLST` and `MLSD`: a listing of a directory (or, but for `MLSD`, of one file)
+    /// over the data connection.
+    pub(in crate::session) async fn cmd_list(
+        &mut self,
+        user: &LoggedIn,
+        args: ListArgs,
+        format: ListFormat,
+    ) -> Result {
+        if self.prepare_transfer(user, false).await?.is_none() {
             return Ok(Flow::Continue);
-        };
+        }
+        let path = user.path(args.path.as_deref().unwrap_or("."));
+        let root = user.root();
         let entry = match root.metadata(&path).await {
             Ok(e) => e,
             Err(e) => {
@@ -364,12 +312,12 @@ impl Session {
             Some(Box::new(entry))
         };
         let job = Job::List(ListJob {
-            root,
+            root: root.clone(),
             dir: path.clone(),
             args,
             format,
-            access: self.access(),
-            facts: self.mlst_facts,
+            access: user.access(),
+            facts: self.params.mlst_facts,
             single,
         });
         let opening = format!("Opening ASCII mode data connection for the listing of {path}.");
@@ -378,27 +326,22 @@ impl Session {
             ListFormat::Names => "NLST",
             ListFormat::Mlsd => "MLSD",
         };
-        self.run_transfer(job, opening, verb, &path).await
+        self.run_transfer(user, job, opening, verb, &path).await
     }
 
-    /// Opens the data connection, runs the job while answering ABOR and STAT, and sends the
+    /// Makes the data connection, runs the job while answering ABOR and STAT, and sends the
     /// final reply.
     async fn run_transfer(
         &mut self,
+        user: &LoggedIn,
         job: Job,
         opening: String,
         verb: &'static str,
         path: &VirtualPath,
     ) -> Result {
-        let tcp = match self.open_data().await {
-            Ok(tcp) => tcp,
-            Err((code, text)) => return self.reply(code, text).await,
-        };
-        self.reply(ReplyCode::FILE_STATUS_OK, opening).await?;
         let upload = matches!(job, Job::Receive { .. });
-        let data = match self.secure_data(tcp, upload).await {
-            Ok(data) => data,
-            Err((code, text)) => return self.reply(code, text).await,
+        let Some(data) = self.connect_data(user, opening, upload).await? else {
+            return Ok(Flow::Continue);
         };
         // For the log: whether the data connection resumed a TLS session (see `crate::tls`).
         let data_tls = match data.tls_state().map(|tls| tls.handshake_kind()) {
@@ -411,39 +354,16 @@ impl Session {
         let started = Instant::now();
         let abort = Arc::new(Abort::default());
         let mut work = Box::pin(job.run(data, progress.clone(), stall, abort.clone()));
-        enum Outcome {
-            Done(TransferResult),
-            Aborted,
-            ControlLost,
-        }
-        let outcome = loop {
-            tokio::select! {
-                result = &mut work => break Outcome::Done(result),
-                // Past the bound the connection is not read until the transfer ends.
-                event = self.read_event(), if self.queued.len() < super::MAX_QUEUED_LINES => match event {
-                    Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
-                        Ok(Command::Abor) => break Outcome::Aborted,
-                        Ok(Command::Stat(None)) => {
-                            let done = progress.load(Ordering::Relaxed);
-                            self.reply(
-                                ReplyCode::FILE_STATUS,
-                                format!("{verb} {path} in progress: {done} bytes transferred."),
-                            )
-                            .await?;
-                        }
-                        // Everything else waits for the transfer's final reply, in order.
-                        _ => self.queued.push_back(LineEvent::Line(line)),
-                    },
-                    Ok(Some(event)) => self.queued.push_back(event),
-                    Ok(None) | Err(_) => break Outcome::ControlLost,
-                },
-            }
+        let status = || {
+            let done = progress.load(Ordering::Relaxed);
+            format!("{verb} {path} in progress: {done} bytes transferred.")
         };
+        let outcome = self.while_busy(&mut work, status).await?;
         let bytes = progress.load(Ordering::Relaxed);
         let secs = started.elapsed().as_secs_f64();
         let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
         match outcome {
-            Outcome::Done(Ok(bytes)) => {
+            Busy::Done(Ok(bytes)) => {
                 info!(command = verb, path = %path, bytes, secs = format!("{secs:.3}"), mib_per_s = format!("{rate:.1}"), data_tls, "transfer complete");
                 self.reply(
                     ReplyCode::TRANSFER_COMPLETE,
@@ -451,7 +371,7 @@ impl Session {
                 )
                 .await
             }
-            Outcome::Done(Err(e)) => {
+            Busy::Done(Err(e)) => {
                 let (code, text) = match &e {
                     TransferError::Connection(err) => {
                         info!(command = verb, path = %path, bytes, error = %err, "transfer failed: data connection");
@@ -470,7 +390,7 @@ impl Session {
                     }
                     TransferError::Local(err) => {
                         warn!(command = verb, path = %path, bytes, error = %err, "transfer failed: local error");
-                        let (code, text) = super::fs_error(err);
+                        let (code, text) = fs_error(err);
                         let code = if code == ReplyCode::FILE_UNAVAILABLE {
                             ReplyCode::LOCAL_ERROR
                         } else {
@@ -481,7 +401,7 @@ impl Session {
                 };
                 self.reply(code, text).await
             }
-            Outcome::Aborted => {
+            Busy::Aborted => {
                 // Stop the transfer and wait for its thread, so that nothing is written to
                 // the file after the replies (a client may resume at once).
                 abort.trigger();
@@ -496,12 +416,26 @@ impl Session {
                 self.reply(ReplyCode::TRANSFER_COMPLETE, "ABOR successful.")
                     .await
             }
-            Outcome::ControlLost => {
+            Busy::ControlLost => {
                 info!(command = verb, path = %path, bytes, "control connection lost during transfer");
                 Ok(Flow::Close)
             }
         }
     }
+}
+
+/// Creates a new, empty file with a name nobody uses in the working directory.
+async fn create_unique(user: &LoggedIn) -> io::Result<(std::fs::File, VirtualPath)> {
+    let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free name");
+    for _ in 0..16 {
+        let path = user.path(&format!("ftpsd.{:016x}", rand::random::<u64>()));
+        match user.root().open_write(&path, WriteMode::CreateNew).await {
+            Ok(file) => return Ok((file.into_std().await, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 impl Job {
@@ -571,139 +505,4 @@ async fn linger(socket: std::net::TcpStream) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
-}
-
-/// Sends a listing, produced as it goes; runs on the transfer's blocking thread.
-fn send_listing(conn: &mut BlockingData, job: ListJob, progress: &AtomicU64) -> TransferResult {
-    let ListJob {
-        root,
-        dir,
-        args,
-        format,
-        access,
-        facts,
-        single,
-    } = job;
-    let now = SystemTime::now();
-    let mut buf = Vec::with_capacity(LISTING_CHUNK + 1024);
-    let mut total = 0u64;
-    let mut failed = None;
-    let mut emit = |line: String, buf: &mut Vec<u8>| -> bool {
-        buf.extend_from_slice(line.as_bytes());
-        buf.extend_from_slice(b"\r\n");
-        if buf.len() >= LISTING_CHUNK {
-            if let Err(e) = conn.write_data(buf) {
-                failed = Some(e);
-                return false;
-            }
-            total += buf.len() as u64;
-            progress.store(total, Ordering::Relaxed);
-            buf.clear();
-        }
-        true
-    };
-    if let Some(entry) = single {
-        let line = match format {
-            ListFormat::Names => args.path.clone().unwrap_or_default(),
-            _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
-        };
-        emit(line, &mut buf);
-    } else {
-        if format == ListFormat::Mlsd {
-            for (name, kind) in [(".", FileKind::CurrentDir), ("..", FileKind::ParentDir)] {
-                if kind == FileKind::ParentDir && dir.is_root() {
-                    continue;
-                }
-                let target = if kind == FileKind::CurrentDir {
-                    dir.clone()
-                } else {
-                    dir.parent()
-                };
-                if let Ok(entry) = root.metadata_blocking(&target) {
-                    let mut f = entry_facts(&entry, access);
-                    f.kind = kind;
-                    f.name = name.into();
-                    emit(listing::mlsx_line(&f, facts), &mut buf);
-                }
-            }
-        }
-        let prefix = match (&args.path, format) {
-            (Some(p), ListFormat::Names) => Some(p.trim_end_matches('/').to_string()),
-            _ => None,
-        };
-        root.for_each_entry_blocking(&dir, |entry| {
-            let hidden = entry.name.as_encoded_bytes().starts_with(b".");
-            if hidden && !args.all() {
-                return true;
-            }
-            let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
-            emit(line, &mut buf)
-        })
-        .map_err(TransferError::Local)?;
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    conn.write_data(&buf)?;
-    total += buf.len() as u64;
-    progress.store(total, Ordering::Relaxed);
-    Ok(total)
-}
-
-/// One listing line for an entry.
-fn format_entry(
-    entry: &Entry,
-    format: ListFormat,
-    access: Access,
-    facts: MlstFacts,
-    now: SystemTime,
-    prefix: Option<&str>,
-) -> String {
-    let f: FileFacts = entry_facts(entry, access);
-    match format {
-        ListFormat::Unix => listing::unix_line(&f, now),
-        ListFormat::Mlsd => listing::mlsx_line(&f, facts),
-        ListFormat::Names => match prefix {
-            Some(p) if p != "." => format!("{p}/{}", f.name),
-            _ => f.name,
-        },
-    }
-}
-
-/// A bounded listing held in memory, for `STAT path` over the control connection.
-pub(crate) fn listing_lines(
-    root: &Root,
-    path: &VirtualPath,
-    args: &ListArgs,
-    access: Access,
-    max: usize,
-) -> io::Result<Vec<String>> {
-    let now = SystemTime::now();
-    let entry = root.metadata_blocking(path)?;
-    if entry.kind != EntryKind::Dir {
-        return Ok(vec![format_entry(
-            &entry,
-            ListFormat::Unix,
-            access,
-            MlstFacts::ALL,
-            now,
-            None,
-        )]);
-    }
-    let mut lines = Vec::new();
-    root.for_each_entry_blocking(path, |entry| {
-        if entry.name.as_encoded_bytes().starts_with(b".") && !args.all() {
-            return true;
-        }
-        lines.push(format_entry(
-            &entry,
-            ListFormat::Unix,
-            access,
-            MlstFacts::ALL,
-            now,
-            None,
-        ));
-        lines.len() < max
-    })?;
-    Ok(lines)
 }

@@ -1,0 +1,183 @@
+//! The control connection's input and output: reading command lines, writing replies, and
+//! waiting for work that runs beside it (a transfer, a digest) while still answering `ABOR`
+//! and `STAT` (RFC 959 §4.1.3, §5.4).
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use ftps_proto::command::{self, Command};
+use ftps_proto::line::LineEvent;
+use ftps_proto::{Reply, ReplyCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{debug, warn};
+
+use super::{Flow, Result, Session, MAX_LINE, MAX_QUEUED_LINES};
+use crate::vfs::VirtualPath;
+
+/// What ended the wait for work running beside the control connection.
+pub(super) enum Busy<T> {
+    /// The work ended by itself, with this output.
+    Done(T),
+    /// The client sent `ABOR`: the caller stops the work and replies.
+    Aborted,
+    /// The control connection closed or failed.
+    ControlLost,
+}
+
+impl Session {
+    /// Reads until one line (or an over-long line) is complete. Cancel-safe: bytes are moved
+    /// into the decoder only once a read has completed.
+    pub(super) async fn read_event(&mut self) -> io::Result<Option<LineEvent>> {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(event) = self.decoder.next_event() {
+                return Ok(Some(event));
+            }
+            let n = self.control.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    /// Waits for `work` while reading the control connection: `STAT` is answered at once
+    /// with `status()` (213), `ABOR` and a lost connection end the wait, and every other line
+    /// is queued to run after the work's final reply, in order. Past [`MAX_QUEUED_LINES`] the
+    /// connection is not read until the work ends.
+    ///
+    /// A reply is written only once `select!` has chosen its branch, never inside a future
+    /// it could cancel, so no reply is ever half-written; `work` is only borrowed, so it
+    /// survives every turn of the loop and the caller decides how to stop it.
+    pub(super) async fn while_busy<F: Future + Unpin>(
+        &mut self,
+        work: &mut F,
+        status: impl Fn() -> String,
+    ) -> io::Result<Busy<F::Output>> {
+        loop {
+            tokio::select! {
+                output = &mut *work => return Ok(Busy::Done(output)),
+                event = self.read_event(), if self.queued.len() < MAX_QUEUED_LINES => match event {
+                    Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
+                        Ok(Command::Abor) => return Ok(Busy::Aborted),
+                        Ok(Command::Stat(None)) => {
+                            self.reply(ReplyCode::FILE_STATUS, status()).await?;
+                        }
+                        // Everything else waits for the work's final reply, in order.
+                        _ => self.queued.push_back(LineEvent::Line(line)),
+                    },
+                    Ok(Some(event)) => self.queued.push_back(event),
+                    Ok(None) | Err(_) => return Ok(Busy::ControlLost),
+                },
+            }
+        }
+    }
+
+    /// An over-long command line: 500, and the connection closed after too many.
+    pub(super) async fn too_long(&mut self) -> Result {
+        self.bad_lines += 1;
+        warn!(count = self.bad_lines, "command line over {MAX_LINE} bytes");
+        if self.bad_lines >= self.config().limits.max_bad_lines {
+            self.close_with(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Too many over-long command lines; closing connection.",
+            )
+            .await;
+            return Ok(Flow::Close);
+        }
+        self.reply(
+            ReplyCode::SYNTAX_ERROR,
+            format!("Command line too long (limit {MAX_LINE} bytes)."),
+        )
+        .await
+    }
+
+    /// Sends one reply and flushes it.
+    pub(super) async fn reply(&mut self, code: ReplyCode, text: impl Into<String>) -> Result {
+        self.send(Reply::new(code, text)).await
+    }
+
+    /// Sends a prepared (possibly multi-line) reply. A client that does not take it within
+    /// `timeouts.reply_write` ends the session (an error), instead of holding it forever.
+    pub(super) async fn send(&mut self, reply: Reply) -> Result {
+        debug!(reply = %reply, "reply");
+        let bytes = reply.to_bytes();
+        let limit = Duration::from_secs(self.config().timeouts.reply_write);
+        let write = async {
+            self.control.write_all(&bytes).await?;
+            self.control.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client does not read its replies",
+                ))
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Sends a final reply and closes the connection, ignoring write errors.
+    pub(super) async fn close_with(&mut self, code: ReplyCode, text: &str) {
+        let _ = self.reply(code, text).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
+    }
+
+    /// Replies for a failed file-system operation, logging unexpected errors.
+    pub(super) async fn reply_fs_error(
+        &mut self,
+        op: &str,
+        path: &VirtualPath,
+        e: &io::Error,
+    ) -> Result {
+        let (code, text) = fs_error(e);
+        if code == ReplyCode::LOCAL_ERROR {
+            warn!(op, path = %path, error = %e, "file system error");
+        }
+        self.reply(code, text).await
+    }
+}
+
+/// The reply for a failed file-system operation. The text never includes host paths.
+pub(super) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
+    use io::ErrorKind::*;
+    // ELOOP (a symbolic link loop) has no stable ErrorKind.
+    if e.raw_os_error() == Some(libc_eloop()) {
+        return (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Too many levels of symbolic links.",
+        );
+    }
+    match e.kind() {
+        NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory."),
+        PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied."),
+        AlreadyExists => (ReplyCode::FILE_UNAVAILABLE, "File exists."),
+        DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty."),
+        IsADirectory => (ReplyCode::FILE_UNAVAILABLE, "Is a directory."),
+        NotADirectory => (ReplyCode::FILE_UNAVAILABLE, "Not a directory."),
+        InvalidInput => (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Not a regular file, or invalid offset.",
+        ),
+        InvalidFilename => (ReplyCode::BAD_FILE_NAME, "File name not allowed."),
+        StorageFull => (
+            ReplyCode::INSUFFICIENT_STORAGE,
+            "Insufficient storage space.",
+        ),
+        QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Disk quota exceeded."),
+        FileTooLarge => (ReplyCode::EXCEEDED_STORAGE, "File too large."),
+        _ => (ReplyCode::LOCAL_ERROR, "Local error in processing."),
+    }
+}
+
+/// ELOOP on Linux and most Unixes (40 on Linux; 62 on the BSDs and macOS).
+const fn libc_eloop() -> i32 {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        40
+    } else {
+        62
+    }
+}
