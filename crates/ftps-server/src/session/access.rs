@@ -12,7 +12,6 @@ use super::state::{ControlSecurity, LoggedIn, Login};
 use super::{canonical_ip, Flow, Result, Session};
 use crate::certid::CertIdentity;
 use crate::limits::{Refusal, UserKey};
-use crate::stream::MaybeTls;
 use crate::tls::UserBinding;
 use crate::users::AuthenticatedUser;
 
@@ -60,7 +59,7 @@ impl Session {
             .and_then(|chain| chain.first())
             .map(|cert| cert.clone().into_owned());
         self.security = ControlSecurity::tls(tls, client_cert);
-        self.control = MaybeTls::Tls(Box::new(stream));
+        self.control.secured(stream);
         Ok(())
     }
 
@@ -104,7 +103,7 @@ impl Session {
         }
         // Bytes pipelined behind AUTH were sent in the clear: executing them inside TLS is
         // the STARTTLS command-injection bug (CVE-2011-0411 class). Refuse and close.
-        if self.decoder.has_buffered() {
+        if self.control.has_pipelined() {
             warn!("data pipelined after AUTH; closing (possible command injection)");
             self.close_with(
                 ReplyCode::BAD_SEQUENCE,
@@ -206,7 +205,7 @@ impl Session {
                 )
                 .await;
         }
-        if self.decoder.has_buffered() {
+        if self.control.has_pipelined() {
             warn!("data pipelined after CCC; closing");
             self.close_with(
                 ReplyCode::BAD_SEQUENCE,
@@ -236,8 +235,7 @@ impl Session {
     /// Anything the client sent inside TLS after CCC is discarded.
     async fn end_control_tls(&mut self) -> std::io::Result<()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let MaybeTls::Tls(mut stream) = std::mem::replace(&mut self.control, MaybeTls::Closed)
-        else {
+        let Some(mut stream) = self.control.take_tls() else {
             return Err(std::io::Error::other("TLS is not on"));
         };
         stream.get_mut().1.send_close_notify();
@@ -260,8 +258,7 @@ impl Session {
         }
         // Whatever followed the client's close_notify is still in the socket: plaintext.
         tcp.set_records(false);
-        self.decoder.clear();
-        self.control = MaybeTls::Plain(tcp);
+        self.control.unsecured(tcp);
         self.security.end_control_tls();
         Ok(())
     }

@@ -1,18 +1,22 @@
-//! The control connection's input and output: reading command lines, writing replies, and
-//! waiting for work that runs beside it (a transfer, a digest) while still answering `ABOR`
-//! and `STAT` (RFC 959 §4.1.3, §5.4).
+//! The control connection's input and output ([`Control`]): reading command lines,
+//! writing replies, and waiting for work that runs beside it (a transfer, a digest) while
+//! still answering `ABOR` and `STAT` (RFC 959 §4.1.3, §5.4).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 
 use ftps_proto::command::{self, Command};
-use ftps_proto::line::LineEvent;
+use ftps_proto::line::{LineDecoder, LineEvent};
 use ftps_proto::{Reply, ReplyCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
 
 use super::{Flow, Result, Session, MAX_LINE, MAX_QUEUED_LINES};
+use crate::stream::{ControlStream, MaybeTls, RecordReader};
 use crate::vfs::VirtualPath;
 
 /// What ended the wait for work running beside the control connection.
@@ -25,7 +29,43 @@ pub(super) enum Busy<T> {
     ControlLost,
 }
 
-impl Session {
+/// The control connection: its stream (plain or TLS), the command lines read from it and
+/// not yet run, and the writing of replies.
+pub(super) struct Control {
+    stream: ControlStream,
+    decoder: LineDecoder,
+    /// Lines received during a transfer, to run after it.
+    queued: VecDeque<LineEvent>,
+    /// How long a client may take to accept a reply (`timeouts.reply_write`).
+    reply_write: Duration,
+}
+
+impl Control {
+    /// A connection as accepted, before any command.
+    pub(super) fn new(stream: ControlStream, reply_write: Duration) -> Control {
+        Control {
+            stream,
+            decoder: LineDecoder::new(MAX_LINE),
+            queued: VecDeque::new(),
+            reply_write,
+        }
+    }
+
+    /// The oldest line received while earlier work ran, to run now.
+    pub(super) fn next_queued(&mut self) -> Option<LineEvent> {
+        self.queued.pop_front()
+    }
+
+    /// Frees the line buffer's spare memory while the session waits for a command.
+    pub(super) fn shrink(&mut self) {
+        self.decoder.shrink();
+    }
+
+    /// Whether bytes after the current command line have already arrived (pipelined).
+    pub(super) fn has_pipelined(&self) -> bool {
+        self.decoder.has_buffered()
+    }
+
     /// Reads until one line (or an over-long line) is complete. Cancel-safe: bytes are moved
     /// into the decoder only once a read has completed.
     pub(super) async fn read_event(&mut self) -> io::Result<Option<LineEvent>> {
@@ -34,12 +74,76 @@ impl Session {
             if let Some(event) = self.decoder.next_event() {
                 return Ok(Some(event));
             }
-            let n = self.control.read(&mut buf).await?;
+            let n = self.stream.read(&mut buf).await?;
             if n == 0 {
                 return Ok(None);
             }
             self.decoder.push(&buf[..n]);
         }
+    }
+
+    /// Sends a prepared (possibly multi-line) reply and flushes it. A client that does not
+    /// take it within `timeouts.reply_write` ends the session (an error), instead of holding
+    /// it forever.
+    pub(super) async fn send(&mut self, reply: Reply) -> io::Result<()> {
+        debug!(reply = %reply, "reply");
+        let bytes = reply.to_bytes();
+        let write = async {
+            self.stream.write_all(&bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.reply_write, write).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client does not read its replies",
+            )),
+        }
+    }
+
+    /// Ends the connection: close_notify under TLS, then FIN.
+    pub(super) async fn shutdown(&mut self) -> io::Result<()> {
+        self.stream.shutdown().await
+    }
+
+    /// The rustls connection state, when TLS is on.
+    pub(super) fn tls_state(&self) -> Option<&rustls::ServerConnection> {
+        self.stream.tls_state()
+    }
+
+    /// Queues `count` fresh TLS 1.3 session tickets, sent ahead of the next reply (none on
+    /// a plain or TLS 1.2 connection).
+    pub(super) fn queue_tls13_tickets(&mut self, count: usize) {
+        self.stream.queue_tls13_tickets(count);
+    }
+
+    /// Takes the plain stream out for a TLS handshake, leaving the connection closed until
+    /// [`secured`](Self::secured).
+    pub(super) fn take_plain(&mut self) -> Option<RecordReader<TcpStream>> {
+        self.stream.take_plain()
+    }
+
+    /// Continues over TLS after the handshake.
+    pub(super) fn secured(&mut self, stream: TlsStream<RecordReader<TcpStream>>) {
+        self.stream = MaybeTls::Tls(Box::new(stream));
+    }
+
+    /// Takes the TLS stream out to end TLS (`CCC`), leaving the connection closed until
+    /// [`unsecured`](Self::unsecured).
+    pub(super) fn take_tls(&mut self) -> Option<Box<TlsStream<RecordReader<TcpStream>>>> {
+        match std::mem::replace(&mut self.stream, MaybeTls::Closed) {
+            MaybeTls::Tls(stream) => Some(stream),
+            other => {
+                self.stream = other;
+                None
+            }
+        }
+    }
+
+    /// Continues in the clear after `CCC`; whatever was read inside TLS is discarded.
+    pub(super) fn unsecured(&mut self, tcp: RecordReader<TcpStream>) {
+        self.decoder.clear();
+        self.stream = MaybeTls::Plain(tcp);
     }
 
     /// Waits for `work` while reading the control connection: `STAT` is answered at once
@@ -62,7 +166,7 @@ impl Session {
                     Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
                         Ok(Command::Abor) => return Ok(Busy::Aborted),
                         Ok(Command::Stat(None)) => {
-                            self.reply(ReplyCode::FILE_STATUS, status()).await?;
+                            self.send(Reply::new(ReplyCode::FILE_STATUS, status())).await?;
                         }
                         // Everything else waits for the work's final reply, in order.
                         _ => self.queued.push_back(LineEvent::Line(line)),
@@ -73,7 +177,9 @@ impl Session {
             }
         }
     }
+}
 
+impl Session {
     /// An over-long command line: 500, and the connection closed after too many.
     pub(super) async fn too_long(&mut self) -> Result {
         self.bad_lines += 1;
@@ -98,25 +204,9 @@ impl Session {
         self.send(Reply::new(code, text)).await
     }
 
-    /// Sends a prepared (possibly multi-line) reply. A client that does not take it within
-    /// `timeouts.reply_write` ends the session (an error), instead of holding it forever.
+    /// Sends a prepared (possibly multi-line) reply (see [`Control::send`]).
     pub(super) async fn send(&mut self, reply: Reply) -> Result {
-        debug!(reply = %reply, "reply");
-        let bytes = reply.to_bytes();
-        let limit = Duration::from_secs(self.config().timeouts.reply_write);
-        let write = async {
-            self.control.write_all(&bytes).await?;
-            self.control.flush().await
-        };
-        match tokio::time::timeout(limit, write).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client does not read its replies",
-                ))
-            }
-        }
+        self.control.send(reply).await?;
         Ok(Flow::Continue)
     }
 

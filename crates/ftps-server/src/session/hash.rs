@@ -63,7 +63,7 @@ impl Session {
             let done = progress.load(Ordering::Relaxed);
             format!("HASH {path} in progress: {done} bytes read.")
         };
-        match self.while_busy(&mut digest, status).await? {
+        match self.control.while_busy(&mut digest, status).await? {
             Busy::Done(result) => match result.map_err(io::Error::other)? {
                 Ok((size, hex)) => {
                     let text = hash::hash_reply(algorithm, size, &hex, arg);

@@ -27,14 +27,13 @@ mod rein;
 mod site;
 mod state;
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ftps_proto::command::{self, Command, ProtectionLevel};
-use ftps_proto::line::{LineDecoder, LineEvent};
+use ftps_proto::line::LineEvent;
 use ftps_proto::{Reply, ReplyCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -43,6 +42,7 @@ use tracing::{debug, info, warn};
 use crate::context::{ListenerContext, Shared, VirtualHost};
 use crate::limits::SessionPermit;
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
+use control::Control;
 use data::DataSetup;
 use listing::ListFormat;
 use state::{ControlSecurity, LoggedIn, Login, TransferParams};
@@ -75,14 +75,12 @@ pub(crate) struct Session {
     first_command: bool,
     /// The virtual host chosen by HOST or by the TLS server name.
     vhost: Option<Arc<VirtualHost>>,
-    control: ControlStream,
+    control: Control,
     /// What protects the control connection and the data channel.
     security: ControlSecurity,
     peer: SocketAddr,
     local: SocketAddr,
-    decoder: LineDecoder,
-    /// Lines received during a transfer, to run after it.
-    queued: VecDeque<LineEvent>,
+    /// Over-long command lines received so far.
     bad_lines: u32,
     login: Login,
     /// What commands set for the commands after them; back to the defaults at `REIN`.
@@ -222,6 +220,7 @@ impl Session {
         peer: SocketAddr,
         local: SocketAddr,
     ) -> Session {
+        let reply_write = Duration::from_secs(shared.config.timeouts.reply_write);
         Session {
             login_deadline: login_deadline(&shared),
             shared,
@@ -229,12 +228,10 @@ impl Session {
             permit,
             first_command: true,
             vhost: None,
-            control,
+            control: Control::new(control, reply_write),
             security: ControlSecurity::Clear,
             peer,
             local,
-            decoder: LineDecoder::new(MAX_LINE),
-            queued: VecDeque::new(),
             bad_lines: 0,
             login: Login::Anonymous,
             params: TransferParams::default(),
@@ -269,7 +266,7 @@ impl Session {
     /// Waits for the next command line, answering timeouts and shutdown itself.
     /// `None`: the connection is over.
     async fn next_command(&mut self) -> io::Result<Option<LineEvent>> {
-        if let Some(event) = self.queued.pop_front() {
+        if let Some(event) = self.control.next_queued() {
             return Ok(Some(event));
         }
         let timeouts = &self.config().timeouts;
@@ -285,7 +282,7 @@ impl Session {
                 .await;
             return Ok(None);
         }
-        self.decoder.shrink();
+        self.control.shrink();
         /// Why the wait for a command ended.
         enum Wake {
             Event(io::Result<Option<LineEvent>>),
@@ -298,7 +295,7 @@ impl Session {
             let mut shutdown = self.shared.shutdown.clone();
             let reloads = self.login.user().map(LoggedIn::reloads);
             tokio::select! {
-                event = tokio::time::timeout_at(deadline, self.read_event()) => break match event {
+                event = tokio::time::timeout_at(deadline, self.control.read_event()) => break match event {
                     Ok(event) => Wake::Event(event),
                     Err(_) => Wake::TimedOut,
                 },

@@ -1,16 +1,18 @@
 //! The data path, in one place: how the next data connection will be made ([`setup`]:
-//! `PASV`, `EPSV`, `PORT`, `EPRT`), making and securing it ([`connect`]), the transfer
-//! command and its job ([`job`]: `RETR`, `STOR`, `APPE`, `STOU`, `REST` and the listings),
-//! and the blocking thread that moves the bytes ([`pump`]).
+//! `PASV`, `EPSV`, `PORT`, `EPRT`), the transfer commands ([`transfer`]: `RETR`, `STOR`,
+//! `APPE`, `STOU`, `REST` and the listings), making and securing the connection
+//! ([`connect`]), the job that runs the transfer and commits an upload ([`job`]), and the
+//! blocking thread that moves the bytes ([`pump`]).
 //!
-//! A download goes `job` (checks, opens the file) → `connect` (accept or connect, `150`,
-//! TLS) → `pump` (on its own thread, while the session answers `ABOR` and `STAT`) → `job`
-//! (the final reply).
+//! A download enters each once: `transfer` (checks, opens the file, final reply) →
+//! `connect` (accept or connect, `150`, TLS) → `job` (polled while the session answers
+//! `ABOR` and `STAT`, it hands the connection to a blocking thread) → `pump` (the bytes).
 
 mod connect;
 mod job;
 pub(super) mod pump;
 mod setup;
+mod transfer;
 
 use ftps_proto::ReplyCode;
 use tokio::net::TcpListener;
