@@ -1,6 +1,7 @@
 //! The control connection's input and output ([`Control`]): reading command lines,
 //! writing replies, and waiting for work that runs beside it (a transfer, a digest) while
-//! still answering `ABOR` and `STAT` (RFC 959 §4.1.3, §5.4).
+//! still answering `ABOR` and `STAT` (RFC 959 §4.1.3, §5.4); and the replies for file
+//! system errors ([`fs_error`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -13,11 +14,17 @@ use ftps_proto::{Reply, ReplyCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::{Flow, Result, Session, MAX_LINE, MAX_QUEUED_LINES};
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
-use crate::vfs::VirtualPath;
+
+/// The longest command line accepted, without its CRLF.
+pub const MAX_LINE: usize = 8192;
+
+/// Command lines kept while a transfer runs, to be answered after it. Past this the
+/// connection is not read until the transfer ends, so a client that floods it during a
+/// transfer fills its own socket buffers, not the server's memory.
+pub const MAX_QUEUED_LINES: usize = 32;
 
 /// What ended the wait for work running beside the control connection.
 pub(super) enum Busy<T> {
@@ -176,58 +183,6 @@ impl Control {
                 },
             }
         }
-    }
-}
-
-impl Session {
-    /// An over-long command line: 500, and the connection closed after too many.
-    pub(super) async fn too_long(&mut self) -> Result {
-        self.bad_lines += 1;
-        warn!(count = self.bad_lines, "command line over {MAX_LINE} bytes");
-        if self.bad_lines >= self.config().limits.max_bad_lines {
-            self.close_with(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Too many over-long command lines; closing connection.",
-            )
-            .await;
-            return Ok(Flow::Close);
-        }
-        self.reply(
-            ReplyCode::SYNTAX_ERROR,
-            format!("Command line too long (limit {MAX_LINE} bytes)."),
-        )
-        .await
-    }
-
-    /// Sends one reply and flushes it.
-    pub(super) async fn reply(&mut self, code: ReplyCode, text: impl Into<String>) -> Result {
-        self.send(Reply::new(code, text)).await
-    }
-
-    /// Sends a prepared (possibly multi-line) reply (see [`Control::send`]).
-    pub(super) async fn send(&mut self, reply: Reply) -> Result {
-        self.control.send(reply).await?;
-        Ok(Flow::Continue)
-    }
-
-    /// Sends a final reply and closes the connection, ignoring write errors.
-    pub(super) async fn close_with(&mut self, code: ReplyCode, text: &str) {
-        let _ = self.reply(code, text).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
-    }
-
-    /// Replies for a failed file-system operation, logging unexpected errors.
-    pub(super) async fn reply_fs_error(
-        &mut self,
-        op: &str,
-        path: &VirtualPath,
-        e: &io::Error,
-    ) -> Result {
-        let (code, text) = fs_error(e);
-        if code == ReplyCode::LOCAL_ERROR {
-            warn!(op, path = %path, error = %e, "file system error");
-        }
-        self.reply(code, text).await
     }
 }
 

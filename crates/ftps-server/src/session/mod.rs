@@ -42,18 +42,11 @@ use tracing::{debug, info, warn};
 use crate::context::{ListenerContext, Shared, VirtualHost};
 use crate::limits::SessionPermit;
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
-use control::Control;
+use crate::vfs::VirtualPath;
+use control::{fs_error, Control, MAX_LINE};
 use data::DataSetup;
 use listing::ListFormat;
 use state::{ControlSecurity, LoggedIn, Login, TransferParams};
-
-/// The longest command line accepted, without its CRLF.
-pub const MAX_LINE: usize = 8192;
-
-/// Command lines kept while a transfer runs, to be answered after it. Past this the
-/// connection is not read until the transfer ends, so a client that floods it during a
-/// transfer fills its own socket buffers, not the server's memory.
-pub const MAX_QUEUED_LINES: usize = 32;
 
 /// What to do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -459,7 +452,7 @@ impl Session {
         &mut self,
         cmd: Command,
         user: &mut LoggedIn,
-        rename_from: Option<crate::vfs::VirtualPath>,
+        rename_from: Option<VirtualPath>,
     ) -> Result {
         use Command::*;
         match cmd {
@@ -509,6 +502,51 @@ impl Session {
             Site(args) => self.cmd_site_user(user, &args).await,
             other => self.not_implemented(&other).await,
         }
+    }
+
+    /// An over-long command line: 500, and the connection closed after too many.
+    async fn too_long(&mut self) -> Result {
+        self.bad_lines += 1;
+        warn!(count = self.bad_lines, "command line over {MAX_LINE} bytes");
+        if self.bad_lines >= self.config().limits.max_bad_lines {
+            self.close_with(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Too many over-long command lines; closing connection.",
+            )
+            .await;
+            return Ok(Flow::Close);
+        }
+        self.reply(
+            ReplyCode::SYNTAX_ERROR,
+            format!("Command line too long (limit {MAX_LINE} bytes)."),
+        )
+        .await
+    }
+
+    /// Sends one reply and flushes it.
+    async fn reply(&mut self, code: ReplyCode, text: impl Into<String>) -> Result {
+        self.send(Reply::new(code, text)).await
+    }
+
+    /// Sends a prepared (possibly multi-line) reply (see [`Control::send`]).
+    async fn send(&mut self, reply: Reply) -> Result {
+        self.control.send(reply).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Sends a final reply and closes the connection, ignoring write errors.
+    async fn close_with(&mut self, code: ReplyCode, text: &str) {
+        let _ = self.reply(code, text).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
+    }
+
+    /// Replies for a failed file-system operation, logging unexpected errors.
+    async fn reply_fs_error(&mut self, op: &str, path: &VirtualPath, e: &io::Error) -> Result {
+        let (code, text) = fs_error(e);
+        if code == ReplyCode::LOCAL_ERROR {
+            warn!(op, path = %path, error = %e, "file system error");
+        }
+        self.reply(code, text).await
     }
 
     async fn not_implemented(&mut self, cmd: &Command) -> Result {
