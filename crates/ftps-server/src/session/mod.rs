@@ -10,10 +10,10 @@
 //! the commands allowed before login run without a user, and lends the logged-in user to
 //! every other handler, so a handler that needs a user has one.
 //!
-//! Submodules: [`control`] (reading commands, writing replies, waiting for work while
-//! answering `ABOR`/`STAT`), [`access`] (login and security), [`navigate`], [`files`],
-//! [`info`], [`data`] (the data path: set-up, connection, transfer job and pump),
-//! [`listing`], [`hash`], [`site`] and [`rein`].
+//! Submodules: [`state`], [`control`] (the control connection: reading commands, writing
+//! replies, waiting for work while answering `ABOR`/`STAT`), [`access`] (login and
+//! security), [`navigate`], [`files`], [`info`], [`data`] (the data path: set-up, transfer
+//! commands, connection, job and pump), [`listing`], [`hash`], [`site`] and [`rein`].
 
 mod access;
 mod control;
@@ -549,6 +549,7 @@ impl Session {
         self.reply(code, text).await
     }
 
+    /// 502 for a command this server does not implement.
     async fn not_implemented(&mut self, cmd: &Command) -> Result {
         self.reply(
             ReplyCode::NOT_IMPLEMENTED,
