@@ -2,7 +2,8 @@
 //!
 //! The ftpsd FTPS server as a library: configuration ([`config`]), users ([`users`]), a
 //! file system each session cannot escape ([`vfs`]), TLS ([`tls`]), the per-connection
-//! protocol state machine (`session`) and the listeners ([`server`]).
+//! protocol state machine (`session`), the state sessions share ([`context`]) and the
+//! listeners ([`server`]).
 //!
 //! The `ftpsd` binary is a thin command line over [`server::Server`].
 
@@ -10,6 +11,7 @@
 
 pub mod certid;
 pub mod config;
+pub mod context;
 pub mod credcache;
 pub mod limits;
 pub mod policy;

@@ -14,39 +14,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::{ClientCertMode, Config, ListenerEntry};
+use crate::context::{hash_permits, ListenerContext, Shared, VirtualHost};
 use crate::limits::Limiter;
-use crate::policy::{Access, SessionReuse};
+use crate::policy::Access;
 use crate::tls::{self, CertResolver, TlsError, TlsSetup};
 use crate::users::{self, UserDb, UserStore, UsersError};
 
 /// Name of the user created by the embedded default.
 pub const DEFAULT_USER: &str = "ftps";
-
-/// What every session shares.
-pub struct Shared {
-    /// The configuration.
-    pub config: Config,
-    /// The users.
-    pub users: UserStore,
-    /// The served certificate, shared by all listeners.
-    pub resolver: Arc<CertResolver>,
-    /// Virtual hosts by lower-case DNS name.
-    pub hosts: HashMap<String, Arc<VirtualHost>>,
-    /// Every listener's context, for reloading client CAs and CRLs.
-    listeners: Vec<Arc<ListenerContext>>,
-    /// Session and login limits.
-    pub limiter: Arc<Limiter>,
-    /// Users' root directories, one open handle per root in use.
-    pub roots: crate::vfs::RootCache,
-    /// Logged-in TLS sessions by user and address, whose data connections may resume each
-    /// other's tickets.
-    pub siblings: Arc<crate::tls::Siblings>,
-    /// Bounds the `HASH` digests running at once.
-    pub hash_permits: Arc<tokio::sync::Semaphore>,
-    /// Becomes true when the server shuts down.
-    pub shutdown: watch::Receiver<bool>,
-    next_session: AtomicU64,
-}
 
 /// A start-up problem, in one line naming what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -134,33 +109,6 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
     }
 }
 
-/// A virtual host (RFC 7151): its own users and, optionally, its own certificate.
-pub struct VirtualHost {
-    /// The DNS name, lower case.
-    pub name: String,
-    /// The host's users.
-    pub users: UserStore,
-    /// The host's certificate, if it has its own.
-    pub certificate: Option<Arc<CertResolver>>,
-    cert_paths: Option<(PathBuf, PathBuf)>,
-}
-
-/// What a session needs to know about the listener it arrived on.
-pub struct ListenerContext {
-    /// TLS from the first byte.
-    pub implicit: bool,
-    /// This listener's TLS configuration template.
-    pub tls: TlsSetup,
-    /// Data-connection session reuse, unless the user overrides it.
-    pub data_session_reuse: SessionReuse,
-    /// Whether PORT/EPRT are accepted.
-    pub active_enabled: bool,
-    /// Client certificate mode.
-    pub client_certificates: ClientCertMode,
-    /// The crypto provider, to rebuild the client verifier on reload.
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
 /// A bound, ready-to-run server.
 pub struct Server {
     shared: Arc<Shared>,
@@ -218,7 +166,7 @@ impl Server {
                 limiter,
                 roots: Default::default(),
                 siblings: Default::default(),
-                hash_permits: crate::session::hash_permits(),
+                hash_permits: hash_permits(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),

@@ -8,38 +8,30 @@ use ftps_proto::ReplyCode;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use super::{canonical_ip, Flow, LoggedIn, Login, Result, Session};
+use super::state::{ControlSecurity, LoggedIn, Login};
+use super::{canonical_ip, Flow, Result, Session};
 use crate::certid::CertIdentity;
 use crate::limits::{Refusal, UserKey};
-use crate::stream::MaybeTls;
 use crate::tls::UserBinding;
 use crate::users::AuthenticatedUser;
-use crate::vfs::VirtualPath;
 
 impl Session {
     /// Upgrades the control connection to TLS with this session's own TLS configuration.
-    pub(crate) async fn start_tls(&mut self) -> std::io::Result<()> {
-        let config = match &self.tls_config {
-            Some(tls) => tls.config.clone(),
-            None => {
-                let host_cert = self.vhost.as_ref().and_then(|h| h.certificate.clone());
-                let tls = self
-                    .listener
-                    .tls
-                    .session_config(host_cert)
-                    .map_err(std::io::Error::other)?;
-                let config = tls.config.clone();
-                self.tls_config = Some(tls);
-                config
-            }
-        };
+    /// This happens once per connection: AUTH is refused once TLS was negotiated.
+    pub(super) async fn start_tls(&mut self) -> std::io::Result<()> {
+        let host_cert = self.vhost.as_ref().and_then(|h| h.certificate.clone());
+        let tls = self
+            .listener
+            .tls
+            .session_config(host_cert)
+            .map_err(std::io::Error::other)?;
         let mut tcp = self
             .control
             .take_plain()
             .ok_or_else(|| std::io::Error::other("the connection is not plain TCP"))?;
         tcp.set_records(true);
         let limit = Duration::from_secs(self.config().timeouts.tls_handshake);
-        let stream = tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp))
+        let stream = tokio::time::timeout(limit, TlsAcceptor::from(tls.config.clone()).accept(tcp))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
@@ -62,11 +54,12 @@ impl Session {
             suite = ?conn.negotiated_cipher_suite().map(|s| s.suite()),
             "control connection secured"
         );
-        self.control_cert = conn
+        let client_cert = conn
             .peer_certificates()
             .and_then(|chain| chain.first())
             .map(|cert| cert.clone().into_owned());
-        self.control = MaybeTls::Tls(Box::new(stream));
+        self.security = ControlSecurity::tls(tls, client_cert);
+        self.control.secured(stream);
         Ok(())
     }
 
@@ -84,20 +77,23 @@ impl Session {
                     .await
             }
         };
-        if self.control.is_tls() {
-            return self
-                .reply(ReplyCode::BAD_SEQUENCE, "TLS is already active.")
-                .await;
+        match self.security {
+            ControlSecurity::Clear => {}
+            ControlSecurity::Tls(_) => {
+                return self
+                    .reply(ReplyCode::BAD_SEQUENCE, "TLS is already active.")
+                    .await;
+            }
+            ControlSecurity::ClearAfterCcc(_) => {
+                return self
+                    .reply(
+                        ReplyCode::BAD_SEQUENCE,
+                        "TLS was ended by CCC on this connection; reconnect to start it again.",
+                    )
+                    .await;
+            }
         }
-        if self.tls_config.is_some() {
-            return self
-                .reply(
-                    ReplyCode::BAD_SEQUENCE,
-                    "TLS was ended by CCC on this connection; reconnect to start it again.",
-                )
-                .await;
-        }
-        if self.logged_in().is_some() && !self.config().tls.allow_auth_after_login {
+        if self.login.user().is_some() && !self.config().tls.allow_auth_after_login {
             return self
                 .reply(
                     ReplyCode::POLICY_REFUSED,
@@ -107,7 +103,7 @@ impl Session {
         }
         // Bytes pipelined behind AUTH were sent in the clear: executing them inside TLS is
         // the STARTTLS command-injection bug (CVE-2011-0411 class). Refuse and close.
-        if self.decoder.has_buffered() {
+        if self.control.has_pipelined() {
             warn!("data pipelined after AUTH; closing (possible command injection)");
             self.close_with(
                 ReplyCode::BAD_SEQUENCE,
@@ -130,26 +126,24 @@ impl Session {
             self.login = Login::Anonymous;
         }
         if data_private {
-            self.pbsz = true;
-            self.prot = ProtectionLevel::Private;
+            self.security.protect_data();
         }
         Ok(Flow::Continue)
     }
 
     pub(super) async fn cmd_pbsz(&mut self, _size: u64) -> Result {
         // After CCC the control connection is clear but TLS was negotiated: PBSZ still applies.
-        if self.tls_config.is_none() {
+        if !self.security.set_pbsz() {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "PBSZ requires AUTH TLS first.")
                 .await;
         }
-        self.pbsz = true;
         // RFC 4217 §9: TLS needs no buffer size; the reply states the size used.
         self.reply(ReplyCode::OK, "PBSZ=0").await
     }
 
     pub(super) async fn cmd_prot(&mut self, level: ProtectionLevel) -> Result {
-        if self.tls_config.is_none() || !self.pbsz {
+        if !self.security.prot_allowed() {
             return self
                 .reply(
                     ReplyCode::BAD_SEQUENCE,
@@ -159,7 +153,7 @@ impl Session {
         }
         match level {
             ProtectionLevel::Private => {
-                self.prot = level;
+                self.security.set_prot(level);
                 self.reply(
                     ReplyCode::OK,
                     "Data channel protection level set to P (TLS).",
@@ -167,7 +161,7 @@ impl Session {
                 .await
             }
             ProtectionLevel::Clear => {
-                self.prot = level;
+                self.security.set_prot(level);
                 let note = if self.config().tls.require_for_data {
                     " (transfers will be refused: this server requires PROT P)"
                 } else {
@@ -190,7 +184,7 @@ impl Session {
     }
 
     pub(super) async fn cmd_ccc(&mut self) -> Result {
-        if !self.control.is_tls() {
+        if !self.security.is_tls() {
             return self
                 .reply(
                     ReplyCode::BAD_SEQUENCE,
@@ -198,7 +192,7 @@ impl Session {
                 )
                 .await;
         }
-        if self.logged_in().is_none() {
+        if self.login.user().is_none() {
             return self
                 .reply(ReplyCode::NOT_LOGGED_IN, "Please log in first.")
                 .await;
@@ -211,7 +205,7 @@ impl Session {
                 )
                 .await;
         }
-        if self.decoder.has_buffered() {
+        if self.control.has_pipelined() {
             warn!("data pipelined after CCC; closing");
             self.close_with(
                 ReplyCode::BAD_SEQUENCE,
@@ -241,8 +235,7 @@ impl Session {
     /// Anything the client sent inside TLS after CCC is discarded.
     async fn end_control_tls(&mut self) -> std::io::Result<()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let MaybeTls::Tls(mut stream) = std::mem::replace(&mut self.control, MaybeTls::Closed)
-        else {
+        let Some(mut stream) = self.control.take_tls() else {
             return Err(std::io::Error::other("TLS is not on"));
         };
         stream.get_mut().1.send_close_notify();
@@ -265,18 +258,18 @@ impl Session {
         }
         // Whatever followed the client's close_notify is still in the socket: plaintext.
         tcp.set_records(false);
-        self.decoder.clear();
-        self.control = MaybeTls::Plain(tcp);
+        self.control.unsecured(tcp);
+        self.security.end_control_tls();
         Ok(())
     }
 
     /// The identity in the client certificate of the control connection, if any.
-    pub(crate) fn client_identity(&self) -> Option<CertIdentity> {
-        CertIdentity::from_der(self.control_cert.as_ref()?)
+    fn client_identity(&self) -> Option<CertIdentity> {
+        CertIdentity::from_der(self.security.client_cert()?)
     }
 
     pub(super) async fn cmd_user(&mut self, name: String) -> Result {
-        if self.config().tls.require_for_login && !self.control.is_tls() {
+        if self.config().tls.require_for_login && !self.security.is_tls() {
             return self
                 .reply(
                     ReplyCode::NOT_LOGGED_IN,
@@ -284,7 +277,7 @@ impl Session {
                 )
                 .await;
         }
-        if self.logged_in().is_some() {
+        if self.login.user().is_some() {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "Already logged in.")
                 .await;
@@ -380,8 +373,8 @@ impl Session {
             }
         };
         self.shared.limiter.record_success(&key);
-        info!(user = %name, tls = self.control.is_tls(), "login ok");
-        let tickets_shared = self.tls_config.as_ref().map(|tls| {
+        info!(user = %name, tls = self.security.is_tls(), "login ok");
+        let tickets_shared = self.security.session_tls().map(|tls| {
             tls.domain.bind(
                 &self.shared.siblings,
                 UserBinding {
@@ -392,13 +385,12 @@ impl Session {
             )
         });
         let user_reloads = self.users().reloads();
-        self.login = Login::LoggedIn(Box::new(LoggedIn {
+        self.login = Login::LoggedIn(Box::new(LoggedIn::new(
             user,
             root,
-            cwd: VirtualPath::root(),
-            _tickets_shared: tickets_shared,
+            tickets_shared,
             user_reloads,
-        }));
+        )));
         // The session's first TLS 1.3 tickets, sent ahead of the reply.
         self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await
@@ -448,7 +440,7 @@ impl Session {
                 .await;
         };
         if let Some(current) = &self.vhost {
-            if current.name != host.name && self.control.is_tls() {
+            if current.name != host.name && self.security.is_tls() {
                 return self
                     .reply(
                         ReplyCode::PARAMETER_NOT_IMPLEMENTED,

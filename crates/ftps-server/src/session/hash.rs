@@ -6,40 +6,31 @@
 //! while the session answers `ABOR` (the digest stops, `426` then `226`) and `STAT`, and
 //! queues other commands. At most [`MAX_CONCURRENT_HASHES`] run in the whole server; more
 //! get `450` at once.
+//!
+//! [`MAX_CONCURRENT_HASHES`]: crate::context::MAX_CONCURRENT_HASHES
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ftps_proto::command::{self, Command};
 use ftps_proto::hash::{self, HashAlgorithm};
-use ftps_proto::line::LineEvent;
 use ftps_proto::ReplyCode;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::control::Busy;
+use super::state::LoggedIn;
 use super::{Flow, Result, Session};
 use crate::vfs::EntryKind;
 
 /// Bytes read per step while hashing.
 const HASH_CHUNK: usize = 256 * 1024;
 
-/// Digests computed at once in the whole server (each reads a file as fast as the disk
-/// allows and keeps a core busy).
-pub const MAX_CONCURRENT_HASHES: usize = 4;
-
-/// The server-wide bound on running digests.
-pub(crate) fn hash_permits() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES))
-}
-
 impl Session {
     /// `HASH path`: 213 with the selected algorithm's digest of the whole file.
-    pub(super) async fn cmd_hash(&mut self, arg: &str) -> Result {
-        let Some((root, path)) = self.resolve(arg) else {
-            return Ok(Flow::Continue);
-        };
+    pub(super) async fn cmd_hash(&mut self, user: &LoggedIn, arg: &str) -> Result {
+        let (root, path) = (user.root(), user.path(arg));
         match root.metadata(&path).await {
             Ok(e) if e.kind == EntryKind::File => {}
             Ok(_) => {
@@ -61,47 +52,26 @@ impl Session {
             Ok(f) => f.into_std().await,
             Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
         };
-        let algorithm = self.hash_algorithm;
+        let algorithm = self.params.hash_algorithm;
         let progress = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut digest = {
             let (progress, stop) = (progress.clone(), stop.clone());
             tokio::task::spawn_blocking(move || digest_file(file, algorithm, &progress, &stop))
         };
-        let result = loop {
-            tokio::select! {
-                result = &mut digest => break Some(result.map_err(io::Error::other)?),
-                event = self.read_event(), if self.queued.len() < super::MAX_QUEUED_LINES => {
-                    match event {
-                        Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
-                            Ok(Command::Abor) => break None,
-                            Ok(Command::Stat(None)) => {
-                                let done = progress.load(Ordering::Relaxed);
-                                self.reply(
-                                    ReplyCode::FILE_STATUS,
-                                    format!("HASH {path} in progress: {done} bytes read."),
-                                )
-                                .await?;
-                            }
-                            _ => self.queued.push_back(LineEvent::Line(line)),
-                        },
-                        Ok(Some(event)) => self.queued.push_back(event),
-                        // The digest thread stops by itself once `stop` is set.
-                        Ok(None) | Err(_) => {
-                            stop.store(true, Ordering::Relaxed);
-                            return Ok(Flow::Close);
-                        }
-                    }
-                }
-            }
+        let status = || {
+            let done = progress.load(Ordering::Relaxed);
+            format!("HASH {path} in progress: {done} bytes read.")
         };
-        match result {
-            Some(Ok((size, hex))) => {
-                let text = hash::hash_reply(algorithm, size, &hex, arg);
-                self.reply(ReplyCode::FILE_STATUS, text).await
-            }
-            Some(Err(e)) => self.reply_fs_error("HASH", &path, &e).await,
-            None => {
+        match self.control.while_busy(&mut digest, status).await? {
+            Busy::Done(result) => match result.map_err(io::Error::other)? {
+                Ok((size, hex)) => {
+                    let text = hash::hash_reply(algorithm, size, &hex, arg);
+                    self.reply(ReplyCode::FILE_STATUS, text).await
+                }
+                Err(e) => self.reply_fs_error("HASH", &path, &e).await,
+            },
+            Busy::Aborted => {
                 stop.store(true, Ordering::Relaxed);
                 let _ = digest.await;
                 self.reply(ReplyCode::TRANSFER_ABORTED, "HASH aborted.")
@@ -109,18 +79,23 @@ impl Session {
                 self.reply(ReplyCode::TRANSFER_COMPLETE, "ABOR successful.")
                     .await
             }
+            // The digest thread stops by itself once `stop` is set.
+            Busy::ControlLost => {
+                stop.store(true, Ordering::Relaxed);
+                Ok(Flow::Close)
+            }
         }
     }
 
     /// `OPTS HASH [algorithm]`: shows or selects the algorithm for `HASH`.
     pub(super) async fn opts_hash(&mut self, value: &str) -> Result {
         if value.is_empty() {
-            let name = self.hash_algorithm.name();
+            let name = self.params.hash_algorithm.name();
             return self.reply(ReplyCode::OK, name).await;
         }
         match HashAlgorithm::from_name(value) {
             Some(algorithm) => {
-                self.hash_algorithm = algorithm;
+                self.params.hash_algorithm = algorithm;
                 self.reply(ReplyCode::OK, algorithm.name()).await
             }
             None => {

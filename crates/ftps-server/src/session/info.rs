@@ -2,11 +2,14 @@
 //! `FEAT` and `OPTS` (RFC 2389), `OPTS UTF8` and `LANG` (RFC 2640), `OPTS MLST`
 //! (RFC 3659 §7.9), `CLNT` (a de-facto extension). `HOST` itself is in `access`.
 
-use ftps_proto::command::{ListArgs, ProtectionLevel, TransferType};
+use ftps_proto::command::{ListArgs, TransferType};
 use ftps_proto::listing::MlstFacts;
 use ftps_proto::{Reply, ReplyCode};
 
-use super::{Flow, Result, Session};
+use super::control::fs_error;
+use super::listing::listing_lines;
+use super::state::LoggedIn;
+use super::{Result, Session};
 
 /// Every command this server implements, with its syntax, for `HELP` and `HELP CMD`
 /// (RFC 959 §4.1.3).
@@ -102,8 +105,8 @@ impl Session {
         add("HOST");
         add(&format!("LANG {LANGUAGE}*"));
         add("CLNT");
-        add(&self.hash_algorithm.feat_line());
-        add(&self.mlst_facts.feat_line());
+        add(&self.params.hash_algorithm.feat_line());
+        add(&self.params.mlst_facts.feat_line());
         lines.push("End".to_string());
         self.send(Reply::multi(ReplyCode::SYSTEM_STATUS, lines))
             .await
@@ -118,8 +121,8 @@ impl Session {
             // RFC 2640: paths are always UTF-8 here; both answers are truthful acknowledgements.
             "UTF8" | "UTF-8" => self.reply(ReplyCode::OK, "UTF-8 is always on.").await,
             "MLST" => {
-                self.mlst_facts = MlstFacts::parse_selection(value);
-                let selection = self.mlst_facts.to_selection();
+                self.params.mlst_facts = MlstFacts::parse_selection(value);
+                let selection = self.params.mlst_facts.to_selection();
                 self.reply(ReplyCode::OK, format!("MLST OPTS {selection}"))
                     .await
             }
@@ -186,8 +189,9 @@ impl Session {
 
     pub(super) async fn cmd_stat(&mut self) -> Result {
         let user = self
-            .logged_in()
-            .map(|l| format!("Logged in as {}", l.user.name))
+            .login
+            .user()
+            .map(|l| format!("Logged in as {}", l.name()))
             .unwrap_or_else(|| "Not logged in".to_string());
         let tls = match self.control.tls_state() {
             Some(conn) => format!(
@@ -208,7 +212,7 @@ impl Session {
             format!(" {tls}"),
             format!(
                 " Data protection: {}",
-                if self.prot == ProtectionLevel::Private {
+                if self.security.data_private() {
                     "private (TLS)"
                 } else {
                     "clear"
@@ -216,7 +220,7 @@ impl Session {
             ),
             format!(
                 " TYPE: {}, STRUcture: File, MODE: Stream",
-                if self.transfer_type == TransferType::Ascii {
+                if self.params.ascii() {
                     "ASCII"
                 } else {
                     "BINARY"
@@ -228,18 +232,15 @@ impl Session {
             .await
     }
 
-    pub(super) async fn cmd_stat_path(&mut self, args: ListArgs) -> Result {
+    pub(super) async fn cmd_stat_path(&mut self, user: &LoggedIn, args: ListArgs) -> Result {
         let arg = args.path.clone().unwrap_or_else(|| ".".into());
-        let Some((root, path)) = self.resolve(&arg) else {
-            return Ok(Flow::Continue);
-        };
-        let access = self.access();
+        let (root, path) = (user.root().clone(), user.path(&arg));
+        let access = user.access();
         // A listing over the control connection: bounded, since it is held in memory.
-        let result = tokio::task::spawn_blocking(move || {
-            super::transfer::listing_lines(&root, &path, &args, access, 10_000)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
+        let result =
+            tokio::task::spawn_blocking(move || listing_lines(&root, &path, &args, access, 10_000))
+                .await
+                .map_err(std::io::Error::other)?;
         match result {
             Ok(lines) => {
                 let mut reply = vec![format!("Status of {arg}:")];
@@ -248,14 +249,14 @@ impl Session {
                 self.send(Reply::multi(ReplyCode::FILE_STATUS, reply)).await
             }
             Err(e) => {
-                let (code, text) = super::fs_error(&e);
+                let (code, text) = fs_error(&e);
                 self.reply(code, text).await
             }
         }
     }
 
     pub(super) async fn cmd_type(&mut self, t: TransferType) -> Result {
-        self.transfer_type = t;
+        self.params.transfer_type = t;
         let name = match t {
             TransferType::Ascii => "A",
             TransferType::Image => "I",

@@ -4,36 +4,29 @@
 use ftps_proto::reply::quote_path;
 use ftps_proto::ReplyCode;
 
-use super::{Login, Result, Session};
+use super::state::LoggedIn;
+use super::{Result, Session};
 use crate::vfs::EntryKind;
 
 impl Session {
-    pub(super) async fn cmd_pwd(&mut self) -> Result {
-        let cwd = match self.logged_in() {
-            Some(l) => l.cwd.clone(),
-            None => return Ok(super::Flow::Continue),
-        };
+    pub(super) async fn cmd_pwd(&mut self, user: &LoggedIn) -> Result {
         self.reply(
             ReplyCode::PATH_CREATED,
-            format!("{} is the current directory.", quote_path(cwd.as_str())),
+            format!(
+                "{} is the current directory.",
+                quote_path(user.cwd().as_str())
+            ),
         )
         .await
     }
 
-    pub(super) async fn cmd_cwd(&mut self, arg: &str) -> Result {
-        let Some((root, path)) = self.resolve(arg) else {
-            return Ok(super::Flow::Continue);
-        };
-        match root.metadata(&path).await {
+    pub(super) async fn cmd_cwd(&mut self, user: &mut LoggedIn, arg: &str) -> Result {
+        let path = user.path(arg);
+        match user.root().metadata(&path).await {
             Ok(entry) if entry.kind == EntryKind::Dir => {
-                if let Login::LoggedIn(l) = &mut self.login {
-                    l.cwd = path.clone();
-                }
-                self.reply(
-                    ReplyCode::FILE_ACTION_OK,
-                    format!("Directory changed to {}.", quote_path(path.as_str())),
-                )
-                .await
+                let text = format!("Directory changed to {}.", quote_path(path.as_str()));
+                user.set_cwd(path);
+                self.reply(ReplyCode::FILE_ACTION_OK, text).await
             }
             Ok(_) => {
                 self.reply(ReplyCode::FILE_UNAVAILABLE, "Not a directory.")

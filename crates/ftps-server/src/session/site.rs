@@ -3,7 +3,8 @@
 
 use ftps_proto::{Reply, ReplyCode};
 
-use super::{Flow, Result, Session};
+use super::state::LoggedIn;
+use super::{site_subcommand, Flow, Result, Session};
 
 /// The SITE commands, with their syntax, for `SITE HELP` and `HELP SITE`.
 pub(super) const SITE_COMMANDS: &[(&str, &str)] = &[
@@ -15,12 +16,11 @@ pub(super) const SITE_COMMANDS: &[(&str, &str)] = &[
 ];
 
 impl Session {
+    /// The SITE commands allowed before login: all but `SITE CHMOD`.
     pub(super) async fn cmd_site(&mut self, args: &str) -> Result {
-        let args = args.trim_start();
-        let (sub, rest) = args.split_once(' ').unwrap_or((args, ""));
+        let (sub, _) = site_subcommand(args);
         match sub.to_ascii_uppercase().as_str() {
             "HELP" => self.site_help().await,
-            "CHMOD" => self.site_chmod(rest).await,
             _ => {
                 self.reply(
                     ReplyCode::PARAMETER_NOT_IMPLEMENTED,
@@ -38,16 +38,16 @@ impl Session {
         self.send(Reply::multi(ReplyCode::HELP, lines)).await
     }
 
-    /// `SITE CHMOD mode path`.
-    async fn site_chmod(&mut self, args: &str) -> Result {
-        if self.logged_in().is_none() {
-            return self
-                .reply(
-                    ReplyCode::NOT_LOGGED_IN,
-                    "Please log in with USER and PASS first.",
-                )
-                .await;
+    /// The SITE commands that need a logged-in user.
+    pub(super) async fn cmd_site_user(&mut self, user: &LoggedIn, args: &str) -> Result {
+        match site_subcommand(args) {
+            (sub, rest) if sub.eq_ignore_ascii_case("CHMOD") => self.site_chmod(user, rest).await,
+            _ => self.cmd_site(args).await,
         }
+    }
+
+    /// `SITE CHMOD mode path`.
+    async fn site_chmod(&mut self, user: &LoggedIn, args: &str) -> Result {
         let args = args.trim_start();
         let Some((mode, path)) = args.split_once(' ').filter(|(_, p)| !p.trim().is_empty()) else {
             return self
@@ -65,13 +65,11 @@ impl Session {
                 )
                 .await;
         };
-        if !self.check_write().await? {
+        if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let Some((root, path)) = self.resolve(path) else {
-            return Ok(Flow::Continue);
-        };
-        match root.set_mode(&path, mode).await {
+        let path = user.path(path);
+        match user.root().set_mode(&path, mode).await {
             Ok(()) => {
                 tracing::info!(path = %path, mode = format!("{mode:o}"), "chmod");
                 self.reply(ReplyCode::OK, "SITE CHMOD command successful.")

@@ -1,53 +1,30 @@
-//! Data connection set-up: `PASV`, `PORT` (RFC 959 §4.1.2), `EPSV`, `EPRT` (RFC 2428),
-//! and the protection of data connections (RFC 4217 §§8-10).
+//! Data connection set-up: `PASV`, `PORT` (RFC 959 §4.1.2), `EPSV`, `EPRT` (RFC 2428).
 //!
-//! Security rules, applied before a single byte of data moves:
-//! - a passive port accepts only connections from the control connection's IP; others are
-//!   dropped and the listener keeps waiting for the real client;
+//! Security rules, applied before a single byte of data moves (the connection itself is
+//! made and checked in [`super::connect`]):
 //! - one passive listener per session: a new PASV/EPSV/PORT/EPRT closes the old one, and a
-//!   transfer consumes it;
+//!   transfer consumes it; an unused one closes after `timeouts.data_connect`;
 //! - active targets must be the client's own IP and a port >= 1024 (no FTP bounce, RFC 2577);
-//! - with `PROT P`, the data connection's TLS handshake must resume this control session's
-//!   TLS session unless the policy is `optional` (see `crate::tls`).
+//! - a fresh TLS 1.3 ticket goes out ahead of every reply that announces a data connection.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ftps_proto::address;
-use ftps_proto::command::{EpsvArg, ProtectionLevel};
+use ftps_proto::command::EpsvArg;
 use ftps_proto::ReplyCode;
 use rand::Rng;
-use rustls::HandshakeKind;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tokio::net::{TcpListener, TcpSocket};
+use tracing::warn;
 
-use super::{canonical_ip, Flow, Result, Session};
-use crate::policy::SessionReuse;
-use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
-
-/// How the next data connection will be made.
-#[derive(Default)]
-pub(crate) enum DataSetup {
-    /// Neither PASV/EPSV nor PORT/EPRT yet.
-    #[default]
-    None,
-    /// Waiting for the client on this listener, opened at that instant; closed if no
-    /// transfer uses it within `timeouts.data_connect`.
-    Passive(TcpListener, tokio::time::Instant),
-    /// Connect to the client here.
-    Active(SocketAddr),
-}
-
-/// A refusal while setting up a data connection: the reply to send.
-pub(crate) type DataRefusal = (ReplyCode, String);
+use super::DataSetup;
+use crate::session::state::LoggedIn;
+use crate::session::{canonical_ip, Result, Session};
 
 impl Session {
-    pub(super) async fn cmd_pasv(&mut self) -> Result {
-        if self.epsv_all {
+    pub(in crate::session) async fn cmd_pasv(&mut self) -> Result {
+        if self.params.epsv_all {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "EPSV ALL is in effect; use EPSV.")
                 .await;
@@ -61,14 +38,14 @@ impl Session {
                 )
                 .await;
         };
-        self.data = DataSetup::None;
+        self.params.data = DataSetup::None;
         let listener = match self.bind_passive(local_ip) {
             Ok(l) => l,
             Err(e) => return self.passive_failed(e).await,
         };
         let port = listener.local_addr()?.port();
         let announced = self.announced_ipv4(local_v4).await;
-        self.data = DataSetup::Passive(listener, tokio::time::Instant::now());
+        self.params.data = DataSetup::Passive(listener, tokio::time::Instant::now());
         self.supply_ticket();
         self.reply(
             ReplyCode::PASSIVE,
@@ -77,12 +54,12 @@ impl Session {
         .await
     }
 
-    pub(super) async fn cmd_epsv(&mut self, arg: EpsvArg) -> Result {
+    pub(in crate::session) async fn cmd_epsv(&mut self, arg: EpsvArg) -> Result {
         let local_ip = canonical_ip(self.local.ip());
         let family = if local_ip.is_ipv4() { 1 } else { 2 };
         match arg {
             EpsvArg::All => {
-                self.epsv_all = true;
+                self.params.epsv_all = true;
                 return self.reply(ReplyCode::OK, "EPSV ALL ok.").await;
             }
             EpsvArg::Protocol(p) if p != family => {
@@ -95,13 +72,13 @@ impl Session {
             }
             _ => {}
         }
-        self.data = DataSetup::None;
+        self.params.data = DataSetup::None;
         let listener = match self.bind_passive(local_ip) {
             Ok(l) => l,
             Err(e) => return self.passive_failed(e).await,
         };
         let port = listener.local_addr()?.port();
-        self.data = DataSetup::Passive(listener, tokio::time::Instant::now());
+        self.params.data = DataSetup::Passive(listener, tokio::time::Instant::now());
         self.supply_ticket();
         self.reply(
             ReplyCode::EXTENDED_PASSIVE,
@@ -111,7 +88,12 @@ impl Session {
     }
 
     /// `PORT` and `EPRT`.
-    pub(super) async fn cmd_active(&mut self, target: SocketAddr, verb: &str) -> Result {
+    pub(in crate::session) async fn cmd_active(
+        &mut self,
+        user: &LoggedIn,
+        target: SocketAddr,
+        verb: &str,
+    ) -> Result {
         if !self.listener.active_enabled {
             return self
                 .reply(
@@ -120,13 +102,13 @@ impl Session {
                 )
                 .await;
         }
-        if self.epsv_all {
+        if self.params.epsv_all {
             return self
                 .reply(ReplyCode::BAD_SEQUENCE, "EPSV ALL is in effect; use EPSV.")
                 .await;
         }
-        self.data = DataSetup::None;
-        let fxp = self.logged_in().is_some_and(|l| l.user.allow_fxp);
+        self.params.data = DataSetup::None;
+        let fxp = user.allow_fxp();
         let target_ip = canonical_ip(target.ip());
         if target_ip != canonical_ip(self.peer.ip()) {
             if !fxp {
@@ -156,7 +138,7 @@ impl Session {
                 )
                 .await;
         }
-        self.data = DataSetup::Active(target);
+        self.params.data = DataSetup::Active(target);
         self.supply_ticket();
         self.reply(ReplyCode::OK, format!("{verb} command successful."))
             .await
@@ -165,7 +147,7 @@ impl Session {
     /// Puts a fresh TLS 1.3 ticket on the control connection ahead of the reply that
     /// announces a data connection, so that the client always has one for it.
     fn supply_ticket(&mut self) {
-        if self.prot == ProtectionLevel::Private {
+        if self.security.data_private() {
             self.control
                 .queue_tls13_tickets(crate::tls::TICKETS_PER_DATA_CONNECTION);
         }
@@ -242,179 +224,14 @@ impl Session {
         local
     }
 
-    /// Refuses a transfer when the data channel would be unprotected against the policy.
-    pub(crate) fn data_protection_refusal(&self) -> Option<DataRefusal> {
-        if self.prot != ProtectionLevel::Private && self.shared.config.tls.require_for_data {
-            return Some((
-                ReplyCode::PROTECTION_REQUIRED,
-                "Data connections must be protected: send PBSZ 0 and PROT P.".into(),
-            ));
-        }
-        None
-    }
-
-    /// Makes the TCP data connection announced by PASV/EPSV or PORT/EPRT. Consumes it.
-    pub(crate) async fn open_data(&mut self) -> std::result::Result<TcpStream, DataRefusal> {
-        let limit = Duration::from_secs(self.shared.config.timeouts.data_connect);
-        match std::mem::take(&mut self.data) {
-            DataSetup::None => Err((
-                ReplyCode::CANT_OPEN_DATA,
-                "Use PASV or EPSV (or PORT/EPRT) first.".into(),
-            )),
-            DataSetup::Passive(listener, _) => {
-                let expected = canonical_ip(self.peer.ip());
-                let accept = async {
-                    loop {
-                        let (stream, from) = listener.accept().await?;
-                        if canonical_ip(from.ip()) == expected {
-                            return Ok::<_, io::Error>(stream);
-                        }
-                        // Someone else reached our port: drop them, keep waiting.
-                        warn!(from = %from, "data connection from a foreign address dropped");
-                    }
-                };
-                match tokio::time::timeout(limit, accept).await {
-                    Ok(Ok(stream)) => {
-                        let _ = stream.set_nodelay(true);
-                        Ok(stream)
-                    }
-                    Ok(Err(e)) => Err((
-                        ReplyCode::CANT_OPEN_DATA,
-                        format!("Cannot accept the data connection: {e}."),
-                    )),
-                    Err(_) => Err((
-                        ReplyCode::CANT_OPEN_DATA,
-                        format!("No data connection received within {} s.", limit.as_secs()),
-                    )),
-                }
-            }
-            DataSetup::Active(target) => {
-                let connect = async {
-                    let socket = if target.is_ipv4() {
-                        TcpSocket::new_v4()?
-                    } else {
-                        TcpSocket::new_v6()?
-                    };
-                    // Connect from the address the client reached us on.
-                    let local_ip = self.local.ip();
-                    if local_ip.is_ipv4() == target.is_ipv4() {
-                        socket.bind(SocketAddr::new(local_ip, 0))?;
-                    }
-                    socket.connect(target).await
-                };
-                match tokio::time::timeout(limit, connect).await {
-                    Ok(Ok(stream)) => {
-                        let _ = stream.set_nodelay(true);
-                        Ok(stream)
-                    }
-                    _ => Err((
-                        ReplyCode::CANT_OPEN_DATA,
-                        format!("Cannot connect to {target}."),
-                    )),
-                }
-            }
-        }
-    }
-
-    /// Wraps a data connection in TLS when `PROT P` is in effect, enforcing session reuse.
-    ///
-    /// `upload`: the client will only write. Data connections carry no TLS 1.3 tickets while
-    /// the control connection can (see [`crate::tls`]); after `CCC`, downloads and listings
-    /// bring `DATA_TICKETS` each, read with the data, and uploads still none: a client that
-    /// never reads would close its socket with them unread, the kernel would turn the close
-    /// into a reset, and the reset would destroy the upload's last bytes.
-    pub(crate) async fn secure_data(
-        &mut self,
-        tcp: TcpStream,
-        upload: bool,
-    ) -> std::result::Result<DataStream, DataRefusal> {
-        let tcp = tokio::io::BufReader::with_capacity(DATA_READ_BUFFER, tcp);
-        if self.prot != ProtectionLevel::Private {
-            return Ok(MaybeTls::Plain(tcp));
-        }
-        let Some(mut config) = self.tls_config.as_ref().map(|tls| tls.config.clone()) else {
-            return Err((
-                ReplyCode::PROTECTION_REQUIRED,
-                "PROT P requires a protected control connection.".into(),
-            ));
-        };
-        // Same session store and ticket key: the resumption domain is unchanged; only the
-        // number of tickets differs.
-        let mut data_config = (*config).clone();
-        data_config.send_tls13_tickets = if upload || self.control.is_tls() {
-            0
-        } else {
-            crate::tls::DATA_TICKETS
-        };
-        config = Arc::new(data_config);
-        let limit = Duration::from_secs(self.shared.config.timeouts.tls_handshake);
-        let mut stream =
-            match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    debug!(error = %e, "data connection TLS handshake failed");
-                    return Err((
-                        ReplyCode::CANT_OPEN_DATA,
-                        format!("TLS handshake on the data connection failed: {e}."),
-                    ));
-                }
-                Err(_) => {
-                    return Err((
-                        ReplyCode::CANT_OPEN_DATA,
-                        "TLS handshake on the data connection timed out.".into(),
-                    ))
-                }
-            };
-        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        if !resumed && self.session_reuse() == SessionReuse::Required {
-            warn!("data connection did not resume the control TLS session; refused");
-            close_refused(&mut stream).await;
-            return Err((
-                ReplyCode::EXTENDED_PORT_FAILURE,
-                "Data connection refused: it did not resume this connection's TLS session, \
-                 which this server requires so that nobody else can take over a transfer. \
-                 Make your client reuse the control connection's TLS session on data \
-                 connections (Python ftplib: wrap the data socket with \
-                 session=self.sock.session, see the ftpsd README), or ask the administrator \
-                 for data_session_reuse = \"optional\" on your account."
-                    .into(),
-            ));
-        }
-        // With client certificates, the data connection must carry the same one.
-        let control_cert = self.control_cert.as_ref();
-        let data_cert = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first());
-        if control_cert.is_some() && control_cert != data_cert {
-            warn!("data connection presented a different client certificate; refused");
-            return Err((
-                ReplyCode::CANT_OPEN_DATA,
-                "Data connection refused: it must present the control connection's client \
-                 certificate."
-                    .into(),
-            ));
-        }
-        Ok(MaybeTls::Tls(Box::new(stream)))
-    }
-
-    /// The session-reuse policy for this user.
-    fn session_reuse(&self) -> SessionReuse {
-        self.logged_in()
-            .and_then(|l| l.user.data_session_reuse)
-            .unwrap_or(self.listener.data_session_reuse)
-    }
-
     /// Closes any pending data listener (e.g. after a refused transfer).
-    pub(crate) fn drop_data(&mut self) -> Flow {
-        self.data = DataSetup::None;
-        Flow::Continue
+    pub(super) fn drop_data(&mut self) {
+        self.params.data = DataSetup::None;
     }
 
     /// When the pending passive listener expires unused, if there is one.
-    pub(super) fn passive_expiry(&self) -> Option<tokio::time::Instant> {
-        match &self.data {
+    pub(in crate::session) fn passive_expiry(&self) -> Option<tokio::time::Instant> {
+        match &self.params.data {
             DataSetup::Passive(_, opened) => {
                 Some(*opened + Duration::from_secs(self.shared.config.timeouts.data_connect))
             }
@@ -451,24 +268,6 @@ fn is_internal(ip: IpAddr) -> bool {
                 || first == 0x2001 && v6.segments()[1] == 0x0db8
         }
     }
-}
-
-/// How long a refused data connection is given to take its close_notify and close.
-const REFUSAL_CLOSE: Duration = Duration::from_secs(5);
-
-/// Closes a refused data connection the way a finished one closes, so that the client sees
-/// an orderly end and reads the refusal on the control connection instead of reporting a TLS
-/// error: close_notify and FIN, then whatever the client still sends (an upload already under
-/// way) is read and discarded until it closes too, for at most [`REFUSAL_CLOSE`]. A
-/// connection closed with unread data would be reset, and the client would see that instead.
-async fn close_refused<IO: AsyncRead + AsyncWrite + Unpin>(stream: &mut IO) {
-    let close = async {
-        stream.shutdown().await?;
-        let mut discard = vec![0u8; 16 * 1024];
-        while stream.read(&mut discard).await? > 0 {}
-        Ok::<_, io::Error>(())
-    };
-    let _ = tokio::time::timeout(REFUSAL_CLOSE, close).await;
 }
 
 /// Binds a passive listener. SO_REUSEADDR lets it take a port whose earlier connections

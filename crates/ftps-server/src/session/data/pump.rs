@@ -19,7 +19,6 @@ use std::time::Duration;
 use ftps_proto::ascii;
 use rustls::ServerConnection;
 
-use super::transfer::{TransferError, TransferResult};
 use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
 
 /// Bytes gathered for one write to the disk, or handed to `sendfile` at a time.
@@ -29,9 +28,22 @@ const CHUNK: usize = 256 * 1024;
 /// the copy into the socket (256 KiB cost 0.6-0.9 s of CPU per GiB against 0.4-0.6).
 const SEND_CHUNK: usize = 64 * 1024;
 
+/// Why a transfer failed.
+pub(crate) enum TransferError {
+    /// The data connection broke or the client closed it early: 426.
+    Connection(io::Error),
+    /// Nothing moved for the stall timeout: 426.
+    Stalled,
+    /// Reading or writing the file failed: 451/452/552.
+    Local(io::Error),
+}
+
+/// The bytes a transfer moved, or why it failed.
+pub(crate) type TransferResult = std::result::Result<u64, TransferError>;
+
 /// A data connection taken out of the runtime: a blocking socket, the bytes already read
 /// from it, and the TLS state when `PROT P` protects it.
-pub(super) struct BlockingData {
+pub(crate) struct BlockingData {
     socket: TcpStream,
     /// Bytes the runtime read from the socket (during the TLS handshake) that are still
     /// to be processed.
@@ -225,7 +237,7 @@ impl BlockingData {
     }
 
     /// Writes `bytes` as application data.
-    pub(super) fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
+    pub(crate) fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
         match &mut self.tls {
             None => (&self.socket).write_all(bytes).map_err(network_error),
             Some(tls) => {
