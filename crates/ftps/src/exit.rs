@@ -1,9 +1,9 @@
 //! Exit codes, documented in crates/ftps/README.md, and the error kinds that choose them.
 //!
 //! Scripts branch on these codes, so they depend on what kind of error happened, never on
-//! its message: client errors by their variant and reply, the CLI's own errors by their type.
+//! its message: client errors by their [`ErrorKind`], the CLI's own errors by their type.
 
-use ftps_client::Error;
+use ftps_client::{Error, ErrorKind};
 
 /// Any other error: a protocol violation by the server, an unexpected reply.
 pub const GENERIC: u8 = 1;
@@ -75,29 +75,16 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// The exit code for an error of the client library.
 fn client_error_code(e: &Error) -> u8 {
-    match e {
-        Error::Connect { .. } | Error::Timeout(_) | Error::Closed => CONNECT,
-        Error::CertificateRejected { .. } => TLS,
-        // TLS failing on the control connection is a TLS problem; on a data connection the
-        // control session already stands, so it is a failed transfer.
-        Error::Tls { context, .. } if context.starts_with("control") => TLS,
-        Error::Tls { .. } | Error::Poisoned => TRANSFER,
-        Error::Reply { command, reply } => {
-            if command.starts_with("USER") || command.starts_with("PASS") {
-                LOGIN
-            } else if command.starts_with("AUTH") {
-                TLS
-            } else {
-                match reply.code.0 {
-                    425 | 426 | 451 | 522 => TRANSFER,
-                    450 | 550..=553 => REMOTE_FILE,
-                    _ => GENERIC,
-                }
-            }
-        }
-        Error::Io { .. } => LOCAL_FILE,
-        Error::Config(_) => USAGE,
-        Error::Protocol(_) => GENERIC,
+    match e.kind() {
+        ErrorKind::Connect => CONNECT,
+        ErrorKind::Tls => TLS,
+        ErrorKind::Login => LOGIN,
+        ErrorKind::RemoteFile => REMOTE_FILE,
+        ErrorKind::Transfer => TRANSFER,
+        ErrorKind::LocalIo => LOCAL_FILE,
+        ErrorKind::Config => USAGE,
+        // Protocol violations, other refusals, and any kind the library adds later.
+        _ => GENERIC,
     }
 }
 
@@ -106,6 +93,7 @@ mod tests {
     use super::*;
 
     use anyhow::Context;
+    use ftps_client::error::{Connection, SentCommand};
     use ftps_client::{Reply, ReplyCode};
 
     fn io_error() -> std::io::Error {
@@ -114,7 +102,7 @@ mod tests {
 
     fn reply(command: &str, code: u16) -> Error {
         Error::Reply {
-            command: command.into(),
+            command: SentCommand::raw(command),
             reply: Reply::new(ReplyCode(code), "text"),
         }
     }
@@ -167,14 +155,14 @@ mod tests {
             ),
             (
                 Error::Tls {
-                    context: "control connection",
+                    context: Connection::Control,
                     source: io(),
                 },
                 TLS,
             ),
             (
                 Error::Tls {
-                    context: "data connection",
+                    context: Connection::Data,
                     source: io(),
                 },
                 TRANSFER,
