@@ -7,6 +7,7 @@
 //!
 //! The `ftpsd` binary is a thin command line over [`server::Server`].
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod certid;
