@@ -55,14 +55,19 @@ pub struct Login {
 }
 
 impl Login {
-    /// The user `ftps` of `server`.
-    pub fn default_user(server: &Server) -> Login {
+    /// `user` with `password` on `server`'s explicit FTPS listener.
+    pub fn new(server: &Server, user: &str, password: &str) -> Login {
         Login {
             addr: server.explicit,
             fingerprint: server.fingerprint.clone(),
-            user: "ftps".into(),
-            password: server.password.clone(),
+            user: user.into(),
+            password: password.into(),
         }
+    }
+
+    /// The user `ftps` of `server`.
+    pub fn default_user(server: &Server) -> Login {
+        Login::new(server, "ftps", &server.password)
     }
 
     /// Explicit FTPS connection, AUTH TLS, USER and PASS.
@@ -169,11 +174,7 @@ impl Control {
 
     /// Explicit FTPS connection, AUTH TLS, login, PBSZ 0 and PROT P.
     pub async fn login(server: &Server, user: &str, password: &str) -> Control {
-        let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-        c.auth_tls().await;
-        c.user_pass(user, password).await;
-        c.protect().await;
-        c
+        Login::new(server, user, password).protected().await
     }
 
     /// [`Control::login`] as the user `ftps`.
@@ -224,12 +225,7 @@ impl Control {
 
     /// Runs the TLS handshake on the control connection.
     pub async fn start_tls(&mut self) -> io::Result<()> {
-        assert!(
-            self.conn.pending().is_empty(),
-            "server sent bytes after its AUTH reply, before the handshake: {:?}\n{}",
-            String::from_utf8_lossy(self.conn.pending()),
-            self.transcript
-        );
+        self.assert_nothing_pending("server sent bytes after its AUTH reply, before the handshake");
         let name = self.server_name.clone();
         self.conn
             .start_tls(self.tls.clone(), name, "control TLS handshake")
@@ -245,12 +241,7 @@ impl Control {
     /// Ends TLS on the control connection after a `200` to `CCC` (RFC 4217 §6): sends
     /// close_notify, reads up to the server's close_notify, and continues in plaintext.
     pub async fn end_tls(&mut self) -> io::Result<()> {
-        assert!(
-            self.conn.pending().is_empty(),
-            "server sent more after its CCC reply: {:?}\n{}",
-            String::from_utf8_lossy(self.conn.pending()),
-            self.transcript
-        );
+        self.assert_nothing_pending("server sent more after its CCC reply");
         let Some(Stream::Tls(mut stream)) = self.conn.take_stream() else {
             panic!("end_tls on a connection without TLS");
         };
@@ -298,6 +289,17 @@ impl Control {
         );
         self.conn.set_stream(Stream::Plain(stream.into_inner().0));
         Ok(())
+    }
+
+    /// Asserts that no bytes wait beyond the last reply: where TLS starts or ends, they
+    /// would belong to the wrong layer.
+    fn assert_nothing_pending(&self, what: &str) {
+        assert!(
+            self.conn.pending().is_empty(),
+            "{what}: {:?}\n{}",
+            String::from_utf8_lossy(self.conn.pending()),
+            self.transcript
+        );
     }
 
     /// `PBSZ 0` and `PROT P`.

@@ -16,7 +16,7 @@ fn state(server: &Server) -> String {
 
 /// Whether `user` can log in with `password` (530 means no).
 async fn can_log_in(server: &Server, user: &str, password: &str) -> bool {
-    let mut c = Control::connect_auth(&server).await;
+    let mut c = Control::connect_auth(server).await;
     c.expect(&format!("USER {user}"), 331).await;
     let reply = c.cmd(&format!("PASS {password}")).await;
     match reply.code.0 {

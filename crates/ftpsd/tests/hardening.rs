@@ -9,7 +9,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use support::client::Control;
-use support::{ftpsd, Server};
+use support::{ftpsd, logged_in, Server};
 use tokio::net::TcpStream;
 
 /// Polls the server's log until it contains `needle` (or `limit` passes).
@@ -28,8 +28,7 @@ async fn log_shows(server: &Server, needle: &str, limit: Duration) -> bool {
 async fn commands_flooded_during_a_transfer_do_not_grow_memory() {
     // A logged-in client starts an upload, sends no data and floods the control connection.
     // The server used to queue every line: 100 MiB took it to 2.4 GiB.
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR held.bin").await;
     assert_eq!(first.code.0, 150);
     let _data = data.expect("data connection");

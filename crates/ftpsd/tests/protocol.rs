@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustls::HandshakeKind;
 use support::client::{client_config, Control, Passive, Tls};
-use support::{ftpsd, logged_in};
+use support::{ftpsd, logged_in, logged_in_with};
 
 // ---- TLS requirements -------------------------------------------------------------------
 
@@ -132,9 +132,7 @@ async fn data_connections_resume_the_control_session() {
 
 #[tokio::test]
 async fn data_connection_without_resumption_gets_522() {
-    let server = ftpsd().start();
-    server.put("f", b"data");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"data").await;
     // A different session cache: the data handshake is a full one, like a stranger's.
     let stranger = client_config(&server.fingerprint, Tls::Any);
     let t = c.transfer_with("RETR f", None, Some(stranger)).await;

@@ -6,7 +6,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use support::client::{Control, Login};
-use support::ftpsd;
+use support::{ftpsd, logged_in};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -163,8 +163,7 @@ async fn abor_during_an_upload_discards_it() {
 #[tokio::test]
 async fn quit_during_a_transfer_waits_for_it() {
     // RFC 959: QUIT during a transfer closes after the transfer's reply.
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR q").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.unwrap();

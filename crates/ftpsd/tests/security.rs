@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::client::{client_config, client_config_alpn, Control, Login, Tls};
-use support::{ftpsd, Server};
+use support::{ftpsd, logged_in, logged_in_with, Server};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -59,9 +59,7 @@ async fn auth_after_plaintext_login_is_refused() {
 
 #[tokio::test]
 async fn prot_unknown_level_is_504_and_keeps_the_level() {
-    let server = ftpsd().start();
-    server.put("f", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"x").await;
     c.expect("PROT X", 504).await;
     // Still P: the transfer works over TLS.
     assert_eq!(c.retr("f").await, b"x");
@@ -85,9 +83,7 @@ async fn ccc_is_refused() {
 
 #[tokio::test]
 async fn data_connection_from_another_ip_is_dropped_and_the_real_client_served() {
-    let server = ftpsd().start();
-    server.put("f", b"for the real client");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"for the real client").await;
     let reply = c.expect("EPSV", 229).await;
     let port = ftps_proto::address::parse_epsv_reply(&reply.text()).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -109,8 +105,7 @@ async fn data_connection_from_another_ip_is_dropped_and_the_real_client_served()
 
 #[tokio::test]
 async fn a_new_passive_command_closes_the_old_listener() {
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     let first = c.expect("EPSV", 229).await;
     let first = ftps_proto::address::parse_epsv_reply(&first.text()).unwrap();
     let second = c.expect("EPSV", 229).await;
@@ -130,9 +125,7 @@ async fn a_new_passive_command_closes_the_old_listener() {
 
 #[tokio::test]
 async fn transfer_without_pasv_gets_425() {
-    let server = ftpsd().start();
-    server.put("f", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"x").await;
     c.expect("RETR f", 425).await;
 }
 
@@ -140,8 +133,7 @@ async fn transfer_without_pasv_gets_425() {
 
 #[tokio::test]
 async fn port_and_eprt_only_to_the_client_and_unprivileged_ports() {
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     c.expect("PORT 127,0,0,2,39,16", 504).await; // another host
     c.expect("PORT 127,0,0,1,0,80", 504).await; // port 80
     c.expect("EPRT |1|127.0.0.2|10000|", 504).await;
@@ -153,9 +145,7 @@ async fn port_and_eprt_only_to_the_client_and_unprivileged_ports() {
 
 #[tokio::test]
 async fn active_mode_transfer() {
-    let server = ftpsd().start();
-    server.put("f", b"actively sent");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"actively sent").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
@@ -181,8 +171,7 @@ async fn active_mode_transfer() {
 
 #[tokio::test]
 async fn epsv_all_refuses_other_data_commands() {
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     c.expect("EPSV ALL", 200).await;
     c.expect("PASV", 503).await;
     c.expect("PORT 127,0,0,1,39,16", 503).await;
@@ -330,8 +319,7 @@ async fn telnet_iac_sequences_are_stripped() {
 
 #[tokio::test]
 async fn an_upload_appears_only_when_complete() {
-    let server = ftpsd().start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR big").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.expect("data connection");
@@ -357,9 +345,7 @@ async fn an_upload_appears_only_when_complete() {
 
 #[tokio::test]
 async fn a_truncated_upload_is_discarded_with_426() {
-    let server = ftpsd().start();
-    server.put("f", b"original");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"original").await;
     let (first, data) = c.begin("STOR f").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.expect("data connection");
@@ -388,9 +374,7 @@ async fn a_truncated_upload_is_discarded_with_426() {
 
 #[tokio::test]
 async fn more_replies() {
-    let server = ftpsd().start();
-    server.put("f", b"0123456789");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"0123456789").await;
     c.expect("", 500).await;
     c.expect("PWD x", 501).await;
     c.expect("REST -1", 501).await;
@@ -426,9 +410,7 @@ async fn more_replies() {
 
 #[tokio::test]
 async fn type_a_converts_line_endings() {
-    let server = ftpsd().start();
-    server.put("unix.txt", b"one\ntwo\n");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("unix.txt", b"one\ntwo\n").await;
     c.expect("TYPE A", 200).await;
     assert_eq!(c.retr("unix.txt").await, b"one\r\ntwo\r\n");
     c.stor("up.txt", b"a\r\nb\r\n").await;
@@ -463,9 +445,7 @@ async fn abor_during_a_download() {
 
 #[tokio::test]
 async fn reply_text_cannot_be_forged_by_a_file_name() {
-    let server = ftpsd().start();
-    server.put("evil\r\n250 forged", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("evil\r\n250 forged", b"x").await;
     let reply = c.expect("MLST /", 250).await;
     let _ = reply;
     c.send_line("STAT /").await;

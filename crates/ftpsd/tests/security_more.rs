@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,14 @@ fn set_user_keys(server: &Server, name: &str, keys: &str) {
         + header.len();
     let text = format!("{}{keys}\n{}", &text[..at], &text[at..]);
     pki::replace_file(&path, text.as_bytes());
+}
+
+/// Adds the user `robot` (whose password is never used) with `keys` in its table of the
+/// users file; returns its root.
+fn add_robot(server: &Server, keys: &str) -> PathBuf {
+    let root = server.add_user("robot", "robot-password-unused-1", &[]);
+    set_user_keys(server, "robot", keys);
+    root
 }
 
 /// A server checking client certificates against `ca` in `mode`, with a CRL revoking
@@ -115,11 +124,9 @@ async fn assert_refused_at_handshake(
 async fn certificate_login_is_232_and_data_connections_carry_the_certificate() {
     let ca = Ca::new("ftpsd test CA");
     let server = cert_server("optional", &ca, &[]);
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
     // Optional reuse, so that the certificate check on data connections is what refuses.
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"backup-robot\" }\n\
          data_session_reuse = \"optional\"",
     );
@@ -201,60 +208,23 @@ async fn certificate_and_password_needs_both() {
     let bob = ca.client("bob", &[], 20);
     let mallory = ca.client("mallory", &[], 21);
 
+    let fp = &server.fingerprint;
+    let server = &server;
+    let login =
+        move |tls, password: &'static str, code| password_login(server, tls, "bob", password, code);
+
     // Right certificate: USER asks for the password (no 232), the password logs in.
-    let mut c = password_login(
-        &server,
-        bob.config(&server.fingerprint, Tls::Any),
-        "bob",
-        "bob-password-1",
-        230,
-    )
-    .await;
+    let mut c = login(bob.config(fp, Tls::Any), "bob-password-1", 230).await;
     c.expect("PWD", 257).await;
     // Right certificate, wrong password.
-    let _c = password_login(
-        &server,
-        bob.config(&server.fingerprint, Tls::Any),
-        "bob",
-        "wrong-password",
-        530,
-    )
-    .await;
+    let _c = login(bob.config(fp, Tls::Any), "wrong-password", 530).await;
     // Right password, no certificate (optional mode lets the handshake through).
-    let _c = password_login(
-        &server,
-        client_config(&server.fingerprint, Tls::Any),
-        "bob",
-        "bob-password-1",
-        530,
-    )
-    .await;
+    let _c = login(client_config(fp, Tls::Any), "bob-password-1", 530).await;
     // Right password, a valid certificate with another CN.
-    let _c = password_login(
-        &server,
-        mallory.config(&server.fingerprint, Tls::Any),
-        "bob",
-        "bob-password-1",
-        530,
-    )
-    .await;
+    let _c = login(mallory.config(fp, Tls::Any), "bob-password-1", 530).await;
     // And bob still gets in afterwards (the cached password check keeps the rules).
-    let _c = password_login(
-        &server,
-        bob.config(&server.fingerprint, Tls::Any),
-        "bob",
-        "bob-password-1",
-        230,
-    )
-    .await;
-    let _c = password_login(
-        &server,
-        client_config(&server.fingerprint, Tls::Any),
-        "bob",
-        "bob-password-1",
-        530,
-    )
-    .await;
+    let _c = login(bob.config(fp, Tls::Any), "bob-password-1", 230).await;
+    let _c = login(client_config(fp, Tls::Any), "bob-password-1", 530).await;
 }
 
 #[tokio::test]
@@ -332,10 +302,8 @@ async fn required_mode_refuses_bad_certificates_at_the_handshake() {
     let expired = ca.expired_client("robot", 42);
     let foreign = stranger_ca.client("robot", &[], 40);
     let server = cert_server("required", &ca, &[&revoked]);
-    server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     let fp = server.fingerprint.clone();
@@ -794,10 +762,8 @@ async fn after_ccc_data_connections_still_need_the_control_certificate() {
          client_ca = \"client-ca.pem\"\n",
         |dir| fs::write(dir.join("client-ca.pem"), ca.pem()).unwrap(),
     );
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }\n\
          data_session_reuse = \"optional\"",
     );
@@ -867,10 +833,8 @@ async fn optional_mode_still_refuses_bad_certificates() {
 async fn certificate_login_over_tls12() {
     let ca = Ca::new("ftpsd test CA");
     let server = cert_server("required", &ca, &[]);
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     fs::write(root.join("f"), b"tls 1.2").unwrap();
@@ -941,10 +905,8 @@ async fn a_new_crl_takes_effect_without_a_restart() {
     let ca = Ca::new("ftpsd test CA");
     let robot = ca.client("robot", &[], 50);
     let server = cert_server("required", &ca, &[]);
-    server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     let fp = server.fingerprint.clone();

@@ -25,3 +25,11 @@ pub async fn logged_in() -> (Server, Control) {
     let control = Control::login_default(&server).await;
     (server, control)
 }
+
+/// [`logged_in`] with a file `name` holding `content` in the root.
+pub async fn logged_in_with(name: &str, content: &[u8]) -> (Server, Control) {
+    let server = ftpsd().start();
+    server.put(name, content);
+    let control = Control::login_default(&server).await;
+    (server, control)
+}
