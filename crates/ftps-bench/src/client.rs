@@ -3,24 +3,24 @@
 //!
 //! Every control connection gets its own `ClientConfig` with its own session cache, so its
 //! data connections resume exactly its session (as `require_ssl_reuse` and ftpsd demand).
+//!
+//! The control connection is the test kit's raw-line core; this layer adds errors instead
+//! of panics, the benchmark's crypto configuration, and a data path without copies.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ftps_proto::reply::ReplyDecoder;
 use ftps_proto::Reply;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, Resumption};
+use ftps_testkit::line::LineConn;
+use ftps_testkit::stream::Stream;
+use ftps_testkit::tls::{self, localhost, Tls, Verifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use rustls::{ClientConfig, HandshakeKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -56,63 +56,11 @@ pub fn provider(version: TlsVersion) -> CryptoProvider {
     p
 }
 
+/// The one protocol version `version` offers.
 pub fn versions(version: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
-    static V13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
-    static V12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
     match version {
-        TlsVersion::V13 => &V13,
-        TlsVersion::V12 => &V12,
-    }
-}
-
-/// Accepts the benchmark's own certificate without a chain check (it is generated per run
-/// and never leaves loopback), but still verifies the handshake signatures, so the client
-/// does the same cryptographic work as a real one.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        TlsVersion::V13 => Tls::V13.versions(),
+        TlsVersion::V12 => Tls::V12.versions(),
     }
 }
 
@@ -123,7 +71,7 @@ pub fn base_config(version: TlsVersion) -> Arc<ClientConfig> {
         .with_protocol_versions(versions(version))
         .expect("protocol versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_custom_certificate_verifier(Arc::new(Verifier::any(provider)))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"ftp".to_vec()];
     Arc::new(config)
@@ -131,9 +79,7 @@ pub fn base_config(version: TlsVersion) -> Arc<ClientConfig> {
 
 /// A copy of `base` with an empty session cache of its own.
 pub fn fresh(base: &Arc<ClientConfig>) -> Arc<ClientConfig> {
-    let mut config = (**base).clone();
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(4)));
-    Arc::new(config)
+    tls::with_own_cache(base, 4)
 }
 
 /// Takes a data connection out of delayed-ACK ("interactive") mode, which Linux enters
@@ -158,10 +104,6 @@ fn quick_ack(tcp: &TcpStream) {
     }
 }
 
-fn server_name() -> ServerName<'static> {
-    ServerName::try_from("localhost").expect("server name")
-}
-
 async fn timed<T>(what: &str, fut: impl std::future::Future<Output = io::Result<T>>) -> Result<T> {
     match tokio::time::timeout(TIMEOUT, fut).await {
         Ok(r) => r.with_context(|| what.to_string()),
@@ -169,92 +111,9 @@ async fn timed<T>(what: &str, fut: impl std::future::Future<Output = io::Result<
     }
 }
 
-/// A control connection's transport that keeps the last bytes the server sent, so a server
-/// that gives up with a plain-text reply on a TLS connection (vsftpd's `500 OOPS: ...`) can be
-/// quoted: the TLS layer only sees an invalid record.
-struct Tail<S> {
-    inner: S,
-    last: Vec<u8>,
-}
-
-const TAIL: usize = 512;
-
-impl<S> Tail<S> {
-    fn new(inner: S) -> Tail<S> {
-        Tail {
-            inner,
-            last: Vec::with_capacity(2 * TAIL),
-        }
-    }
-
-    /// The reply in plain text at the end of what the server sent, if there is one (a TLS
-    /// record's bytes before it may happen to be printable: the text starts at a reply code).
-    fn plain_text(&self) -> Option<String> {
-        let printable = |b: &u8| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n');
-        let start = self
-            .last
-            .iter()
-            .rposition(|b| !printable(b))
-            .map_or(0, |i| i + 1);
-        let text = &self.last[start..];
-        let code = text
-            .windows(4)
-            .position(|w| w[..3].iter().all(u8::is_ascii_digit) && matches!(w[3], b' ' | b'-'))?;
-        Some(String::from_utf8_lossy(&text[code..]).trim().to_string())
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tail<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let new = &buf.filled()[before..];
-        if !new.is_empty() {
-            let keep = new.len().min(TAIL);
-            this.last.extend_from_slice(&new[new.len() - keep..]);
-            if this.last.len() > TAIL {
-                let cut = this.last.len() - TAIL;
-                this.last.drain(..cut);
-            }
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tail<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<Tail<TcpStream>>>),
-    Gone,
-}
-
 /// One control connection.
 pub struct Control {
-    conn: Conn,
-    buf: Vec<u8>,
-    decoder: ReplyDecoder,
+    conn: LineConn,
     tls: Arc<ClientConfig>,
     peer: SocketAddr,
 }
@@ -275,23 +134,15 @@ impl Control {
         let tcp = timed("connect", TcpStream::connect(addr)).await?;
         tcp.set_nodelay(true)?;
         let mut c = Control {
-            conn: Conn::Plain(tcp),
-            buf: Vec::new(),
-            decoder: ReplyDecoder::new(10_000),
+            conn: LineConn::new(tcp, 10_000, TIMEOUT),
             tls: fresh(base),
             peer: addr,
         };
         c.expect_reply(220).await?;
         c.expect("AUTH TLS", 234).await?;
-        let Conn::Plain(tcp) = std::mem::replace(&mut c.conn, Conn::Gone) else {
-            unreachable!()
-        };
-        let tls = timed(
-            "control TLS handshake",
-            TlsConnector::from(c.tls.clone()).connect(server_name(), Tail::new(tcp)),
-        )
-        .await?;
-        c.conn = Conn::Tls(Box::new(tls));
+        c.conn
+            .start_tls(c.tls.clone(), localhost(), "control TLS handshake")
+            .await?;
         Ok(c)
     }
 
@@ -322,15 +173,12 @@ impl Control {
 
     /// TLS 1.3 session tickets this control connection has received so far.
     pub fn tickets_received(&self) -> u32 {
-        match &self.conn {
-            Conn::Tls(s) => s.get_ref().1.tls13_tickets_received(),
-            _ => 0,
-        }
+        self.conn.stream().map_or(0, |s| s.tls13_tickets_received())
     }
 
     pub async fn quit(mut self) -> Result<()> {
         self.expect("QUIT", 221).await?;
-        if let Conn::Tls(s) = &mut self.conn {
+        if let Some(mut s) = self.conn.take_stream().filter(Stream::is_tls) {
             let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
         }
         Ok(())
@@ -338,20 +186,7 @@ impl Control {
 
     pub async fn cmd(&mut self, line: &str) -> Result<Reply> {
         let bytes = format!("{line}\r\n");
-        let w = async {
-            match &mut self.conn {
-                Conn::Plain(s) => {
-                    s.write_all(bytes.as_bytes()).await?;
-                    s.flush().await
-                }
-                Conn::Tls(s) => {
-                    s.write_all(bytes.as_bytes()).await?;
-                    s.flush().await
-                }
-                Conn::Gone => Err(io::Error::other("connection gone")),
-            }
-        };
-        timed("send", w).await?;
+        timed("send", self.conn.write_all(bytes.as_bytes())).await?;
         self.reply().await
     }
 
@@ -377,49 +212,18 @@ impl Control {
     }
 
     pub async fn reply(&mut self) -> Result<Reply> {
-        loop {
-            let line = self.read_line().await?;
-            if let Some(r) = self
-                .decoder
-                .feed_line(&line)
-                .map_err(|e| anyhow!("{e:?}"))?
-            {
-                return Ok(r);
-            }
-        }
-    }
-
-    async fn read_line(&mut self) -> Result<String> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..end + 2).take(end).collect();
-                return Ok(String::from_utf8_lossy(&line).into_owned());
-            }
-            let mut chunk = [0u8; 2048];
-            let read = async {
-                match &mut self.conn {
-                    Conn::Plain(s) => s.read(&mut chunk).await,
-                    Conn::Tls(s) => s.read(&mut chunk).await,
-                    Conn::Gone => Ok(0),
+        match self.conn.read_reply().await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => bail!("control connection closed"),
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                match self.conn.plain_text() {
+                    Some(text) if self.conn.is_tls() => Err(e.context(format!(
+                        "the server wrote in plain text on the TLS connection: {text}"
+                    ))),
+                    _ => Err(e),
                 }
-            };
-            let n = match timed("reply", read).await {
-                Ok(n) => n,
-                Err(e) => {
-                    if let Conn::Tls(s) = &self.conn {
-                        if let Some(text) = s.get_ref().0.plain_text() {
-                            return Err(e.context(format!(
-                                "the server wrote in plain text on the TLS connection: {text}"
-                            )));
-                        }
-                    }
-                    return Err(e);
-                }
-            };
-            if n == 0 {
-                bail!("control connection closed");
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -436,7 +240,7 @@ impl Control {
         .await?;
         tcp.set_nodelay(true)?;
         let connector = TlsConnector::from(self.tls.clone());
-        let handshake = timed("data TLS handshake", connector.connect(server_name(), tcp));
+        let handshake = timed("data TLS handshake", connector.connect(localhost(), tcp));
         let send = async {
             let r = self.cmd(line).await?;
             if !r.code.is_preliminary() {
@@ -516,36 +320,5 @@ impl Control {
             bail!("`{line}` ended with {} {}", last.code.0, last.text());
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tail_of(bytes: &[u8]) -> Tail<()> {
-        Tail {
-            inner: (),
-            last: bytes.to_vec(),
-        }
-    }
-
-    #[test]
-    fn plain_text_reply_after_tls_records_is_quoted() {
-        let mut bytes = vec![0x17, 0x03, 0x03, 0x00, 0x05, 0x9c, b'4', b'2', b'1', 0x01];
-        bytes.extend_from_slice(b"xy500 OOPS: priv_sock_get_cmd\r\n");
-        assert_eq!(
-            tail_of(&bytes).plain_text().as_deref(),
-            Some("500 OOPS: priv_sock_get_cmd")
-        );
-    }
-
-    #[test]
-    fn tls_records_alone_are_not_text() {
-        assert_eq!(
-            tail_of(&[0x17, 0x03, 0x03, 0x00, 0x13, 0xf0]).plain_text(),
-            None
-        );
-        assert_eq!(tail_of(b"").plain_text(), None);
     }
 }

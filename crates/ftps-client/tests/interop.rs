@@ -4,19 +4,17 @@
 //! The reference servers come from scripts/reference-servers.sh; the tests fail (they do not
 //! skip) when it has not been run.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    content, give_to_test_user, make_tree, start, start_ftpsd_ipv6, start_with, tree_hashes, Kind,
-    Server,
-};
 use ftps_client::mirror::{self, MirrorOptions};
 use ftps_client::{
     Config, Connector, DataMode, Endpoint, Error, FtpsClient, Pool, TlsMode, TlsVersions, Trust,
+};
+use ftps_testkit::files::{content, make_tree, tree_hashes};
+use ftps_testkit::reference::{
+    give_to_test_user, start, start_ftpsd_ipv6, start_with, Kind, Server,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;

@@ -1,14 +1,12 @@
 //! The `ftps` binary driven as a subprocess against ftpsd and vsftpd: the 1,000-file mirror
 //! both ways, everyday commands, JSON output, exit codes and error messages.
 
-#[path = "../../ftps-client/tests/common/mod.rs"]
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{content, give_to_test_user, make_tree, start, tree_hashes, Kind, Server};
+use ftps_testkit::files::{content, make_tree, tree_hashes};
+use ftps_testkit::reference::{give_to_test_user, start, Kind, Server};
 
 fn fp(server: &Server) -> String {
     ftps_client::error::format_fingerprint(&server.fingerprint)

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::client::Control;
-use support::Server;
+use support::{ftpsd, Server};
 
 fn state(server: &Server) -> String {
     server.state_dir.display().to_string()
@@ -16,8 +16,7 @@ fn state(server: &Server) -> String {
 
 /// Whether `user` can log in with `password` (530 means no).
 async fn can_log_in(server: &Server, user: &str, password: &str) -> bool {
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let mut c = Control::connect_auth(server).await;
     c.expect(&format!("USER {user}"), 331).await;
     let reply = c.cmd(&format!("PASS {password}")).await;
     match reply.code.0 {
@@ -29,7 +28,7 @@ async fn can_log_in(server: &Server, user: &str, password: &str) -> bool {
 
 #[tokio::test]
 async fn user_add_list_passwd_del_take_effect_without_restart() {
-    let server = Server::start();
+    let server = ftpsd().start();
     server.add_user("alice", "alice-pass-1", &[]);
     let list = server.ftpsd(&["user", "list", "--state-dir", &state(&server)], "");
     assert!(list.status.success(), "{list:?}");
@@ -67,7 +66,7 @@ async fn user_add_list_passwd_del_take_effect_without_restart() {
 
 #[test]
 fn users_file_keeps_no_plaintext_password() {
-    let server = Server::start();
+    let server = ftpsd().start();
     server.add_user("bob", "bob-secret-pass", &[]);
     let users = fs::read_to_string(server.state_dir.join("users.toml")).expect("users.toml");
     assert!(
@@ -82,7 +81,7 @@ fn users_file_keeps_no_plaintext_password() {
 
 #[test]
 fn adding_an_existing_user_fails() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let out = server.ftpsd(
         &[
             "user",
@@ -101,7 +100,7 @@ fn adding_an_existing_user_fails() {
 
 #[tokio::test]
 async fn restart_keeps_certificate_and_users() {
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     let fingerprint = server.fingerprint.clone();
     server.restart();
     assert_eq!(
@@ -113,7 +112,7 @@ async fn restart_keeps_certificate_and_users() {
 
 #[test]
 fn sigterm_stops_the_server() {
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     assert!(
         server.terminate_within(Duration::from_secs(10)),
         "ftpsd still running 10 s after SIGTERM"
@@ -152,7 +151,7 @@ fn example_config_is_valid() {
         .skip_while(|l| !l.starts_with('['))
         .map(|l| format!("{l}\n"))
         .collect();
-    let server = Server::start_with_config(&extra);
+    let server = ftpsd().start_with_config(&extra);
     assert!(server.explicit.port() != 0);
 }
 
@@ -161,7 +160,7 @@ async fn passive_port_range_and_advertised_address() {
     // A range unlikely to be in use; the test only needs a few ports of it.
     let base = 40000 + (std::process::id() % 2000) as u16 * 10;
     let range = format!("{}-{}", base, base + 9);
-    let server = Server::start_with_config(&format!(
+    let server = ftpsd().start_with_config(&format!(
         "[passive]\nports = \"{range}\"\nadvertised_address = \"127.0.0.1\"\n"
     ));
     let mut c = Control::login_default(&server).await;
@@ -188,7 +187,7 @@ async fn passive_flags_on_the_command_line() {
     let base = 42000 + (std::process::id() % 2000) as u16 * 10;
     let range = format!("{}-{}", base, base + 9);
     // 192.0.2.7 (TEST-NET-1) is only announced, never connected to.
-    let server = Server::start_with_args(&[
+    let server = ftpsd().start_with_args(&[
         "--passive-ports",
         &range,
         "--advertised-address",
@@ -241,7 +240,7 @@ async fn an_rsa_certificate_from_openssl() {
     ]);
     let expected = openssl(&["x509", "-in", &cert_s, "-noout", "-fingerprint", "-sha256"]);
     let expected = expected.trim().rsplit('=').next().unwrap().to_string();
-    let server = Server::start_with_args(&["--cert", &cert_s, "--key", &key_s]);
+    let server = ftpsd().start_with_args(&["--cert", &cert_s, "--key", &key_s]);
     assert_eq!(
         server.fingerprint, expected,
         "printed fingerprint vs openssl's"
@@ -251,8 +250,8 @@ async fn an_rsa_certificate_from_openssl() {
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_refused() {
-    let a = Server::start();
-    let b = Server::start();
+    let a = ftpsd().start();
+    let b = ftpsd().start();
     let out = Command::new(support::FTPSD)
         .args(["--listen", "127.0.0.1:0", "--no-implicit", "--cert"])
         .arg(a.state_dir.join("cert.pem"))
@@ -273,8 +272,8 @@ fn a_key_that_does_not_match_the_certificate_is_refused() {
 
 #[tokio::test]
 async fn a_changed_certificate_file_is_picked_up_and_a_broken_one_ignored() {
-    let server = Server::start_with_config("[tls]\nreload_check_seconds = 1\n");
-    let other = Server::start();
+    let server = ftpsd().start_with_config("[tls]\nreload_check_seconds = 1\n");
+    let other = ftpsd().start();
     // A broken certificate: refused, the old one stays.
     fs::write(server.state_dir.join("cert.pem"), "not a certificate").unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -300,7 +299,7 @@ async fn a_changed_certificate_file_is_picked_up_and_a_broken_one_ignored() {
 
 #[tokio::test]
 async fn advertised_address_as_a_dns_name() {
-    let server = Server::start_with_config("[passive]\nadvertised_address = \"localhost\"\n");
+    let server = ftpsd().start_with_config("[passive]\nadvertised_address = \"localhost\"\n");
     let mut c = Control::login_default(&server).await;
     let reply = c.expect("PASV", 227).await;
     let addr = ftps_proto::address::parse_pasv_reply(&reply.text()).expect("PASV reply");
@@ -309,7 +308,7 @@ async fn advertised_address_as_a_dns_name() {
 
 #[test]
 fn user_commands_on_a_missing_user_fail() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let del = server.ftpsd(
         &["user", "del", "ghost", "--state-dir", &state(&server)],
         "",

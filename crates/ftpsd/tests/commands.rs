@@ -15,22 +15,11 @@ use matrix::DualStack;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use support::client::{client_config, Control, Passive, Tls};
-use support::Server;
+use support::{ftpsd, logged_in, Server};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-/// Starts a server and logs in as `ftps` with PBSZ 0 / PROT P.
-async fn logged_in() -> (Server, Control) {
-    let server = Server::start();
-    let control = Control::login_default(&server).await;
-    (server, control)
-}
-
-fn put(server: &Server, name: &str, content: &[u8]) {
-    fs::write(server.data_dir().join(name), content).expect("write file into the root");
-}
 
 fn localhost() -> ServerName<'static> {
     ServerName::try_from("localhost").expect("server name")
@@ -112,7 +101,7 @@ async fn x_variants_behave_like_their_commands() {
 #[tokio::test]
 async fn rein_logs_out_and_keeps_tls() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"content");
+    server.put("f", b"content");
     c.expect("TYPE A", 200).await;
     c.expect("CWD /", 250).await;
     c.expect("REIN", 220).await;
@@ -128,14 +117,11 @@ async fn rein_logs_out_and_keeps_tls() {
 
 #[tokio::test]
 async fn stou_stores_under_a_unique_name() {
-    let server = Server::start();
+    let server = ftpsd().start();
     // TLS 1.2: its sessions can be resumed any number of times, so consecutive uploads do
     // not depend on the supply of single-use TLS 1.3 tickets (uploads bring none).
     let tls = client_config(&server.fingerprint, Tls::V12);
-    let mut c = Control::connect_with(server.explicit, tls).await;
-    c.auth_tls().await;
-    c.user_pass("ftps", &server.password).await;
-    c.protect().await;
+    let mut c = Control::login_with(&server, tls).await;
     c.expect("MKD in", 257).await;
     c.expect("CWD in", 250).await;
     let mut names = Vec::new();
@@ -240,7 +226,7 @@ async fn abor_idle_and_during_a_transfer() {
     c.expect_reply(226).await;
     // The session goes on.
     c.expect("NOOP", 200).await;
-    put(&server, "small", b"small");
+    server.put("small", b"small");
     assert_eq!(c.retr("small").await, b"small");
 }
 
@@ -264,8 +250,8 @@ async fn stat_during_a_transfer_and_stat_path() {
     c.expect_reply(226).await;
 
     fs::create_dir(server.data_dir().join("d")).unwrap();
-    put(&server, "d/one.txt", b"12345");
-    put(&server, "d/.hidden", b"h");
+    server.put("d/one.txt", b"12345");
+    server.put("d/.hidden", b"h");
     let listing = c.expect("STAT d", 213).await;
     let text = listing.text();
     assert!(text.contains("one.txt"), "{listing}");
@@ -285,7 +271,7 @@ async fn stat_during_a_transfer_and_stat_path() {
 
 #[tokio::test]
 async fn help_lists_commands_and_gives_syntax() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     let help = c.expect("HELP", 214).await;
     for verb in [
@@ -341,9 +327,8 @@ async fn feat_lists_exactly_what_is_implemented() {
 
 #[tokio::test]
 async fn opts_lang_and_clnt() {
-    let server = Server::start();
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let server = ftpsd().start();
+    let mut c = Control::connect_auth(&server).await;
     // Allowed before login.
     c.expect("CLNT curl 7.88", 200).await;
     c.expect("CLNT", 501).await;
@@ -375,8 +360,8 @@ async fn opts_lang_and_clnt() {
 #[tokio::test]
 async fn list_and_nlst_take_ls_options_without_globbing() {
     let (server, mut c) = logged_in().await;
-    put(&server, "visible.txt", b"12345");
-    put(&server, ".hidden", b"x");
+    server.put("visible.txt", b"12345");
+    server.put(".hidden", b"x");
     fs::create_dir(server.data_dir().join("sub")).unwrap();
     let plain = c.listing("LIST").await;
     assert!(
@@ -445,7 +430,7 @@ async fn utf8_paths_everywhere() {
 async fn mlst_mlsd_facts_and_selection() {
     let (server, mut c) = logged_in().await;
     fs::create_dir(server.data_dir().join("d")).unwrap();
-    put(&server, "d/f.txt", b"hello");
+    server.put("d/f.txt", b"hello");
     fs::set_permissions(
         server.data_dir().join("d/f.txt"),
         fs::Permissions::from_mode(0o640),
@@ -490,7 +475,7 @@ async fn mlst_mlsd_facts_and_selection() {
 #[tokio::test]
 async fn size_and_mdtm_are_exact() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", &[7u8; 12345]);
+    server.put("f", &[7u8; 12345]);
     let when = UNIX_EPOCH + Duration::from_secs(1_234_567_890);
     fs::File::options()
         .write(true)
@@ -564,7 +549,7 @@ async fn rest_beyond_4_gib_on_a_sparse_5_gib_file() {
 #[tokio::test]
 async fn mfmt_sets_the_modification_time() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"x");
+    server.put("f", b"x");
     let reply = c.expect("MFMT 20200102030405 f", 213).await;
     assert_eq!(reply.text(), "Modify=20200102030405; f");
     assert_eq!(c.expect("MDTM f", 213).await.text(), "20200102030405");
@@ -590,9 +575,9 @@ async fn mfmt_sets_the_modification_time() {
 #[tokio::test]
 async fn hash_every_algorithm() {
     let (server, mut c) = logged_in().await;
-    put(&server, "abc.txt", b"abc");
+    server.put("abc.txt", b"abc");
     let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
-    put(&server, "big.bin", &data);
+    server.put("big.bin", &data);
     let sha = c.expect("HASH big.bin", 213).await;
     let expected: String = Sha256::digest(&data)
         .iter()
@@ -625,7 +610,7 @@ async fn hash_every_algorithm() {
 #[tokio::test]
 async fn site_chmod_and_help() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"x");
+    server.put("f", b"x");
     let mode = |server: &Server| {
         fs::metadata(server.data_dir().join("f"))
             .unwrap()
@@ -723,7 +708,7 @@ async fn epsv_and_eprt_over_ipv4_and_ipv6() {
 #[tokio::test]
 async fn epsv_all_refuses_the_other_data_commands() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"epsv only");
+    server.put("f", b"epsv only");
     c.expect("EPSV ALL", 200).await;
     c.expect("PASV", 503).await;
     c.expect("PORT 127,0,0,1,200,10", 503).await;
@@ -736,7 +721,7 @@ async fn epsv_all_refuses_the_other_data_commands() {
 #[tokio::test]
 async fn port_active_mode_over_ipv4() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"active");
+    server.put("f", b"active");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     c.expect(
@@ -762,12 +747,12 @@ async fn port_active_mode_over_ipv4() {
 /// out through `sendfile`, an ASCII one is converted, an upload arrives whole.
 #[tokio::test]
 async fn clear_data_transfers_when_the_administrator_allows_them() {
-    let server = Server::start_with_config("[tls]\nrequire_for_data = false\n");
+    let server = ftpsd().start_with_config("[tls]\nrequire_for_data = false\n");
     let big: Vec<u8> = (0..3 * 1024 * 1024 + 7)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
-    put(&server, "big.bin", &big);
-    put(&server, "text.txt", b"one\ntwo\n");
+    server.put("big.bin", &big);
+    server.put("text.txt", b"one\ntwo\n");
     let mut c = Control::login_default(&server).await;
     c.expect("PROT C", 200).await;
     c.protected = false;
@@ -789,13 +774,13 @@ async fn clear_data_transfers_when_the_administrator_allows_them() {
 /// TCP stream is also how a complete upload ends; and nothing is written after the replies.
 #[tokio::test]
 async fn abor_during_an_upload_leaves_no_file() {
-    let server = Server::start_with_config("[tls]\nrequire_for_data = false\n");
+    let server = ftpsd().start_with_config("[tls]\nrequire_for_data = false\n");
     let mut c = Control::login_default(&server).await;
     for protected in [false, true] {
         c.expect(if protected { "PROT P" } else { "PROT C" }, 200)
             .await;
         c.protected = protected;
-        put(&server, "kept.bin", b"earlier version");
+        server.put("kept.bin", b"earlier version");
         let (first, data) = c.begin("STOR kept.bin").await;
         assert_eq!(first.code.0, 150, "{first}\n{}", c.transcript);
         let mut data = data.expect("data connection");

@@ -8,9 +8,6 @@
 //! `FTPS_WRITE_COMPAT_TABLE=1 cargo test -p ftpsd --test compat compatibility_table`.
 
 mod matrix;
-// vsftpd for the strict-binding table, started as the client's interop tests start it.
-#[path = "../../ftps-client/tests/common/mod.rs"]
-mod reference;
 mod strict_binding;
 mod support;
 
@@ -22,7 +19,7 @@ use std::time::Duration;
 
 use matrix::{assert_same_tree, make_tree, url_path, DualStack, TREE};
 use support::client::{client_config, Tls};
-use support::{run_client, Run, Server};
+use support::{ftpsd, run_client, Run, Server};
 
 /// Longest run of one client command.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -231,7 +228,7 @@ fn curl_run(args: &[String]) -> Run {
 }
 
 fn curl(case: Curl) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let (local, down) = local_dirs(server.dir.path());
     let base = if case.implicit {
         format!("ftps://{}", server.implicit)
@@ -348,7 +345,7 @@ fn several_uploads_run(server: &Server, tls_max: &str) -> Run {
 }
 
 fn curl_several_uploads(tls_max: &str) {
-    let server = Server::start();
+    let server = ftpsd().start();
     several_uploads_run(&server, tls_max).assert_ok("three uploads in one curl command");
     for i in 0..3u8 {
         let stored = fs::read(server.data_dir().join(format!("f{i}"))).expect("stored");
@@ -370,7 +367,7 @@ fn curl_active_7_88() {
          the scenario and docs/compatibility.md",
         version.lines().next().unwrap_or("")
     );
-    let server = Server::start_with_config("[timeouts]\ntls_handshake = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\ntls_handshake = 2\n");
     fs::write(server.data_dir().join("f"), b"active").expect("file");
     let run = curl_run(&[
         "-k".into(),
@@ -434,7 +431,7 @@ fn lftp_run(server: &Server, case: &Lftp, body: &str) -> Run {
 }
 
 fn lftp(case: Lftp) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let (local, down) = local_dirs(server.dir.path());
     let tree = server.data_dir().join("tree");
     let p = case.parallel;
@@ -462,7 +459,7 @@ struct Rclone {
 }
 
 fn rclone(case: Rclone) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let (local, down) = local_dirs(server.dir.path());
     let (user, password, root) = if case.optional_reuse {
         let password = "rclone-password-1";
@@ -554,7 +551,7 @@ fn ftplib(case: Ftplib) {
         (user, password) = ("ftps".to_string(), dual.password.clone());
         (_server, _dual) = (None, Some(dual));
     } else {
-        let server = Server::start();
+        let server = ftpsd().start();
         (dir, state, addr) = (
             server.dir.path().to_path_buf(),
             server.state_dir.clone(),
@@ -623,7 +620,7 @@ fn suppaftp_connect(server: &Server, tls: Tls, user: &str, password: &str) -> Ru
 }
 
 fn suppaftp(tls: Tls, optional_reuse: bool) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let (local, down) = local_dirs(server.dir.path());
     let (user, password, root) = if optional_reuse {
         let root = server.add_user(
@@ -684,7 +681,7 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
 /// TLS 1.3, session reuse required: 50 uploads in a row, each resuming the ticket that came
 /// with its `229` reply (before, the ninth was refused with 522).
 fn suppaftp_many_uploads() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut ftp = suppaftp_connect(&server, Tls::V13, "ftps", &server.password);
     for i in 1..=50u32 {
         ftp.put_file(format!("up{i}"), &mut &b"data"[..])

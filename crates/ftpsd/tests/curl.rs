@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, TestFile};
+use support::{ftpsd, Server, TestFile};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -90,21 +90,21 @@ fn assert_downloaded(f: &TestFile, out: &Path) {
 
 #[test]
 fn curl_explicit_ftps() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let base = format!("ftp://127.0.0.1:{}", server.explicit.port());
     round_trip(&server, &base, true);
 }
 
 #[test]
 fn curl_implicit_ftps() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let base = format!("ftps://127.0.0.1:{}", server.implicit.port());
     round_trip(&server, &base, false);
 }
 
 #[test]
 fn curl_wrong_password_fails() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut cmd = curl(&server, "wrong-password");
     cmd.arg("--ssl-reqd")
         .arg(format!("ftp://127.0.0.1:{}/", server.explicit.port()));
@@ -116,7 +116,7 @@ fn curl_wrong_password_fails() {
 
 #[test]
 fn curl_without_tls_is_refused_login() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut cmd = curl(&server, &server.password);
     cmd.arg(format!("ftp://127.0.0.1:{}/", server.explicit.port()));
     // No --ssl-reqd, no --ssl: curl tries to log in in plaintext.

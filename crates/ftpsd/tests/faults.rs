@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::client::Control;
-use support::Server;
+use support::ftpsd;
 
 /// The content of upload `i` (distinct per file, so a mix-up shows).
 fn content(i: usize, len: usize) -> Vec<u8> {
@@ -42,19 +42,11 @@ fn open_descriptors(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
 }
 
-fn signal(server: &Server, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn kill_9_during_uploads_leaves_no_partial_file_and_no_leftover() {
     const UPLOADS: usize = 20;
     const SIZE: usize = 4 << 20;
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     let mut tasks = Vec::new();
     for i in 0..UPLOADS {
         let mut c = Control::login_default(&server).await;
@@ -79,7 +71,7 @@ async fn kill_9_during_uploads_leaves_no_partial_file_and_no_leftover() {
         !temp_files_under(&server.data_dir()).is_empty(),
         "no upload under way"
     );
-    signal(&server, "KILL");
+    server.signal("KILL");
     for t in tasks {
         let _ = t.await;
     }
@@ -127,7 +119,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test]
 async fn a_full_disk_refuses_the_upload_keeps_nothing_and_serves_the_next_client() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.add_user("small", "small-password-1", &[]);
     let _disk = SmallDisk::mount(&root, "2m");
     fs::write(root.join("existing.bin"), b"before").unwrap();
@@ -152,7 +144,7 @@ async fn a_full_disk_refuses_the_upload_keeps_nothing_and_serves_the_next_client
 
 #[tokio::test]
 async fn clients_that_vanish_with_a_reset_give_everything_back() {
-    let server = Server::start();
+    let server = ftpsd().start();
     fs::write(server.data_dir().join("big.bin"), content(0, 16 << 20)).unwrap();
     // Warm up: the first sessions allocate the runtime's and TLS's lasting state.
     for _ in 0..3 {
@@ -220,9 +212,8 @@ async fn clients_that_vanish_with_a_reset_give_everything_back() {
 #[tokio::test]
 async fn sighup_during_a_hundred_transfers_fails_none() {
     const SESSIONS: usize = 100;
-    let server = Server::start_with_config(
-        "[limits]\nmax_sessions_per_ip = 200\nmax_sessions_per_user = 200\n",
-    );
+    let server = ftpsd()
+        .start_with_config("[limits]\nmax_sessions_per_ip = 200\nmax_sessions_per_user = 200\n");
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
         sessions.push(Control::login_default(&server).await);
@@ -241,7 +232,7 @@ async fn sighup_during_a_hundred_transfers_fails_none() {
     }
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        signal(&server, "HUP");
+        server.signal("HUP");
     }
     for t in tasks {
         t.await.expect("a transfer failed during reloads");

@@ -6,13 +6,7 @@ mod support;
 use std::fs;
 
 use support::client::{client_config, Control, Tls};
-use support::Server;
-
-async fn logged_in() -> (Server, Control) {
-    let server = Server::start();
-    let control = Control::login_default(&server).await;
-    (server, control)
-}
+use support::{ftpsd, logged_in};
 
 #[tokio::test]
 async fn utf8_and_spaces_in_names() {
@@ -74,7 +68,7 @@ async fn non_utf8_path_is_a_syntax_error() {
 
 #[tokio::test]
 async fn commands_are_case_insensitive() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect("auth tls", 234).await;
     c.start_tls().await.unwrap();
@@ -232,13 +226,9 @@ async fn stou_creates_a_new_file_or_is_not_implemented() {
 async fn a_long_session_keeps_resuming() {
     // Tickets and cached sessions must last for many transfers (ProFTPD once lost them).
     for tls in [Tls::V12, Tls::V13] {
-        let server = Server::start();
+        let server = ftpsd().start();
         fs::write(server.data_dir().join("f"), b"again").unwrap();
-        let mut c =
-            Control::connect_with(server.explicit, client_config(&server.fingerprint, tls)).await;
-        c.auth_tls().await;
-        c.user_pass("ftps", &server.password).await;
-        c.protect().await;
+        let mut c = Control::login_with(&server, client_config(&server.fingerprint, tls)).await;
         for i in 0..60 {
             let t = c.transfer("RETR f", None).await;
             c.assert_transfer_ok(&t, &format!("{tls:?} download {i}"));
@@ -343,7 +333,7 @@ async fn pipelined_transfer_commands() {
 
 #[tokio::test]
 async fn ipv6_listener() {
-    let server = Server::start_with_args(&["--listen", "[::1]:0"]);
+    let server = ftpsd().start_with_args(&["--listen", "[::1]:0"]);
     let v6 = *server
         .explicit_all
         .iter()
@@ -405,15 +395,8 @@ async fn a_fifo_is_not_opened() {
     // Opening a named pipe for reading blocks until a writer appears: a session must not
     // hang on one (and neither must the server). TLS 1.2: refused transfers use up no
     // TLS 1.3 tickets (see protocol.rs, consecutive_uploads_resume_the_session_over_tls13).
-    let server = Server::start();
-    let mut c = Control::connect_with(
-        server.explicit,
-        client_config(&server.fingerprint, Tls::V12),
-    )
-    .await;
-    c.auth_tls().await;
-    c.user_pass("ftps", &server.password).await;
-    c.protect().await;
+    let server = ftpsd().start();
+    let mut c = Control::login_with(&server, client_config(&server.fingerprint, Tls::V12)).await;
     let fifo = server.data_dir().join("pipe");
     let status = std::process::Command::new("mkfifo")
         .arg(&fifo)

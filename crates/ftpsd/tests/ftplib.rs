@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Run, Server, TestFile};
+use support::{ftpsd, Run, Server, TestFile};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/ftplib_client.py");
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -80,7 +80,7 @@ fn round_trip(server: &Server, mode: Mode, user: &str, password: &str, root: &st
 
 #[test]
 fn ftplib_seed_example_with_optional_session_reuse_user() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.add_user(
         "pyuser",
         "py-pass-123",
@@ -91,7 +91,7 @@ fn ftplib_seed_example_with_optional_session_reuse_user() {
 
 #[test]
 fn ftplib_resuming_subclass_with_default_user() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.data_dir();
     round_trip(
         &server,
@@ -106,7 +106,7 @@ fn ftplib_resuming_subclass_with_default_user() {
 fn ftplib_seed_example_is_refused_when_session_reuse_is_required() {
     // Plain ftplib's data connections do not resume the control session: the default user
     // requires it, so transfers must fail (522) and nothing may be stored.
-    let server = Server::start();
+    let server = ftpsd().start();
     let f: TestFile = support::make_file(&server.scratch("local"), "small.bin", 1000);
     let upload = python(
         &server,
@@ -211,7 +211,7 @@ fn run_seed_example(server: &Server, example: &str) -> Run {
 
 #[test]
 fn the_seeds_plain_ftplib_examples_get_a_522_that_names_the_fix() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let list = run_seed_example(&server, SEED_LIST_EXAMPLE);
     assert!(!list.status.success(), "{list}");
     assert_readable_522(&list);

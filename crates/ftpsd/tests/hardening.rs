@@ -9,7 +9,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use support::client::Control;
-use support::Server;
+use support::{ftpsd, logged_in, Server};
 use tokio::net::TcpStream;
 
 /// Polls the server's log until it contains `needle` (or `limit` passes).
@@ -28,8 +28,7 @@ async fn log_shows(server: &Server, needle: &str, limit: Duration) -> bool {
 async fn commands_flooded_during_a_transfer_do_not_grow_memory() {
     // A logged-in client starts an upload, sends no data and floods the control connection.
     // The server used to queue every line: 100 MiB took it to 2.4 GiB.
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR held.bin").await;
     assert_eq!(first.code.0, 150);
     let _data = data.expect("data connection");
@@ -57,9 +56,8 @@ async fn commands_flooded_during_a_transfer_do_not_grow_memory() {
 #[tokio::test]
 async fn the_login_deadline_counts_from_the_connection() {
     // NOOP every half second used to restart the login timeout forever.
-    let server = Server::start_with_config("[timeouts]\nlogin = 2\n");
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let server = ftpsd().start_with_config("[timeouts]\nlogin = 2\n");
+    let mut c = Control::connect_auth(&server).await;
     let started = Instant::now();
     loop {
         assert!(
@@ -86,7 +84,7 @@ async fn the_login_deadline_counts_from_the_connection() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_its_replies_is_disconnected() {
-    let server = Server::start_with_config("[timeouts]\nreply_write = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\nreply_write = 2\n");
     let mut c = Control::login_default(&server).await;
     // Thousands of HELP replies nobody reads fill the socket buffers; the server's write
     // then blocks, and it used to block forever.
@@ -106,7 +104,7 @@ async fn a_client_that_never_reads_its_replies_is_disconnected() {
 
 #[tokio::test]
 async fn a_ban_stops_password_guessing_on_connections_opened_before_it() {
-    let server = Server::start_with_config(
+    let server = ftpsd().start_with_config(
         "[limits]\nmax_login_failures_per_ip = 3\nlogin_failure_delay_ms = 10\n",
     );
     // Opened before the ban.
@@ -129,7 +127,7 @@ async fn a_ban_stops_password_guessing_on_connections_opened_before_it() {
 
 #[tokio::test]
 async fn rein_gives_the_users_session_slot_back() {
-    let server = Server::start_with_config("[limits]\nmax_sessions_per_user = 1\n");
+    let server = ftpsd().start_with_config("[limits]\nmax_sessions_per_user = 1\n");
     let mut a = Control::login_default(&server).await;
     for _ in 0..3 {
         a.expect("REIN", 220).await;
@@ -146,7 +144,7 @@ async fn rein_gives_the_users_session_slot_back() {
 
 #[tokio::test]
 async fn a_replaced_home_directory_is_served_to_new_logins() {
-    let server = Server::start();
+    let server = ftpsd().start();
     fs::write(server.data_dir().join("old.txt"), "old").unwrap();
     // A session holds the current directory open.
     let mut a = Control::login_default(&server).await;
@@ -172,7 +170,7 @@ fn big_sparse_file(server: &Server, name: &str) {
 
 #[tokio::test]
 async fn hash_answers_stat_and_abor_and_is_bounded() {
-    let server = Server::start();
+    let server = ftpsd().start();
     big_sparse_file(&server, "big.bin");
     let mut c = Control::login_default(&server).await;
     c.send_line("HASH big.bin").await;
@@ -210,7 +208,7 @@ async fn hash_answers_stat_and_abor_and_is_bounded() {
 
 #[tokio::test]
 async fn an_unused_passive_port_is_closed() {
-    let server = Server::start_with_config("[timeouts]\ndata_connect = 1\n");
+    let server = ftpsd().start_with_config("[timeouts]\ndata_connect = 1\n");
     let mut c = Control::login_default(&server).await;
     let reply = c.expect("EPSV", 229).await;
     let port = ftps_proto::address::parse_epsv_reply(&reply.text()).unwrap();
@@ -227,7 +225,7 @@ async fn an_unused_passive_port_is_closed() {
 #[tokio::test]
 async fn the_open_file_limit_is_raised_at_start() {
     // systemd and shells start services with a soft limit of 1,024 descriptors.
-    let server = Server::start_wrapped("", &["sh", "-c", "ulimit -Sn 256; exec \"$@\"", "sh"]);
+    let server = ftpsd().start_wrapped("", &["sh", "-c", "ulimit -Sn 256; exec \"$@\"", "sh"]);
     let limits = fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
     let line = limits
         .lines()
@@ -240,7 +238,7 @@ async fn the_open_file_limit_is_raised_at_start() {
 
 #[tokio::test]
 async fn a_hard_open_file_limit_below_max_sessions_is_reported() {
-    let server = Server::start_wrapped("", &["sh", "-c", "ulimit -n 512; exec \"$@\"", "sh"]);
+    let server = ftpsd().start_wrapped("", &["sh", "-c", "ulimit -n 512; exec \"$@\"", "sh"]);
     assert!(
         log_shows(&server, "open-file limit is below", Duration::from_secs(5)).await,
         "{}",
@@ -255,7 +253,7 @@ async fn an_acknowledged_upload_has_its_directory_synced() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.txt");
     let trace_arg = trace.display().to_string();
-    let server = Server::start_wrapped(
+    let server = ftpsd().start_wrapped(
         "",
         &[
             "strace",
@@ -289,7 +287,7 @@ async fn an_acknowledged_upload_has_its_directory_synced() {
 
 #[tokio::test]
 async fn temporary_files_of_unfinished_uploads_are_removed_at_start() {
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     let data = server.data_dir();
     fs::create_dir_all(data.join("sub")).unwrap();
     let leftovers = [
@@ -309,7 +307,7 @@ async fn temporary_files_of_unfinished_uploads_are_removed_at_start() {
 
 #[tokio::test]
 async fn site_to_site_transfers_never_target_internal_addresses() {
-    let server = Server::start();
+    let server = ftpsd().start();
     server.add_user("mirror", "mirror-password-1", &[]);
     let users = server.state_dir.join("users.toml");
     let text = fs::read_to_string(&users).unwrap();
@@ -329,7 +327,7 @@ async fn site_to_site_transfers_never_target_internal_addresses() {
 
 #[tokio::test]
 async fn removing_a_user_or_changing_a_password_ends_their_sessions_at_reload() {
-    let server = Server::start();
+    let server = ftpsd().start();
     server.add_user("leaving", "leaving-password-1", &[]);
     server.add_user("rotated", "rotated-password-1", &[]);
     let mut leaving = Control::login(&server, "leaving", "leaving-password-1").await;
@@ -350,11 +348,7 @@ async fn removing_a_user_or_changing_a_password_ends_their_sessions_at_reload() 
         "rotated-password-2\n",
     );
     assert!(out.status.success(), "{out:?}");
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    server.signal("HUP");
     for (who, c) in [("leaving", &mut leaving), ("rotated", &mut rotated)] {
         let replies = c.expect_closed().await;
         assert!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Run, Server, TestFile};
+use support::{ftpsd, Run, Server, TestFile};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 const MARK: &str = "----- listing after delete -----";
@@ -108,14 +108,14 @@ fn assert_downloaded(f: &TestFile, out: &Path) {
 
 #[test]
 fn lftp_explicit_ftps() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let url = format!("ftp://127.0.0.1:{}", server.explicit.port());
     round_trip(&server, &url);
 }
 
 #[test]
 fn lftp_implicit_ftps() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let url = format!("ftps://127.0.0.1:{}", server.implicit.port());
     round_trip(&server, &url);
 }
@@ -123,7 +123,7 @@ fn lftp_implicit_ftps() {
 #[test]
 fn lftp_mirror_of_a_tree() {
     // Many small transfers on one control connection: each data connection must resume.
-    let server = Server::start();
+    let server = ftpsd().start();
     let src = server.scratch("tree");
     let mut files = Vec::new();
     for d in ["a", "a/b", "c"] {

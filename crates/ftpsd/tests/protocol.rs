@@ -8,31 +8,13 @@ use std::time::{Duration, Instant};
 
 use rustls::HandshakeKind;
 use support::client::{client_config, Control, Passive, Tls};
-use support::Server;
-
-/// Starts a server and logs in as `ftps` with PBSZ 0 / PROT P.
-async fn logged_in() -> (Server, Control) {
-    let server = Server::start();
-    let control = Control::login_default(&server).await;
-    (server, control)
-}
-
-/// A plaintext connection upgraded with AUTH TLS, not logged in.
-async fn secured(server: &Server) -> Control {
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
-    c
-}
-
-fn put(server: &Server, name: &str, content: &[u8]) {
-    fs::write(server.data_dir().join(name), content).expect("write file into the root");
-}
+use support::{ftpsd, logged_in, logged_in_with};
 
 // ---- TLS requirements -------------------------------------------------------------------
 
 #[tokio::test]
 async fn user_in_plaintext_is_refused_with_a_hint_to_auth_tls() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     let reply = c.expect("USER ftps", 530).await;
     assert!(
@@ -53,7 +35,7 @@ async fn user_in_plaintext_is_refused_with_a_hint_to_auth_tls() {
 
 #[tokio::test]
 async fn auth_replies() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect("AUTH XYZ", 504).await;
     c.expect("AUTH TLS", 234).await;
@@ -67,7 +49,7 @@ async fn auth_replies() {
 async fn commands_pipelined_after_auth_tls_are_refused_and_the_connection_closed() {
     // STARTTLS injection (CVE-2011-0411 class): plaintext sent after AUTH TLS must never be
     // executed as if it had arrived under TLS.
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.send_raw(b"AUTH TLS\r\nUSER ftps\r\n").await;
     let replies = c.expect_closed().await;
@@ -86,7 +68,7 @@ async fn commands_pipelined_after_auth_tls_are_refused_and_the_connection_closed
 
 #[tokio::test]
 async fn pbsz_and_prot_sequence() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect("PBSZ 0", 503).await;
     c.auth_tls().await;
@@ -102,9 +84,9 @@ async fn pbsz_and_prot_sequence() {
 
 #[tokio::test]
 async fn transfers_need_prot_p() {
-    let server = Server::start();
-    put(&server, "file.txt", b"secret");
-    let mut c = secured(&server).await;
+    let server = ftpsd().start();
+    server.put("file.txt", b"secret");
+    let mut c = Control::connect_auth(&server).await;
     c.user_pass("ftps", &server.password).await;
     // Neither PBSZ nor PROT: data would be in clear text.
     let t = c.transfer("RETR file.txt", None).await;
@@ -133,13 +115,9 @@ async fn transfers_need_prot_p() {
 #[tokio::test]
 async fn data_connections_resume_the_control_session() {
     for tls in [Tls::V13, Tls::V12] {
-        let server = Server::start();
-        put(&server, "f", b"data");
-        let mut c =
-            Control::connect_with(server.explicit, client_config(&server.fingerprint, tls)).await;
-        c.auth_tls().await;
-        c.user_pass("ftps", &server.password).await;
-        c.protect().await;
+        let server = ftpsd().start();
+        server.put("f", b"data");
+        let mut c = Control::login_with(&server, client_config(&server.fingerprint, tls)).await;
         // Several transfers in a row, each needing a resumable session (TLS 1.3 tickets
         // are single use).
         for round in 0..5 {
@@ -154,9 +132,7 @@ async fn data_connections_resume_the_control_session() {
 
 #[tokio::test]
 async fn data_connection_without_resumption_gets_522() {
-    let server = Server::start();
-    put(&server, "f", b"data");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"data").await;
     // A different session cache: the data handshake is a full one, like a stranger's.
     let stranger = client_config(&server.fingerprint, Tls::Any);
     let t = c.transfer_with("RETR f", None, Some(stranger)).await;
@@ -168,7 +144,7 @@ async fn data_connection_without_resumption_gets_522() {
 
 #[tokio::test]
 async fn data_session_reuse_optional_user_accepts_full_handshakes() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.add_user(
         "legacy",
         "legacy-pass-1",
@@ -185,8 +161,8 @@ async fn data_session_reuse_optional_user_accepts_full_handshakes() {
 
 #[tokio::test]
 async fn implicit_tls_works_and_refuses_plaintext() {
-    let server = Server::start();
-    put(&server, "f", b"implicit");
+    let server = ftpsd().start();
+    server.put("f", b"implicit");
     let mut c = Control::connect_implicit(server.implicit, &server.fingerprint).await;
     c.expect("AUTH TLS", 503).await;
     c.user_pass("ftps", &server.password).await;
@@ -214,8 +190,8 @@ async fn implicit_tls_works_and_refuses_plaintext() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_reply() {
-    let server = Server::start();
-    let mut c = secured(&server).await;
+    let server = ftpsd().start();
+    let mut c = Control::connect_auth(&server).await;
     c.expect("USER ftps", 331).await;
     let wrong = c.expect("PASS not-the-password", 530).await;
     c.expect("USER nobody-here", 331).await;
@@ -231,7 +207,7 @@ async fn wrong_password_and_unknown_user_get_the_same_reply() {
 
 #[tokio::test]
 async fn empty_password_is_refused_even_if_set() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let add = server.ftpsd(
         &[
             "user",
@@ -245,7 +221,7 @@ async fn empty_password_is_refused_even_if_set() {
         ],
         "\n",
     );
-    let mut c = secured(&server).await;
+    let mut c = Control::connect_auth(&server).await;
     c.expect("USER blank", 331).await;
     let reply = c.cmd("PASS ").await;
     assert_eq!(
@@ -257,8 +233,8 @@ async fn empty_password_is_refused_even_if_set() {
 
 #[tokio::test]
 async fn commands_before_login() {
-    let server = Server::start();
-    let mut c = secured(&server).await;
+    let server = ftpsd().start();
+    let mut c = Control::connect_auth(&server).await;
     c.expect("PASS something", 503).await;
     for cmd in [
         "PWD", "CWD /", "LIST", "RETR f", "STOR f", "SIZE f", "MKD d", "EPSV",
@@ -277,7 +253,7 @@ async fn commands_before_login() {
 #[tokio::test]
 async fn error_replies() {
     let (server, mut c) = logged_in().await;
-    put(&server, "exists", b"x");
+    server.put("exists", b"x");
     c.expect("XYZZY", 502).await;
     c.expect("RETR", 501).await;
     c.expect("PORT 1,2,3", 501).await;
@@ -315,8 +291,8 @@ async fn error_replies() {
 
 #[tokio::test]
 async fn no_data_connection_within_the_timeout_gets_425() {
-    let server = Server::start_with_config("[timeouts]\ndata_connect = 2\n");
-    put(&server, "f", b"data");
+    let server = ftpsd().start_with_config("[timeouts]\ndata_connect = 2\n");
+    server.put("f", b"data");
     let mut c = Control::login_default(&server).await;
     c.expect("EPSV", 229).await;
     let started = Instant::now();
@@ -337,7 +313,7 @@ async fn no_data_connection_within_the_timeout_gets_425() {
 
 #[tokio::test]
 async fn read_only_user_cannot_write() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.add_user("reader", "reader-pass-1", &["--read-only"]);
     fs::write(root.join("f"), b"read me").unwrap();
     fs::create_dir(root.join("d")).unwrap();
@@ -366,7 +342,7 @@ async fn read_only_user_cannot_write() {
 #[tokio::test]
 async fn rest_retr_returns_the_tail() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"0123456789");
+    server.put("f", b"0123456789");
     c.expect("TYPE I", 200).await;
     c.expect("REST 4", 350).await;
     assert_eq!(c.retr("f").await, b"456789");
@@ -380,7 +356,7 @@ async fn rest_retr_returns_the_tail() {
 #[tokio::test]
 async fn rest_stor_resumes_an_upload() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"01234");
+    server.put("f", b"01234");
     c.expect("TYPE I", 200).await;
     c.expect("REST 5", 350).await;
     c.stor("f", b"56789").await;
@@ -419,12 +395,9 @@ async fn consecutive_uploads_resume_the_session_over_tls13() {
     // A TLS 1.3 client uses each session ticket once (rustls does, and OpenSSL with a client
     // session cache, as in curl). Uploads one after another, with no download between to
     // bring fresh tickets, must still each resume the control session.
-    let server = Server::start();
+    let server = ftpsd().start();
     let tls = client_config(&server.fingerprint, Tls::V13);
-    let mut c = Control::connect_with(server.explicit, tls).await;
-    c.auth_tls().await;
-    c.user_pass("ftps", &server.password).await;
-    c.protect().await;
+    let mut c = Control::login_with(&server, tls).await;
     for i in 0..6 {
         let t = c.transfer(&format!("STOR up{i}"), Some(b"data")).await;
         c.assert_transfer_ok(&t, &format!("upload {} of 6", i + 1));
@@ -434,7 +407,7 @@ async fn consecutive_uploads_resume_the_session_over_tls13() {
 #[tokio::test]
 async fn size_mdtm_mlst_mlsd() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f.bin", &[7u8; 1234]);
+    server.put("f.bin", &[7u8; 1234]);
     fs::create_dir(server.data_dir().join("sub")).unwrap();
     c.expect("TYPE I", 200).await;
     let size = c.expect("SIZE f.bin", 213).await;
@@ -495,7 +468,7 @@ async fn size_mdtm_mlst_mlsd() {
 
 #[tokio::test]
 async fn feat_lists_the_extensions() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     let feat = c.expect("FEAT", 211).await;
     let features: Vec<String> = feat.lines[1..feat.lines.len() - 1]
@@ -697,7 +670,7 @@ async fn an_endless_line_is_not_buffered() {
 
 #[tokio::test]
 async fn over_long_line_before_tls() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect(&format!("NOOP {}", "x".repeat(9000)), 500).await;
     c.auth_tls().await;
@@ -707,7 +680,7 @@ async fn over_long_line_before_tls() {
 #[tokio::test]
 async fn pipelined_commands_get_replies_in_order() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"12345");
+    server.put("f", b"12345");
     c.send_raw(
         b"NOOP\r\nPWD\r\nTYPE I\r\nSIZE f\r\nSYST\r\nXYZZY\r\nSIZE nope\r\nFEAT\r\nNOOP\r\n",
     )
@@ -731,8 +704,8 @@ async fn pipelined_commands_get_replies_in_order() {
 
 #[tokio::test]
 async fn pipelined_login_in_one_write() {
-    let server = Server::start();
-    let mut c = secured(&server).await;
+    let server = ftpsd().start();
+    let mut c = Control::connect_auth(&server).await;
     let burst = format!(
         "USER ftps\r\nPASS {}\r\nPBSZ 0\r\nPROT P\r\nTYPE I\r\nPWD\r\n",
         server.password
@@ -748,7 +721,7 @@ async fn pipelined_login_in_one_write() {
 #[tokio::test]
 async fn pasv_and_epsv_both_work() {
     let (server, mut c) = logged_in().await;
-    put(&server, "f", b"passive");
+    server.put("f", b"passive");
     for mode in [Passive::Pasv, Passive::Epsv] {
         c.passive = mode;
         assert_eq!(c.retr("f").await, b"passive", "{mode:?}");
@@ -768,9 +741,9 @@ async fn another_sessions_ticket_does_not_open_a_data_connection() {
     // logged in as B's user (see `the_same_users_sessions_share_tickets`): not for another
     // user, not after A logged out, not before A logged in.
     for tls in [Tls::V13, Tls::V12] {
-        let server = Server::start();
+        let server = ftpsd().start();
         server.add_user("other", "other-password-1", &[]);
-        put(&server, "f", b"for B only");
+        server.put("f", b"for B only");
         let a_tls = client_config(&server.fingerprint, tls);
         let mut a = Control::connect_with(server.explicit, a_tls.clone()).await;
         a.auth_tls().await;
@@ -790,10 +763,7 @@ async fn another_sessions_ticket_does_not_open_a_data_connection() {
         // The same user, logged out by REIN: its tickets open nothing but its own data
         // connections again.
         let c_tls = client_config(&server.fingerprint, tls);
-        let mut c = Control::connect_with(server.explicit, c_tls.clone()).await;
-        c.auth_tls().await;
-        c.user_pass("ftps", &server.password).await;
-        c.protect().await;
+        let mut c = Control::login_with(&server, c_tls.clone()).await;
         c.expect("REIN", 220).await;
         c.expect("NOOP", 200).await;
         let t = b.transfer_with("RETR f", None, Some(c_tls.clone())).await;
@@ -819,13 +789,10 @@ async fn the_same_users_sessions_share_tickets() {
     // Clients that keep one session cache for several control connections (rclone): a data
     // connection may resume a ticket of the same user's other live session, same address.
     for tls in [Tls::V13, Tls::V12] {
-        let server = Server::start();
-        put(&server, "f", b"shared");
+        let server = ftpsd().start();
+        server.put("f", b"shared");
         let a_tls = client_config(&server.fingerprint, tls);
-        let mut a = Control::connect_with(server.explicit, a_tls.clone()).await;
-        a.auth_tls().await;
-        a.user_pass("ftps", &server.password).await;
-        a.protect().await;
+        let mut a = Control::login_with(&server, a_tls.clone()).await;
         a.expect("NOOP", 200).await;
         let mut b = Control::login_default(&server).await;
         let t = b.transfer_with("RETR f", None, Some(a_tls.clone())).await;

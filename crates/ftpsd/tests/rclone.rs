@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Run, Server};
+use support::{ftpsd, Run, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -52,7 +52,7 @@ fn rclone(server: &Server, implicit: bool, args: &[&str]) -> Run {
 }
 
 fn round_trip(implicit: bool) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let local = server.scratch("local");
     let files = support::standard_files(&local);
     let back = server.scratch("back");

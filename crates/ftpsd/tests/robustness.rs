@@ -5,15 +5,15 @@ mod support;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use support::client::Control;
-use support::Server;
+use support::client::{Control, Login};
+use support::{ftpsd, logged_in};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn a_slow_transfer_is_not_an_idle_session() {
     // The idle timeout counts time without commands; a transfer in progress is not idle.
-    let server = Server::start_with_config("[timeouts]\nidle = 1\ntransfer_stall = 30\n");
+    let server = ftpsd().start_with_config("[timeouts]\nidle = 1\ntransfer_stall = 30\n");
     let mut c = Control::login_default(&server).await;
     let (first, data) = c.begin("STOR slow").await;
     assert_eq!(first.code.0, 150);
@@ -33,7 +33,7 @@ async fn a_slow_transfer_is_not_an_idle_session() {
 
 #[tokio::test]
 async fn a_stalled_upload_gets_426() {
-    let server = Server::start_with_config("[timeouts]\ntransfer_stall = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\ntransfer_stall = 2\n");
     let mut c = Control::login_default(&server).await;
     let (first, data) = c.begin("STOR stalled").await;
     assert_eq!(first.code.0, 150);
@@ -57,7 +57,7 @@ async fn a_stalled_upload_gets_426() {
 
 #[tokio::test]
 async fn a_stalled_download_gets_426() {
-    let server = Server::start_with_config("[timeouts]\ntransfer_stall = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\ntransfer_stall = 2\n");
     fs::write(server.data_dir().join("big"), vec![3u8; 32 << 20]).unwrap();
     let mut c = Control::login_default(&server).await;
     c.expect("TYPE I", 200).await;
@@ -78,7 +78,7 @@ async fn a_stalled_download_gets_426() {
 
 #[tokio::test]
 async fn a_data_connection_without_tls_handshake_times_out() {
-    let server = Server::start_with_config("[timeouts]\ntls_handshake = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\ntls_handshake = 2\n");
     fs::write(server.data_dir().join("f"), b"x").unwrap();
     let mut c = Control::login_default(&server).await;
     let tcp = c.open_passive().await;
@@ -95,7 +95,7 @@ async fn a_data_connection_without_tls_handshake_times_out() {
 
 #[tokio::test]
 async fn garbage_on_the_data_connection_fails_the_transfer_not_the_session() {
-    let server = Server::start();
+    let server = ftpsd().start();
     fs::write(server.data_dir().join("f"), b"x").unwrap();
     let mut c = Control::login_default(&server).await;
     let mut tcp = c.open_passive().await;
@@ -111,7 +111,7 @@ async fn garbage_on_the_data_connection_fails_the_transfer_not_the_session() {
 
 #[tokio::test]
 async fn control_connection_lost_during_a_transfer() {
-    let server = Server::start();
+    let server = ftpsd().start();
     fs::write(server.data_dir().join("big"), vec![4u8; 16 << 20]).unwrap();
     {
         let mut c = Control::login_default(&server).await;
@@ -136,7 +136,7 @@ async fn control_connection_lost_during_a_transfer() {
 
 #[tokio::test]
 async fn abor_during_an_upload_discards_it() {
-    let server = Server::start();
+    let server = ftpsd().start();
     fs::write(server.data_dir().join("f"), b"original").unwrap();
     let mut c = Control::login_default(&server).await;
     let (first, data) = c.begin("STOR f").await;
@@ -163,8 +163,7 @@ async fn abor_during_an_upload_discards_it() {
 #[tokio::test]
 async fn quit_during_a_transfer_waits_for_it() {
     // RFC 959: QUIT during a transfer closes after the transfer's reply.
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR q").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.unwrap();
@@ -189,19 +188,12 @@ async fn quit_during_a_transfer_waits_for_it() {
 
 #[tokio::test]
 async fn concurrent_uploads_to_one_name_never_mix() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut tasks = Vec::new();
     for i in 0..4u8 {
-        let (addr, fp, pw) = (
-            server.explicit,
-            server.fingerprint.clone(),
-            server.password.clone(),
-        );
+        let login = Login::default_user(&server);
         tasks.push(tokio::spawn(async move {
-            let mut c = Control::connect(addr, &fp).await;
-            c.auth_tls().await;
-            c.user_pass("ftps", &pw).await;
-            c.protect().await;
+            let mut c = login.protected().await;
             c.stor("same", &vec![i; 3 << 20]).await;
         }));
     }
@@ -215,11 +207,10 @@ async fn concurrent_uploads_to_one_name_never_mix() {
 
 #[tokio::test]
 async fn sessions_per_user_are_limited() {
-    let server = Server::start_with_config("[limits]\nmax_sessions_per_user = 2\n");
+    let server = ftpsd().start_with_config("[limits]\nmax_sessions_per_user = 2\n");
     let _a = Control::login_default(&server).await;
     let _b = Control::login_default(&server).await;
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let mut c = Control::connect_auth(&server).await;
     c.expect("USER ftps", 331).await;
     let reply = c.cmd(&format!("PASS {}", server.password)).await;
     assert_eq!(reply.code.0, 421, "third session of one user: {reply}");
@@ -227,7 +218,7 @@ async fn sessions_per_user_are_limited() {
 
 #[tokio::test]
 async fn a_reset_control_connection_does_not_hurt_the_server() {
-    let server = Server::start();
+    let server = ftpsd().start();
     for _ in 0..20 {
         let mut tcp = TcpStream::connect(server.explicit).await.unwrap();
         tcp.write_all(b"AUTH TLS\r\n").await.unwrap();
@@ -240,19 +231,13 @@ async fn a_reset_control_connection_does_not_hurt_the_server() {
 
 #[tokio::test]
 async fn fifty_concurrent_logins() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..50 {
-        let (addr, fp, pw) = (
-            server.explicit,
-            server.fingerprint.clone(),
-            server.password.clone(),
-        );
+        let login = Login::default_user(&server);
         tasks.push(tokio::spawn(async move {
-            let mut c = Control::connect(addr, &fp).await;
-            c.auth_tls().await;
-            c.user_pass("ftps", &pw).await;
+            let mut c = login.logged_in().await;
             c.expect("PWD", 257).await;
             c.expect("QUIT", 221).await;
         }));
@@ -269,11 +254,10 @@ async fn fifty_concurrent_logins() {
 
 #[tokio::test]
 async fn passwords_with_spaces_and_non_ascii() {
-    let server = Server::start();
+    let server = ftpsd().start();
     for (user, password) in [("spacey", "with spaces  inside"), ("umlaut", "pässwörd-ß")] {
         server.add_user(user, password, &[]);
-        let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-        c.auth_tls().await;
+        let mut c = Control::connect_auth(&server).await;
         c.user_pass(user, password).await;
     }
 }

@@ -6,14 +6,10 @@ use std::fs;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::client::{client_config, client_config_alpn, Control, Tls};
-use support::Server;
+use support::client::{client_config, client_config_alpn, Control, Login, Tls};
+use support::{ftpsd, logged_in, logged_in_with, Server};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
-
-fn put(server: &Server, name: &str, content: &[u8]) {
-    fs::write(server.data_dir().join(name), content).expect("write file into the root");
-}
 
 /// Connects from another loopback address than the control connection's 127.0.0.1.
 async fn connect_from(local: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
@@ -26,7 +22,7 @@ async fn connect_from(local: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStre
 
 #[tokio::test]
 async fn auth_mechanisms() {
-    let server = Server::start();
+    let server = ftpsd().start();
     for mech in ["TLS", "TLS-C", "SSL", "TLS-P", "tls"] {
         let mut c = Control::connect(server.explicit, &server.fingerprint).await;
         c.expect(&format!("AUTH {mech}"), 234).await;
@@ -40,8 +36,8 @@ async fn auth_mechanisms() {
 
 #[tokio::test]
 async fn auth_ssl_makes_the_data_channel_private() {
-    let server = Server::start();
-    put(&server, "f", b"private by default");
+    let server = ftpsd().start();
+    server.put("f", b"private by default");
     for mech in ["SSL", "TLS-P"] {
         let mut c = Control::connect(server.explicit, &server.fingerprint).await;
         c.expect(&format!("AUTH {mech}"), 234).await;
@@ -55,7 +51,7 @@ async fn auth_ssl_makes_the_data_channel_private() {
 
 #[tokio::test]
 async fn auth_after_plaintext_login_is_refused() {
-    let server = Server::start_with_config("[tls]\nrequire_for_login = false\n");
+    let server = ftpsd().start_with_config("[tls]\nrequire_for_login = false\n");
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.user_pass("ftps", &server.password).await;
     c.expect("AUTH TLS", 534).await;
@@ -63,9 +59,7 @@ async fn auth_after_plaintext_login_is_refused() {
 
 #[tokio::test]
 async fn prot_unknown_level_is_504_and_keeps_the_level() {
-    let server = Server::start();
-    put(&server, "f", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"x").await;
     c.expect("PROT X", 504).await;
     // Still P: the transfer works over TLS.
     assert_eq!(c.retr("f").await, b"x");
@@ -74,7 +68,7 @@ async fn prot_unknown_level_is_504_and_keeps_the_level() {
 
 #[tokio::test]
 async fn ccc_is_refused() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect("CCC", 503).await;
     c.auth_tls().await;
@@ -89,9 +83,7 @@ async fn ccc_is_refused() {
 
 #[tokio::test]
 async fn data_connection_from_another_ip_is_dropped_and_the_real_client_served() {
-    let server = Server::start();
-    put(&server, "f", b"for the real client");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"for the real client").await;
     let reply = c.expect("EPSV", 229).await;
     let port = ftps_proto::address::parse_epsv_reply(&reply.text()).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -113,8 +105,7 @@ async fn data_connection_from_another_ip_is_dropped_and_the_real_client_served()
 
 #[tokio::test]
 async fn a_new_passive_command_closes_the_old_listener() {
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     let first = c.expect("EPSV", 229).await;
     let first = ftps_proto::address::parse_epsv_reply(&first.text()).unwrap();
     let second = c.expect("EPSV", 229).await;
@@ -134,9 +125,7 @@ async fn a_new_passive_command_closes_the_old_listener() {
 
 #[tokio::test]
 async fn transfer_without_pasv_gets_425() {
-    let server = Server::start();
-    put(&server, "f", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"x").await;
     c.expect("RETR f", 425).await;
 }
 
@@ -144,8 +133,7 @@ async fn transfer_without_pasv_gets_425() {
 
 #[tokio::test]
 async fn port_and_eprt_only_to_the_client_and_unprivileged_ports() {
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     c.expect("PORT 127,0,0,2,39,16", 504).await; // another host
     c.expect("PORT 127,0,0,1,0,80", 504).await; // port 80
     c.expect("EPRT |1|127.0.0.2|10000|", 504).await;
@@ -157,9 +145,7 @@ async fn port_and_eprt_only_to_the_client_and_unprivileged_ports() {
 
 #[tokio::test]
 async fn active_mode_transfer() {
-    let server = Server::start();
-    put(&server, "f", b"actively sent");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("f", b"actively sent").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
@@ -185,8 +171,7 @@ async fn active_mode_transfer() {
 
 #[tokio::test]
 async fn epsv_all_refuses_other_data_commands() {
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in().await;
     c.expect("EPSV ALL", 200).await;
     c.expect("PASV", 503).await;
     c.expect("PORT 127,0,0,1,39,16", 503).await;
@@ -198,7 +183,7 @@ async fn epsv_all_refuses_other_data_commands() {
 
 #[tokio::test]
 async fn tls_without_ftp_alpn_is_refused() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let http = client_config_alpn(&server.fingerprint, Tls::Any, vec![b"http/1.1".to_vec()]);
     let mut c = Control::connect_with(server.explicit, http).await;
     c.expect("AUTH TLS", 234).await;
@@ -215,7 +200,7 @@ async fn tls_without_ftp_alpn_is_refused() {
 
 #[tokio::test]
 async fn http_and_smtp_verbs_close_without_a_reply() {
-    let server = Server::start();
+    let server = ftpsd().start();
     for first in [
         "GET / HTTP/1.1",
         "POST /x HTTP/1.1",
@@ -233,9 +218,8 @@ async fn http_and_smtp_verbs_close_without_a_reply() {
 
 #[tokio::test]
 async fn failed_logins_are_delayed_the_same() {
-    let server = Server::start();
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let server = ftpsd().start();
+    let mut c = Control::connect_auth(&server).await;
     for user in ["ftps", "no-such-user"] {
         c.expect(&format!("USER {user}"), 331).await;
         let started = Instant::now();
@@ -250,7 +234,7 @@ async fn failed_logins_are_delayed_the_same() {
 
 #[tokio::test]
 async fn repeated_failures_ban_the_ip() {
-    let server = Server::start_with_config(
+    let server = ftpsd().start_with_config(
         "[limits]\nlogin_failure_delay_ms = 10\nmax_login_failures_per_ip = 3\nban_seconds = 60\n",
     );
     let mut banned = false;
@@ -287,7 +271,7 @@ async fn repeated_failures_ban_the_ip() {
 
 #[tokio::test]
 async fn sessions_per_ip_are_limited() {
-    let server = Server::start_with_config("[limits]\nmax_sessions_per_ip = 2\n");
+    let server = ftpsd().start_with_config("[limits]\nmax_sessions_per_ip = 2\n");
     let _a = Control::connect(server.explicit, &server.fingerprint).await;
     let _b = Control::connect(server.explicit, &server.fingerprint).await;
     let mut tcp = TcpStream::connect(server.explicit).await.unwrap();
@@ -299,7 +283,7 @@ async fn sessions_per_ip_are_limited() {
 
 #[tokio::test]
 async fn idle_and_login_timeouts_close_with_421() {
-    let server = Server::start_with_config("[timeouts]\nidle = 2\nlogin = 2\n");
+    let server = ftpsd().start_with_config("[timeouts]\nidle = 2\nlogin = 2\n");
     // Not logged in.
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     let started = Instant::now();
@@ -324,7 +308,7 @@ async fn idle_and_login_timeouts_close_with_421() {
 
 #[tokio::test]
 async fn telnet_iac_sequences_are_stripped() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     // IAC IP IAC DM before NOOP, as clients send before ABOR.
     c.send_raw(b"\xff\xf4\xff\xf2NOOP\r\n").await;
@@ -335,8 +319,7 @@ async fn telnet_iac_sequences_are_stripped() {
 
 #[tokio::test]
 async fn an_upload_appears_only_when_complete() {
-    let server = Server::start();
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in().await;
     let (first, data) = c.begin("STOR big").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.expect("data connection");
@@ -362,9 +345,7 @@ async fn an_upload_appears_only_when_complete() {
 
 #[tokio::test]
 async fn a_truncated_upload_is_discarded_with_426() {
-    let server = Server::start();
-    put(&server, "f", b"original");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"original").await;
     let (first, data) = c.begin("STOR f").await;
     assert_eq!(first.code.0, 150);
     let mut data = data.expect("data connection");
@@ -393,9 +374,7 @@ async fn a_truncated_upload_is_discarded_with_426() {
 
 #[tokio::test]
 async fn more_replies() {
-    let server = Server::start();
-    put(&server, "f", b"0123456789");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("f", b"0123456789").await;
     c.expect("", 500).await;
     c.expect("PWD x", 501).await;
     c.expect("REST -1", 501).await;
@@ -431,9 +410,7 @@ async fn more_replies() {
 
 #[tokio::test]
 async fn type_a_converts_line_endings() {
-    let server = Server::start();
-    put(&server, "unix.txt", b"one\ntwo\n");
-    let mut c = Control::login_default(&server).await;
+    let (server, mut c) = logged_in_with("unix.txt", b"one\ntwo\n").await;
     c.expect("TYPE A", 200).await;
     assert_eq!(c.retr("unix.txt").await, b"one\r\ntwo\r\n");
     c.stor("up.txt", b"a\r\nb\r\n").await;
@@ -447,9 +424,9 @@ async fn type_a_converts_line_endings() {
 
 #[tokio::test]
 async fn abor_during_a_download() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let big = vec![5u8; 64 << 20];
-    put(&server, "big", &big);
+    server.put("big", &big);
     let mut c = Control::login_default(&server).await;
     c.expect("TYPE I", 200).await;
     let (first, data) = c.begin("RETR big").await;
@@ -468,9 +445,7 @@ async fn abor_during_a_download() {
 
 #[tokio::test]
 async fn reply_text_cannot_be_forged_by_a_file_name() {
-    let server = Server::start();
-    put(&server, "evil\r\n250 forged", b"x");
-    let mut c = Control::login_default(&server).await;
+    let (_server, mut c) = logged_in_with("evil\r\n250 forged", b"x").await;
     let reply = c.expect("MLST /", 250).await;
     let _ = reply;
     c.send_line("STAT /").await;
@@ -487,11 +462,10 @@ async fn reply_text_cannot_be_forged_by_a_file_name() {
 
 #[tokio::test]
 async fn missing_root_refuses_login() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let root = server.add_user("gone", "gone-pass-1", &[]);
     fs::remove_dir_all(&root).unwrap();
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let mut c = Control::connect_auth(&server).await;
     c.expect("USER gone", 331).await;
     c.expect("PASS gone-pass-1", 530).await;
 }
@@ -500,7 +474,7 @@ async fn missing_root_refuses_login() {
 
 #[tokio::test]
 async fn min_version_13_refuses_tls12() {
-    let server = Server::start_with_config("[tls]\nmin_version = \"1.3\"\n");
+    let server = ftpsd().start_with_config("[tls]\nmin_version = \"1.3\"\n");
     let tls12 = client_config(&server.fingerprint, Tls::V12);
     let mut c = Control::connect_with(server.explicit, tls12).await;
     c.expect("AUTH TLS", 234).await;
@@ -512,18 +486,13 @@ async fn min_version_13_refuses_tls12() {
 
 #[tokio::test]
 async fn sighup_reloads_the_certificate() {
-    let server = Server::start();
-    let other = Server::start();
+    let server = ftpsd().start();
+    let other = ftpsd().start();
     let mut old_session = Control::login_default(&server).await;
     for f in ["cert.pem", "key.pem"] {
         fs::copy(other.state_dir.join(f), server.state_dir.join(f)).unwrap();
     }
-    let pid = server.pid().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut c = Control::connect(server.explicit, &other.fingerprint).await;
     c.auth_tls().await;
@@ -534,7 +503,7 @@ async fn sighup_reloads_the_certificate() {
 
 #[tokio::test]
 async fn shutdown_says_421_to_idle_sessions() {
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     let mut c = Control::login_default(&server).await;
     let stop = tokio::task::spawn_blocking(move || {
         let stopped = server.terminate_within(Duration::from_secs(20));
@@ -553,9 +522,9 @@ async fn shutdown_says_421_to_idle_sessions() {
 
 #[tokio::test]
 async fn shutdown_lets_a_running_download_finish() {
-    let mut server = Server::start();
+    let mut server = ftpsd().start();
     let content: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 251) as u8).collect();
-    put(&server, "big", &content);
+    server.put("big", &content);
     let mut c = Control::login_default(&server).await;
     c.expect("TYPE I", 200).await;
     let (first, data) = c.begin("RETR big").await;
@@ -578,19 +547,12 @@ async fn shutdown_lets_a_running_download_finish() {
 
 #[tokio::test]
 async fn concurrent_sessions_transfer_independently() {
-    let server = Server::start();
+    let server = ftpsd().start();
     let mut tasks = Vec::new();
     for i in 0..8u8 {
-        let (addr, fp, pw) = (
-            server.explicit,
-            server.fingerprint.clone(),
-            server.password.clone(),
-        );
+        let login = Login::default_user(&server);
         tasks.push(tokio::spawn(async move {
-            let mut c = Control::connect(addr, &fp).await;
-            c.auth_tls().await;
-            c.user_pass("ftps", &pw).await;
-            c.protect().await;
+            let mut c = login.protected().await;
             let content = vec![i; 200_000 + i as usize];
             let name = format!("file{i}");
             c.stor(&name, &content).await;
@@ -609,7 +571,7 @@ async fn concurrent_sessions_transfer_independently() {
 /// A server with a virtual host `vhost.test` whose users file holds only `vu`.
 fn vhost_server() -> Server {
     let mut users = std::path::PathBuf::new();
-    let server = Server::start_with_config_and(
+    let server = ftpsd().start_with_config_and(
         "[hosts.\"vhost.test\"]\nusers_file = \"vhost-users.toml\"\n",
         |dir| {
             users = dir.join("vhost-users.toml");
@@ -659,8 +621,7 @@ async fn host_selects_the_virtual_hosts_users() {
     c.expect(&format!("PASS {}", server.password), 530).await;
 
     // And without HOST the virtual host's user is unknown.
-    let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-    c.auth_tls().await;
+    let mut c = Control::connect_auth(&server).await;
     c.expect("USER vu", 331).await;
     c.expect("PASS vhost-pass-1", 530).await;
 }

@@ -5,17 +5,14 @@
 mod support;
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, HandshakeKind};
 use support::client::{client_config, Control, Tls};
 use support::pki::{self, Ca, ClientCert};
-use support::Server;
-
-fn put(server: &Server, name: &str, content: &[u8]) {
-    fs::write(server.data_dir().join(name), content).expect("write file into the root");
-}
+use support::{ftpsd, Server};
 
 /// Adds `keys` (TOML lines such as `login = "certificate"`) to a user's table in the
 /// server's users file; the server re-reads the file at the next login.
@@ -31,11 +28,19 @@ fn set_user_keys(server: &Server, name: &str, keys: &str) {
     pki::replace_file(&path, text.as_bytes());
 }
 
+/// Adds the user `robot` (whose password is never used) with `keys` in its table of the
+/// users file; returns its root.
+fn add_robot(server: &Server, keys: &str) -> PathBuf {
+    let root = server.add_user("robot", "robot-password-unused-1", &[]);
+    set_user_keys(server, "robot", keys);
+    root
+}
+
 /// A server checking client certificates against `ca` in `mode`, with a CRL revoking
 /// `revoked`, and short failed-login delays.
 fn cert_server(mode: &str, ca: &Ca, revoked: &[&ClientCert]) -> Server {
     let (ca_pem, crl_pem) = (ca.pem(), ca.crl(revoked));
-    Server::start_with_config_and(
+    ftpsd().start_with_config_and(
         &format!(
             "[tls]\nclient_certificates = \"{mode}\"\nclient_ca = \"client-ca.pem\"\n\
              client_crls = [\"client-crl.pem\"]\n\n[limits]\nlogin_failure_delay_ms = 20\n"
@@ -51,6 +56,20 @@ fn cert_server(mode: &str, ca: &Ca, revoked: &[&ClientCert]) -> Server {
 async fn connect_tls(server: &Server, tls: Arc<ClientConfig>) -> Control {
     let mut c = Control::connect_with(server.explicit, tls).await;
     c.auth_tls().await;
+    c
+}
+
+/// USER (expecting 331) and PASS (expecting `code`) on a new connection with `tls`.
+async fn password_login(
+    server: &Server,
+    tls: Arc<ClientConfig>,
+    user: &str,
+    password: &str,
+    code: u16,
+) -> Control {
+    let mut c = connect_tls(server, tls).await;
+    c.expect(&format!("USER {user}"), 331).await;
+    c.expect(&format!("PASS {password}"), code).await;
     c
 }
 
@@ -105,11 +124,9 @@ async fn assert_refused_at_handshake(
 async fn certificate_login_is_232_and_data_connections_carry_the_certificate() {
     let ca = Ca::new("ftpsd test CA");
     let server = cert_server("optional", &ca, &[]);
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
     // Optional reuse, so that the certificate check on data connections is what refuses.
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"backup-robot\" }\n\
          data_session_reuse = \"optional\"",
     );
@@ -168,9 +185,14 @@ async fn certificate_login_is_232_and_data_connections_carry_the_certificate() {
     assert_eq!(c.retr("f").await, b"for the robot");
 
     // Without a certificate, USER asks for a password, which never suffices.
-    let mut c = connect_tls(&server, client_config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER robot", 331).await;
-    c.expect("PASS robot-password-unused-1", 530).await;
+    let _c = password_login(
+        &server,
+        client_config(&server.fingerprint, Tls::Any),
+        "robot",
+        "robot-password-unused-1",
+        530,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -186,30 +208,23 @@ async fn certificate_and_password_needs_both() {
     let bob = ca.client("bob", &[], 20);
     let mallory = ca.client("mallory", &[], 21);
 
+    let fp = &server.fingerprint;
+    let server = &server;
+    let login =
+        move |tls, password: &'static str, code| password_login(server, tls, "bob", password, code);
+
     // Right certificate: USER asks for the password (no 232), the password logs in.
-    let mut c = connect_tls(&server, bob.config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS bob-password-1", 230).await;
+    let mut c = login(bob.config(fp, Tls::Any), "bob-password-1", 230).await;
     c.expect("PWD", 257).await;
     // Right certificate, wrong password.
-    let mut c = connect_tls(&server, bob.config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS wrong-password", 530).await;
+    let _c = login(bob.config(fp, Tls::Any), "wrong-password", 530).await;
     // Right password, no certificate (optional mode lets the handshake through).
-    let mut c = connect_tls(&server, client_config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS bob-password-1", 530).await;
+    let _c = login(client_config(fp, Tls::Any), "bob-password-1", 530).await;
     // Right password, a valid certificate with another CN.
-    let mut c = connect_tls(&server, mallory.config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS bob-password-1", 530).await;
+    let _c = login(mallory.config(fp, Tls::Any), "bob-password-1", 530).await;
     // And bob still gets in afterwards (the cached password check keeps the rules).
-    let mut c = connect_tls(&server, bob.config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS bob-password-1", 230).await;
-    let mut c = connect_tls(&server, client_config(&server.fingerprint, Tls::Any)).await;
-    c.expect("USER bob", 331).await;
-    c.expect("PASS bob-password-1", 530).await;
+    let _c = login(bob.config(fp, Tls::Any), "bob-password-1", 230).await;
+    let _c = login(client_config(fp, Tls::Any), "bob-password-1", 530).await;
 }
 
 #[tokio::test]
@@ -287,10 +302,8 @@ async fn required_mode_refuses_bad_certificates_at_the_handshake() {
     let expired = ca.expired_client("robot", 42);
     let foreign = stranger_ca.client("robot", &[], 40);
     let server = cert_server("required", &ca, &[&revoked]);
-    server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     let fp = server.fingerprint.clone();
@@ -338,7 +351,7 @@ async fn required_mode_refuses_bad_certificates_at_the_handshake() {
         assert!(c.start_tls().await.is_err(), "{what}: handshake completed");
     }
     // A password user with a good certificate logs in by password; the data channel works.
-    put(&server, "f", b"required mode");
+    server.put("f", b"required mode");
     let mut c = connect_tls(&server, good.config(&fp, Tls::Any)).await;
     c.user_pass("ftps", &server.password).await;
     c.protect().await;
@@ -367,7 +380,7 @@ async fn required_mode_refuses_bad_certificates_at_the_handshake() {
 async fn optional_mode_password_users_log_in_without_a_certificate() {
     let ca = Ca::new("ftpsd test CA");
     let server = cert_server("optional", &ca, &[]);
-    put(&server, "f", b"no certificate needed");
+    server.put("f", b"no certificate needed");
     let mut c = Control::login_default(&server).await;
     assert_eq!(c.retr("f").await, b"no certificate needed");
     c.stor("g", b"uploaded").await;
@@ -383,17 +396,10 @@ async fn optional_mode_password_users_log_in_without_a_certificate() {
 
 #[tokio::test]
 async fn two_hundred_transfers_over_one_tls13_control_session() {
-    let server = Server::start_with_config("[tls]\ndata_session_reuse = \"required\"\n");
+    let server = ftpsd().start_with_config("[tls]\ndata_session_reuse = \"required\"\n");
     let download: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
-    put(&server, "down", &download);
-    let mut c = Control::connect_with(
-        server.explicit,
-        client_config(&server.fingerprint, Tls::V13),
-    )
-    .await;
-    c.auth_tls().await;
-    c.user_pass("ftps", &server.password).await;
-    c.protect().await;
+    server.put("down", &download);
+    let mut c = Control::login_with(&server, client_config(&server.fingerprint, Tls::V13)).await;
     // Uploads get no tickets, downloads and listings two each: alternate them.
     for i in 0..200u32 {
         match i % 4 {
@@ -457,8 +463,8 @@ async fn serves(server: &Server, fingerprint: &str) -> bool {
 
 #[tokio::test]
 async fn certificate_reload_under_a_live_session() {
-    let server = Server::start_with_config("[tls]\nreload_check_seconds = 1\n");
-    put(&server, "f", b"before and after");
+    let server = ftpsd().start_with_config("[tls]\nreload_check_seconds = 1\n");
+    server.put("f", b"before and after");
     let (cert, key) = (
         server.state_dir.join("cert.pem"),
         server.state_dir.join("key.pem"),
@@ -499,12 +505,7 @@ async fn certificate_reload_under_a_live_session() {
     let line = wait_for_log_line(&server, mark, "does not match").await;
     assert!(line.contains("keeping the current one"), "{line}");
     let mark = server.log_all().len();
-    let pid = server.pid().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.signal("HUP");
     let line = wait_for_log_line(&server, mark, "certificate reload failed").await;
     assert!(line.contains("does not match"), "{line}");
     assert!(serves(&server, &renewed).await, "renewed certificate lost");
@@ -531,8 +532,8 @@ async fn end_tls_after_ccc(c: &mut Control) {
 
 #[tokio::test]
 async fn ccc_when_allowed_continues_in_plaintext() {
-    let server = Server::start_with_config("[tls]\nallow_ccc = true\n");
-    put(&server, "f", b"data still private");
+    let server = ftpsd().start_with_config("[tls]\nallow_ccc = true\n");
+    server.put("f", b"data still private");
     let mut c = Control::login_default(&server).await;
     c.expect("CCC", 200).await;
     end_tls_after_ccc(&mut c).await;
@@ -545,7 +546,7 @@ async fn ccc_when_allowed_continues_in_plaintext() {
 
 #[tokio::test]
 async fn ccc_with_pipelined_commands_is_refused() {
-    let server = Server::start_with_config("[tls]\nallow_ccc = true\n");
+    let server = ftpsd().start_with_config("[tls]\nallow_ccc = true\n");
     let mut c = Control::login_default(&server).await;
     c.send_raw(b"CCC\r\nNOOP\r\n").await;
     let replies = c.expect_closed().await;
@@ -558,8 +559,8 @@ async fn ccc_with_pipelined_commands_is_refused() {
 
 #[tokio::test]
 async fn cdc_is_prot_c() {
-    let server = Server::start();
-    put(&server, "f", b"x");
+    let server = ftpsd().start();
+    server.put("f", b"x");
     let mut c = Control::connect(server.explicit, &server.fingerprint).await;
     c.expect("CDC", 503).await;
     c.auth_tls().await;
@@ -579,7 +580,7 @@ async fn cdc_is_prot_c() {
 
 #[tokio::test]
 async fn per_listener_session_reuse_and_active_mode() {
-    let server = Server::start_with_listen_and(
+    let server = ftpsd().start_with_listen_and(
         "[\"127.0.0.1:0\", { address = \"127.0.0.1:0\", data_session_reuse = \"optional\", \
          active = false }]",
         "",
@@ -587,7 +588,7 @@ async fn per_listener_session_reuse_and_active_mode() {
         |_| {},
     );
     assert_eq!(server.explicit_all.len(), 2, "{:?}", server.explicit_all);
-    put(&server, "f", b"per listener");
+    server.put("f", b"per listener");
     let fp = server.fingerprint.clone();
     let login = |addr| {
         let (fp, pw) = (fp.clone(), server.password.clone());
@@ -628,7 +629,7 @@ async fn per_listener_session_reuse_and_active_mode() {
 
 #[tokio::test]
 async fn passwords_never_reach_the_log() {
-    let server = Server::start_with_listen_and(
+    let server = ftpsd().start_with_listen_and(
         "[\"127.0.0.1:0\"]",
         "[limits]\nlogin_failure_delay_ms = 10\n",
         "trace",
@@ -698,7 +699,7 @@ async fn passwords_never_reach_the_log() {
 
 #[tokio::test]
 async fn global_session_limit() {
-    let server = Server::start_with_config("[limits]\nmax_sessions = 3\n");
+    let server = ftpsd().start_with_config("[limits]\nmax_sessions = 3\n");
     let a = Control::connect(server.explicit, &server.fingerprint).await;
     let _b = Control::login_default(&server).await;
     let _c = Control::connect(server.explicit, &server.fingerprint).await;
@@ -738,7 +739,7 @@ async fn global_session_limit() {
 async fn ccc_command_in_the_same_packet_as_the_close_notify() {
     // After CCC the client may send its close_notify and its next (plaintext) command in
     // one TCP write; the server must not lose the command inside its TLS buffers.
-    let server = Server::start_with_config("[tls]\nallow_ccc = true\n");
+    let server = ftpsd().start_with_config("[tls]\nallow_ccc = true\n");
     let mut c = Control::login_default(&server).await;
     c.expect("CCC", 200).await;
     c.end_tls_then_send("NOOP").await.expect("end TLS");
@@ -756,15 +757,13 @@ async fn ccc_command_in_the_same_packet_as_the_close_notify() {
 #[tokio::test]
 async fn after_ccc_data_connections_still_need_the_control_certificate() {
     let ca = Ca::new("ftpsd test CA");
-    let server = Server::start_with_config_and(
+    let server = ftpsd().start_with_config_and(
         "[tls]\nallow_ccc = true\nclient_certificates = \"optional\"\n\
          client_ca = \"client-ca.pem\"\n",
         |dir| fs::write(dir.join("client-ca.pem"), ca.pem()).unwrap(),
     );
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }\n\
          data_session_reuse = \"optional\"",
     );
@@ -834,10 +833,8 @@ async fn optional_mode_still_refuses_bad_certificates() {
 async fn certificate_login_over_tls12() {
     let ca = Ca::new("ftpsd test CA");
     let server = cert_server("required", &ca, &[]);
-    let root = server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    let root = add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     fs::write(root.join("f"), b"tls 1.2").unwrap();
@@ -855,7 +852,7 @@ async fn certificate_login_over_tls12() {
 async fn per_listener_client_certificates() {
     let ca = Ca::new("ftpsd test CA");
     let ca_pem = ca.pem();
-    let server = Server::start_with_listen_and(
+    let server = ftpsd().start_with_listen_and(
         "[\"127.0.0.1:0\", { address = \"127.0.0.1:0\", client_certificates = \"required\" }]",
         "[tls]\nclient_ca = \"client-ca.pem\"\n",
         support::RUST_LOG,
@@ -886,16 +883,9 @@ async fn per_listener_client_certificates() {
 #[tokio::test]
 async fn many_transfers_over_one_tls12_control_session() {
     // TLS 1.2 resumes by session ID from a small per-session cache: it must not run out.
-    let server = Server::start_with_config("[tls]\ndata_session_reuse = \"required\"\n");
-    put(&server, "down", b"tls 1.2 download");
-    let mut c = Control::connect_with(
-        server.explicit,
-        client_config(&server.fingerprint, Tls::V12),
-    )
-    .await;
-    c.auth_tls().await;
-    c.user_pass("ftps", &server.password).await;
-    c.protect().await;
+    let server = ftpsd().start_with_config("[tls]\ndata_session_reuse = \"required\"\n");
+    server.put("down", b"tls 1.2 download");
+    let mut c = Control::login_with(&server, client_config(&server.fingerprint, Tls::V12)).await;
     for i in 0..100u32 {
         if i % 2 == 0 {
             c.stor(&format!("up{i}"), format!("upload {i}").as_bytes())
@@ -915,10 +905,8 @@ async fn a_new_crl_takes_effect_without_a_restart() {
     let ca = Ca::new("ftpsd test CA");
     let robot = ca.client("robot", &[], 50);
     let server = cert_server("required", &ca, &[]);
-    server.add_user("robot", "robot-password-unused-1", &[]);
-    set_user_keys(
+    add_robot(
         &server,
-        "robot",
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
     let fp = server.fingerprint.clone();
@@ -930,12 +918,7 @@ async fn a_new_crl_takes_effect_without_a_restart() {
         &server.dir.path().join("client-crl.pem"),
         ca.crl(&[&robot]).as_bytes(),
     );
-    let pid = server.pid().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .expect("kill -HUP")
-        .success());
+    server.signal("HUP");
     wait_for_log_line(&server, mark, "client CA and CRLs reloaded").await;
 
     let line =

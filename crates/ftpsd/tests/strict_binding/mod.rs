@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use ftps_client::{Config, Connector, TlsVersions, Trust};
 
-use crate::reference::{self, Kind};
-use crate::support::{run_client, Run, Server};
+use crate::support::{ftpsd, run_client, Run, Server};
+use ftps_testkit::reference::{self, Kind};
 
 /// Longest run of one client command.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -89,7 +89,7 @@ workloads! {
 /// Runs `workload` against ftpsd, which must pass with every data connection resumed, and
 /// against vsftpd, whose outcome must be `vsftpd_expected`.
 fn check(vsftpd_expected: &str, workload: fn(&Target) -> Outcome) {
-    let server = Server::start();
+    let server = ftpsd().start();
     let target = Target {
         name: "ftpsd",
         port: server.explicit.port(),

@@ -1,8 +1,9 @@
-//! A throw-away PKI for the client-certificate tests: a CA, client certificates (valid,
-//! expired, from another CA), a CRL, and new server certificates for the reload tests.
+//! Throw-away PKIs: for the client-certificate tests a CA, client certificates (valid,
+//! expired, from another CA), a CRL, and new server certificates for the reload tests; for
+//! the reference servers a CA, a server and a client certificate written as PEM files.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
@@ -12,8 +13,9 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ClientConfig;
+use sha2::{Digest, Sha256};
 
-use super::client::{client_config_with_cert, fingerprint, Tls};
+use crate::tls::{client_config_with_cert, fingerprint, Tls};
 
 /// A certificate authority that signs client certificates and CRLs.
 pub struct Ca {
@@ -171,6 +173,7 @@ impl Ca {
 
 /// A client certificate and its private key.
 pub struct ClientCert {
+    /// The certificate.
     pub der: CertificateDer<'static>,
     key_der: Vec<u8>,
     serial: u64,
@@ -214,4 +217,61 @@ pub fn replace_file(path: &Path, content: &[u8]) {
 
 fn time_now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
+}
+
+/// The PEM files of a server's PKI: a CA, a server certificate for `localhost` and
+/// 127.0.0.1 signed by it, and a client certificate signed by it.
+pub struct CertFiles {
+    /// The server certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA certificate, which verifies both others.
+    pub ca: PathBuf,
+    /// A client certificate (extended key usage clientAuth).
+    pub client_cert: PathBuf,
+    /// Its private key.
+    pub client_key: PathBuf,
+    /// SHA-256 of the server certificate's DER.
+    pub fingerprint: [u8; 32],
+}
+
+/// Generates a [`CertFiles`] PKI into `dir` (`cert.pem`, `key.pem`, `ca.pem`,
+/// `client-cert.pem`, `client-key.pem`), the client certificate for `client_cn`.
+pub fn write_cert_files(dir: &Path, client_cn: &str) -> CertFiles {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ftps interop test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, client_cn);
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+    let certs = CertFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        ca: dir.join("ca.pem"),
+        client_cert: dir.join("client-cert.pem"),
+        client_key: dir.join("client-key.pem"),
+        fingerprint: Sha256::digest(cert.der()).into(),
+    };
+    fs::write(&certs.client_cert, client.pem()).unwrap();
+    fs::write(&certs.client_key, client_key.serialize_pem()).unwrap();
+    fs::write(&certs.cert, cert.pem()).unwrap();
+    fs::write(&certs.key, key.serialize_pem()).unwrap();
+    fs::write(&certs.ca, ca.pem()).unwrap();
+    certs
 }

@@ -1,4 +1,5 @@
-//! A small FTPS client that sends raw lines, for protocol-level tests.
+//! A small FTPS client that sends raw lines, for protocol-level tests: every unexpected
+//! reply panics with the transcript of the connection.
 //!
 //! It trusts exactly the server's certificate (pinned by SHA-256 fingerprint) and gives each
 //! control connection one `ClientConfig` with its own session cache, so data connections
@@ -10,170 +11,79 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ftps_proto::reply::ReplyDecoder;
 use ftps_proto::Reply;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, HandshakeKind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::Server;
+use crate::ftpsd::Server;
+use crate::line::{self, LineConn};
+use crate::stream::{self, Stream};
+use crate::tls::localhost;
+pub use crate::tls::{
+    client_config, client_config_alpn, client_config_with_cert, fingerprint, Tls,
+};
 
 /// Longest wait for any reply or data; a server that stays silent fails the test.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts exactly the certificate whose SHA-256 fingerprint is pinned.
-#[derive(Debug)]
-pub struct PinnedCert {
-    fingerprint: String,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = fingerprint(end_entity);
-        if got.eq_ignore_ascii_case(&self.fingerprint) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "certificate {got} is not the pinned {}",
-                self.fingerprint
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `AB:CD:...` of a DER certificate, as ftpsd prints it.
-pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Which TLS versions a client offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tls {
-    Any,
-    V12,
-    V13,
-}
-
-/// A client configuration with a fresh session cache: use one per control connection.
-pub fn client_config(fingerprint: &str, tls: Tls) -> Arc<ClientConfig> {
-    client_config_alpn(fingerprint, tls, vec![b"ftp".to_vec()])
-}
-
-/// [`client_config`] offering the given ALPN protocols.
-pub fn client_config_alpn(fingerprint: &str, tls: Tls, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
-    finish(pinned_builder(fingerprint, tls).with_no_client_auth(), alpn)
-}
-
-/// [`client_config`] presenting a client certificate (`chain`, end entity first, and its
-/// key) whenever the server asks for one, on the control and on data connections.
-pub fn client_config_with_cert(
-    fingerprint: &str,
-    tls: Tls,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Arc<ClientConfig> {
-    let config = pinned_builder(fingerprint, tls)
-        .with_client_auth_cert(chain, key)
-        .expect("client certificate and key");
-    finish(config, vec![b"ftp".to_vec()])
-}
-
-/// The TLS versions of `tls`, trusting exactly the server certificate with `fingerprint`.
-fn pinned_builder(
-    fingerprint: &str,
-    tls: Tls,
-) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = match tls {
-        Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        Tls::V12 => &[&rustls::version::TLS12],
-        Tls::V13 => &[&rustls::version::TLS13],
-    };
-    ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .expect("TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            fingerprint: fingerprint.to_string(),
-            provider,
-        }))
-}
-
-/// ALPN and a session cache of this configuration's own (one per control connection).
-fn finish(mut config: ClientConfig, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
-    config.alpn_protocols = alpn;
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)));
-    Arc::new(config)
-}
-
-fn server_name() -> ServerName<'static> {
-    ServerName::try_from("localhost").expect("server name")
-}
-
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Gone,
-}
+/// The longest reply accepted, in lines.
+const MAX_REPLY_LINES: usize = 1000;
 
 /// Which passive command opens data connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Passive {
+    /// `PASV` (IPv4 only, RFC 959).
     Pasv,
+    /// `EPSV` (RFC 2428).
     Epsv,
+}
+
+/// Where and as whom to log in, owned, for sessions in spawned tasks.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The explicit FTPS listener.
+    pub addr: SocketAddr,
+    /// The server certificate's fingerprint, `AB:CD:...`.
+    pub fingerprint: String,
+    /// The user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl Login {
+    /// `user` with `password` on `server`'s explicit FTPS listener.
+    pub fn new(server: &Server, user: &str, password: &str) -> Login {
+        Login {
+            addr: server.explicit,
+            fingerprint: server.fingerprint.clone(),
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The user `ftps` of `server`.
+    pub fn default_user(server: &Server) -> Login {
+        Login::new(server, "ftps", &server.password)
+    }
+
+    /// Explicit FTPS connection, AUTH TLS, USER and PASS.
+    pub async fn logged_in(&self) -> Control {
+        let mut c = Control::connect(self.addr, &self.fingerprint).await;
+        c.auth_tls().await;
+        c.user_pass(&self.user, &self.password).await;
+        c
+    }
+
+    /// [`Login::logged_in`], then PBSZ 0 and PROT P, as [`Control::login`].
+    pub async fn protected(&self) -> Control {
+        let mut c = self.logged_in().await;
+        c.protect().await;
+        c
+    }
 }
 
 /// What happened during a transfer command.
@@ -200,9 +110,7 @@ impl Transfer {
 
 /// One control connection.
 pub struct Control {
-    conn: Conn,
-    buf: Vec<u8>,
-    decoder: ReplyDecoder,
+    conn: LineConn,
     /// Used for the control connection and, so they resume it, every data connection.
     pub tls: Arc<ClientConfig>,
     peer: SocketAddr,
@@ -210,6 +118,7 @@ pub struct Control {
     pub transcript: String,
     /// Whether PROT P is in force, so data connections use TLS.
     pub protected: bool,
+    /// Which passive command data connections are opened with.
     pub passive: Passive,
     /// The TLS server name (SNI) for the control and data connections.
     pub server_name: ServerName<'static>,
@@ -224,15 +133,15 @@ impl Control {
     /// Connects in plaintext and returns the greeting, whatever it is.
     pub async fn connect_raw(addr: SocketAddr, fingerprint: &str) -> (Control, Reply) {
         let tcp = tcp_connect(addr).await;
-        let mut control =
-            Control::new(Conn::Plain(tcp), client_config(fingerprint, Tls::Any), addr);
+        let mut control = Control::new(tcp, client_config(fingerprint, Tls::Any), addr);
         let greeting = control.reply().await;
         (control, greeting)
     }
 
+    /// Connects in plaintext with the TLS configuration `tls` for later, and reads the 220.
     pub async fn connect_with(addr: SocketAddr, tls: Arc<ClientConfig>) -> Control {
         let tcp = tcp_connect(addr).await;
-        let mut control = Control::new(Conn::Plain(tcp), tls, addr);
+        let mut control = Control::new(tcp, tls, addr);
         control.expect_reply(220).await;
         control
     }
@@ -241,38 +150,31 @@ impl Control {
     pub async fn connect_implicit(addr: SocketAddr, fingerprint: &str) -> Control {
         let tls = client_config(fingerprint, Tls::Any);
         let tcp = tcp_connect(addr).await;
-        let stream = with_timeout(
-            "implicit TLS handshake",
-            TlsConnector::from(tls.clone()).connect(server_name(), tcp),
-        )
-        .await
-        .expect("implicit TLS handshake");
-        let mut control = Control::new(Conn::Tls(Box::new(stream)), tls, addr);
+        let mut control = Control::new(tcp, tls.clone(), addr);
+        control
+            .conn
+            .start_tls(tls, localhost(), "implicit TLS handshake")
+            .await
+            .expect("implicit TLS handshake");
         control.expect_reply(220).await;
         control
     }
 
-    fn new(conn: Conn, tls: Arc<ClientConfig>, peer: SocketAddr) -> Control {
+    fn new(tcp: TcpStream, tls: Arc<ClientConfig>, peer: SocketAddr) -> Control {
         Control {
-            conn,
-            buf: Vec::new(),
-            decoder: ReplyDecoder::new(1000),
+            conn: LineConn::new(tcp, MAX_REPLY_LINES, TIMEOUT),
             tls,
             peer,
             transcript: String::new(),
             protected: false,
             passive: Passive::Epsv,
-            server_name: server_name(),
+            server_name: localhost(),
         }
     }
 
     /// Explicit FTPS connection, AUTH TLS, login, PBSZ 0 and PROT P.
     pub async fn login(server: &Server, user: &str, password: &str) -> Control {
-        let mut c = Control::connect(server.explicit, &server.fingerprint).await;
-        c.auth_tls().await;
-        c.user_pass(user, password).await;
-        c.protect().await;
-        c
+        Login::new(server, user, password).protected().await
     }
 
     /// [`Control::login`] as the user `ftps`.
@@ -280,26 +182,37 @@ impl Control {
         Self::login(server, "ftps", &server.password).await
     }
 
+    /// [`Control::login_default`] with the TLS configuration `tls`.
+    pub async fn login_with(server: &Server, tls: Arc<ClientConfig>) -> Control {
+        let mut c = Control::connect_with(server.explicit, tls).await;
+        c.auth_tls().await;
+        c.user_pass("ftps", &server.password).await;
+        c.protect().await;
+        c
+    }
+
+    /// Explicit FTPS connection to `server` and AUTH TLS, not logged in.
+    pub async fn connect_auth(server: &Server) -> Control {
+        let mut c = Control::connect(server.explicit, &server.fingerprint).await;
+        c.auth_tls().await;
+        c
+    }
+
     /// Sets the TLS server name sent from now on (e.g. a virtual host's).
     pub fn set_server_name(&mut self, name: &str) {
         self.server_name = ServerName::try_from(name.to_string()).expect("server name");
     }
 
+    /// Whether the control connection runs TLS.
     pub fn is_tls(&self) -> bool {
-        matches!(self.conn, Conn::Tls(_))
+        self.conn.is_tls()
     }
 
     /// Drops the control connection with a reset (no QUIT, no FIN, no close_notify).
-    pub fn reset(self) {
-        let tcp = match self.conn {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => s.into_inner().0,
-            Conn::Gone => return,
-        };
-        // A zero linger never blocks the drop: it sends the reset at once.
-        #[allow(deprecated)]
-        let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
-        drop(tcp);
+    pub fn reset(mut self) {
+        if let Some(s) = self.conn.take_stream() {
+            stream::reset(s.into_transport().into_inner());
+        }
     }
 
     /// `AUTH TLS`, expecting 234, then the TLS handshake.
@@ -312,24 +225,14 @@ impl Control {
 
     /// Runs the TLS handshake on the control connection.
     pub async fn start_tls(&mut self) -> io::Result<()> {
-        assert!(
-            self.buf.is_empty(),
-            "server sent bytes after its AUTH reply, before the handshake: {:?}\n{}",
-            String::from_utf8_lossy(&self.buf),
-            self.transcript
-        );
-        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
-            panic!("start_tls on a connection that is not plain");
-        };
-        let stream = with_timeout(
-            "control TLS handshake",
-            TlsConnector::from(self.tls.clone()).connect(self.server_name.clone(), tcp),
-        )
-        .await?;
-        self.conn = Conn::Tls(Box::new(stream));
-        Ok(())
+        self.assert_nothing_pending("server sent bytes after its AUTH reply, before the handshake");
+        let name = self.server_name.clone();
+        self.conn
+            .start_tls(self.tls.clone(), name, "control TLS handshake")
+            .await
     }
 
+    /// `USER` expecting 331, then `PASS` expecting 230.
     pub async fn user_pass(&mut self, user: &str, password: &str) {
         self.expect(&format!("USER {user}"), 331).await;
         self.expect(&format!("PASS {password}"), 230).await;
@@ -338,17 +241,12 @@ impl Control {
     /// Ends TLS on the control connection after a `200` to `CCC` (RFC 4217 §6): sends
     /// close_notify, reads up to the server's close_notify, and continues in plaintext.
     pub async fn end_tls(&mut self) -> io::Result<()> {
-        assert!(
-            self.buf.is_empty(),
-            "server sent more after its CCC reply: {:?}\n{}",
-            String::from_utf8_lossy(&self.buf),
-            self.transcript
-        );
-        let Conn::Tls(mut stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+        self.assert_nothing_pending("server sent more after its CCC reply");
+        let Some(Stream::Tls(mut stream)) = self.conn.take_stream() else {
             panic!("end_tls on a connection without TLS");
         };
         stream.get_mut().1.send_close_notify();
-        with_timeout("close_notify", async {
+        line::with_timeout(TIMEOUT, "close_notify", async {
             stream.flush().await?;
             let mut rest = Vec::new();
             stream.read_to_end(&mut rest).await?;
@@ -363,18 +261,18 @@ impl Control {
         })
         .await?;
         let _ = writeln!(self.transcript, "(TLS ended, plaintext from here)");
-        self.conn = Conn::Plain(stream.into_inner().0);
+        self.conn.set_stream(Stream::Plain(stream.into_inner().0));
         Ok(())
     }
 
     /// Like [`Control::end_tls`], but reads the server's close_notify first and then sends
     /// its own close_notify and the plaintext `line` in one TCP write, as a client may.
     pub async fn end_tls_then_send(&mut self, line: &str) -> io::Result<()> {
-        let Conn::Tls(mut stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+        let Some(Stream::Tls(mut stream)) = self.conn.take_stream() else {
             panic!("end_tls_then_send on a connection without TLS");
         };
         let mut rest = Vec::new();
-        with_timeout("close_notify", stream.read_to_end(&mut rest)).await?;
+        line::with_timeout(TIMEOUT, "close_notify", stream.read_to_end(&mut rest)).await?;
         let (tcp, conn) = stream.get_mut();
         conn.send_close_notify();
         let mut bytes = Vec::new();
@@ -383,14 +281,25 @@ impl Control {
         }
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        write_flush(tcp, &bytes).await?;
+        line::write_flush(tcp, &bytes).await?;
         let _ = writeln!(
             self.transcript,
             "(TLS ended)\n> {} (in the write with close_notify)",
             shorten(line)
         );
-        self.conn = Conn::Plain(stream.into_inner().0);
+        self.conn.set_stream(Stream::Plain(stream.into_inner().0));
         Ok(())
+    }
+
+    /// Asserts that no bytes wait beyond the last reply: where TLS starts or ends, they
+    /// would belong to the wrong layer.
+    fn assert_nothing_pending(&self, what: &str) {
+        assert!(
+            self.conn.pending().is_empty(),
+            "{what}: {:?}\n{}",
+            String::from_utf8_lossy(self.conn.pending()),
+            self.transcript
+        );
     }
 
     /// `PBSZ 0` and `PROT P`.
@@ -430,6 +339,7 @@ impl Control {
         reply
     }
 
+    /// Sends one line (CRLF added).
     pub async fn send_line(&mut self, line: &str) {
         let mut bytes = line.as_bytes().to_vec();
         bytes.extend_from_slice(b"\r\n");
@@ -441,11 +351,7 @@ impl Control {
         for line in String::from_utf8_lossy(bytes).split_terminator("\r\n") {
             let _ = writeln!(self.transcript, "> {}", shorten(line));
         }
-        let result = match &mut self.conn {
-            Conn::Plain(s) => write_flush(s, bytes).await,
-            Conn::Tls(s) => write_flush(s, bytes).await,
-            Conn::Gone => Err(io::Error::other("connection is gone")),
-        };
+        let result = self.conn.write_all(bytes).await;
         if let Err(e) = result {
             panic!("cannot send: {e}\n--- transcript ---\n{}", self.transcript);
         }
@@ -455,20 +361,12 @@ impl Control {
     pub async fn try_send_line(&mut self, line: &str) -> io::Result<()> {
         let _ = writeln!(self.transcript, "> {}", shorten(line));
         let bytes = format!("{line}\r\n");
-        match &mut self.conn {
-            Conn::Plain(s) => write_flush(s, bytes.as_bytes()).await,
-            Conn::Tls(s) => write_flush(s, bytes.as_bytes()).await,
-            Conn::Gone => Err(io::Error::other("connection is gone")),
-        }
+        self.conn.write_all(bytes.as_bytes()).await
     }
 
     /// Sends bytes without recording them in the transcript (for bulk junk).
     pub async fn send_raw_quiet(&mut self, bytes: &[u8]) {
-        let result = match &mut self.conn {
-            Conn::Plain(s) => write_flush(s, bytes).await,
-            Conn::Tls(s) => write_flush(s, bytes).await,
-            Conn::Gone => Err(io::Error::other("connection is gone")),
-        };
+        let result = self.conn.write_all(bytes).await;
         if let Err(e) = result {
             panic!("cannot send: {e}\n--- transcript ---\n{}", self.transcript);
         }
@@ -493,7 +391,7 @@ impl Control {
             let Some(line) = self.read_line().await? else {
                 return Ok(None);
             };
-            match self.decoder.feed_line(&line) {
+            match self.conn.decode(&line) {
                 Ok(Some(reply)) => {
                     for l in reply.to_bytes().split(|&b| b == b'\n') {
                         if !l.is_empty() {
@@ -518,33 +416,18 @@ impl Control {
     }
 
     async fn read_line(&mut self) -> io::Result<Option<String>> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..end + 2).take(end).collect();
-                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        let line = self.conn.read_line().await?;
+        if line.is_none() {
+            if !self.conn.pending().is_empty() {
+                let _ = writeln!(
+                    self.transcript,
+                    "< (unterminated) {}",
+                    String::from_utf8_lossy(self.conn.pending())
+                );
             }
-            let mut chunk = [0u8; 4096];
-            let read = async {
-                match &mut self.conn {
-                    Conn::Plain(s) => s.read(&mut chunk).await,
-                    Conn::Tls(s) => s.read(&mut chunk).await,
-                    Conn::Gone => Ok(0),
-                }
-            };
-            let n = with_timeout("reply", read).await?;
-            if n == 0 {
-                if !self.buf.is_empty() {
-                    let _ = writeln!(
-                        self.transcript,
-                        "< (unterminated) {}",
-                        String::from_utf8_lossy(&self.buf)
-                    );
-                }
-                let _ = writeln!(self.transcript, "< (closed)");
-                return Ok(None);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            let _ = writeln!(self.transcript, "< (closed)");
         }
+        Ok(line)
     }
 
     /// Waits until the server closes the connection, collecting any replies it sends
@@ -664,8 +547,8 @@ impl Control {
                 Some(tls) => TlsConnector::from(tls)
                     .connect(name, tcp)
                     .await
-                    .map(|s| DataConn::Tls(Box::new(s))),
-                None => Ok(DataConn::Plain(tcp)),
+                    .map(|s| Stream::Tls(Box::new(s))),
+                None => Ok(Stream::Plain(tcp)),
             }
         });
         let first = self.reply().await;
@@ -673,7 +556,7 @@ impl Control {
             handshake.abort();
             return (first, Err(io::Error::other("no transfer started")));
         }
-        let data = with_timeout("data connection handshake", async {
+        let data = line::with_timeout(TIMEOUT, "data connection handshake", async {
             handshake.await.map_err(io::Error::other)?
         })
         .await;
@@ -700,6 +583,8 @@ impl Control {
         String::from_utf8(t.data).expect("listing is UTF-8")
     }
 
+    /// Asserts that a transfer got 150/125, moved its data and ended with 226, and under
+    /// PROT P that its data connection resumed the control TLS session.
     pub fn assert_transfer_ok(&self, t: &Transfer, what: &str) {
         assert!(
             t.first.code.is_preliminary()
@@ -718,99 +603,50 @@ impl Control {
     }
 }
 
-/// An open data connection.
-pub enum DataConn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+/// An open data connection, in plaintext or TLS per `PROT`.
+pub type DataConn = Stream<TcpStream>;
 
 impl DataConn {
-    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
-        match self {
-            DataConn::Plain(_) => None,
-            DataConn::Tls(s) => s.get_ref().1.handshake_kind(),
-        }
-    }
-
     /// Writes everything, then ends the data (close_notify for TLS, then FIN).
     pub async fn upload(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            DataConn::Plain(s) => upload(s, bytes).await,
-            DataConn::Tls(s) => upload(s, bytes).await,
-        }
+        with_timeout("upload", async {
+            self.write_all(bytes).await?;
+            // Sends close_notify (for TLS) and FIN: the end of the file.
+            self.shutdown().await
+        })
+        .await
     }
 
     /// Writes without ending the data.
     pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        with_timeout("data write", async {
-            match self {
-                DataConn::Plain(s) => write_flush(s, bytes).await,
-                DataConn::Tls(s) => write_flush(s, bytes).await,
-            }
-        })
-        .await
+        with_timeout("data write", line::write_flush(self, bytes)).await
     }
 
     /// Reads up to `max` bytes (0 at the end).
     pub async fn read_some(&mut self, max: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; max];
-        let n = with_timeout("data read", async {
-            match self {
-                DataConn::Plain(s) => s.read(&mut buf).await,
-                DataConn::Tls(s) => s.read(&mut buf).await,
-            }
-        })
-        .await?;
+        let n = with_timeout("data read", self.read(&mut buf)).await?;
         buf.truncate(n);
         Ok(buf)
     }
 
     /// Reads to the end; for TLS, an end without close_notify is an error (truncation).
     pub async fn download(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        let read = async {
-            match self {
-                DataConn::Plain(s) => s.read_to_end(out).await,
-                DataConn::Tls(s) => s.read_to_end(out).await,
-            }
-        };
-        with_timeout("data", read).await.map(|_| ())
+        with_timeout("data", self.read_to_end(out))
+            .await
+            .map(|_| ())
     }
 
     /// Closes the TCP connection without close_notify: a truncated transfer.
     pub fn break_off(self) {
-        let tcp = match self {
-            DataConn::Plain(s) => s,
-            DataConn::Tls(s) => s.into_inner().0,
-        };
-        drop(tcp);
+        drop(self.into_transport());
     }
 
     /// Vanishes as a client that crashed or lost its network does: a reset, no FIN and no
     /// close_notify.
     pub fn reset(self) {
-        let tcp = match self {
-            DataConn::Plain(s) => s,
-            DataConn::Tls(s) => s.into_inner().0,
-        };
-        // A zero linger never blocks the drop: it sends the reset at once.
-        #[allow(deprecated)]
-        let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
-        drop(tcp);
+        stream::reset(self.into_transport());
     }
-}
-
-async fn upload<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
-    with_timeout("upload", async {
-        s.write_all(bytes).await?;
-        // Sends close_notify (for TLS) and FIN: the end of the file.
-        s.shutdown().await
-    })
-    .await
-}
-
-async fn write_flush<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
-    s.write_all(bytes).await?;
-    s.flush().await
 }
 
 async fn tcp_connect(addr: SocketAddr) -> TcpStream {
@@ -823,13 +659,7 @@ async fn with_timeout<T>(
     what: &str,
     fut: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
-    match tokio::time::timeout(TIMEOUT, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{what}: nothing within {TIMEOUT:?}"),
-        )),
-    }
+    line::with_timeout(TIMEOUT, what, fut).await
 }
 
 /// Long lines (the line-limit tests) would drown a transcript.

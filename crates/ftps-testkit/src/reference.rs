@@ -1,7 +1,7 @@
 //! Starts real FTPS servers (vsftpd, ProFTPD, Pure-FTPd from Debian packages, and ftpsd) as
 //! subprocesses on free loopback ports, with a generated configuration and certificate in a
-//! temporary directory; stops them when dropped. Shared by the client and CLI test suites.
-#![allow(dead_code)]
+//! temporary directory; stops them when dropped. Shared by the client, CLI and ftpsd
+//! compatibility tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,22 +10,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use crate::ftpsd::Ftpsd;
+use crate::pki::{write_cert_files, CertFiles as Certs};
+use crate::tls::parse_fingerprint;
 
 /// The system user the reference servers log in as (created by scripts/reference-servers.sh).
 pub const TEST_USER: &str = "ftpstest";
 /// Its password (a throw-away account for loopback tests only).
 pub const TEST_PASSWORD: &str = "ftpstest-interop-pw";
 
+/// Which server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// vsftpd 3.0.3, with `require_ssl_reuse=YES`.
     Vsftpd,
+    /// ProFTPD 1.3.8 with mod_tls.
     Proftpd,
+    /// Pure-FTPd 1.0.50 with `-Y 2` (TLS required).
     PureFtpd,
+    /// This workspace's server.
     Ftpsd,
 }
 
 impl Kind {
+    /// The server's program name.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Vsftpd => "vsftpd",
@@ -36,15 +44,21 @@ impl Kind {
     }
 }
 
+/// A running server, stopped when dropped.
 pub struct Server {
+    /// Which server it is.
     pub kind: Kind,
+    /// Its explicit FTPS port on 127.0.0.1 (or [::1]).
     pub explicit_port: u16,
+    /// Its implicit FTPS port, if it has one.
     pub implicit_port: Option<u16>,
     /// Where the server's files live on this machine.
     pub root: PathBuf,
     /// The same directory as the server shows it to the test user.
     pub base: String,
+    /// The user to log in as.
     pub user: String,
+    /// Its password.
     pub password: String,
     /// SHA-256 of the server certificate's DER.
     pub fingerprint: [u8; 32],
@@ -52,6 +66,7 @@ pub struct Server {
     pub ca_file: PathBuf,
     /// A client certificate and key signed by that CA.
     pub client_cert: (PathBuf, PathBuf),
+    /// The temporary directory of configuration, certificates, logs and the root.
     pub dir: tempfile::TempDir,
     children: Vec<Child>,
 }
@@ -94,6 +109,7 @@ fn test_uid_gid() -> (u32, u32) {
     panic!("user {TEST_USER} is missing: run `sudo scripts/reference-servers.sh` first");
 }
 
+/// Gives `path` and everything below it to `uid`:`gid`.
 pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
     if path.is_dir() {
@@ -117,54 +133,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-struct Certs {
-    cert: PathBuf,
-    key: PathBuf,
-    ca: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    fingerprint: [u8; 32],
-}
-
-fn make_certs(dir: &Path) -> Certs {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ftps interop test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, TEST_USER);
-    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-    let certs = Certs {
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        ca: dir.join("ca.pem"),
-        client_cert: dir.join("client-cert.pem"),
-        client_key: dir.join("client-key.pem"),
-        fingerprint: Sha256::digest(cert.der()).into(),
-    };
-    std::fs::write(&certs.client_cert, client.pem()).unwrap();
-    std::fs::write(&certs.client_key, client_key.serialize_pem()).unwrap();
-    std::fs::write(&certs.cert, cert.pem()).unwrap();
-    std::fs::write(&certs.key, key.serialize_pem()).unwrap();
-    std::fs::write(&certs.ca, ca.pem()).unwrap();
-    certs
 }
 
 fn wait_listening(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
@@ -225,6 +193,7 @@ fn spawn_until_listening(
     panic!("{what} failed to start: {last}");
 }
 
+/// Starts a server of `kind`.
 pub fn start(kind: Kind) -> Server {
     start_with(kind, false)
 }
@@ -238,7 +207,7 @@ pub fn start_with(kind: Kind, require_client_cert: bool) -> Server {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let certs = make_certs(dir.path());
+    let certs = write_cert_files(dir.path(), TEST_USER);
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     match kind {
@@ -293,20 +262,16 @@ fn start_vsftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
         children.extend(c);
         ports.push(port);
     }
-    Server {
-        kind: Kind::Vsftpd,
-        explicit_port: ports[0],
-        implicit_port: Some(ports[1]),
-        base: root.display().to_string(),
-        root,
-        user: TEST_USER.into(),
-        password: TEST_PASSWORD.into(),
-        fingerprint: certs.fingerprint,
-        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
-        ca_file: certs.ca,
+    let base = root.display().to_string();
+    system_user_server(
+        Kind::Vsftpd,
+        (ports[0], Some(ports[1])),
         dir,
+        root,
+        base,
+        certs,
         children,
-    }
+    )
 }
 
 fn start_proftpd(
@@ -374,20 +339,16 @@ fn start_proftpd(
         },
         &log,
     );
-    Server {
-        kind: Kind::Proftpd,
-        explicit_port: port,
-        implicit_port: Some(implicit_port.get()),
-        base: "/".into(),
-        root,
-        user: TEST_USER.into(),
-        password: TEST_PASSWORD.into(),
-        fingerprint: certs.fingerprint,
-        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
-        ca_file: certs.ca,
+    let base = "/".to_string();
+    system_user_server(
+        Kind::Proftpd,
+        (port, Some(implicit_port.get())),
         dir,
+        root,
+        base,
+        certs,
         children,
-    }
+    )
 }
 
 fn start_pure_ftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Server {
@@ -414,79 +375,48 @@ fn start_pure_ftpd(dir: tempfile::TempDir, root: PathBuf, certs: Certs) -> Serve
     );
     // No chroot: the user logs in to its home directory and reaches the test root by its
     // absolute path.
+    let base = root.display().to_string();
+    system_user_server(
+        Kind::PureFtpd,
+        (port, None),
+        dir,
+        root,
+        base,
+        certs,
+        children,
+    )
+}
+
+/// A reference server that logs in [`TEST_USER`], on these (explicit, implicit) ports.
+fn system_user_server(
+    kind: Kind,
+    (explicit_port, implicit_port): (u16, Option<u16>),
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    base: String,
+    certs: Certs,
+    children: Vec<Child>,
+) -> Server {
     Server {
-        kind: Kind::PureFtpd,
-        explicit_port: port,
-        implicit_port: None,
-        base: root.display().to_string(),
+        kind,
+        explicit_port,
+        implicit_port,
+        base,
         root,
         user: TEST_USER.into(),
         password: TEST_PASSWORD.into(),
         fingerprint: certs.fingerprint,
-        client_cert: (certs.client_cert.clone(), certs.client_key.clone()),
+        client_cert: (certs.client_cert, certs.client_key),
         ca_file: certs.ca,
         dir,
         children,
     }
 }
 
-/// Finds the ftpsd binary of this workspace, building it when it is missing or older than
-/// its sources. (`cargo test --workspace` builds it already; building it again here with
-/// `cargo build` would resolve features differently and relink it every time.)
-fn ftpsd_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("FTPSD_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/ftpsd
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("ftpsd");
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let stale = match built {
-        None => true,
-        Some(built) => ["ftpsd", "ftps-server", "ftps-proto"]
-            .iter()
-            .any(|c| newer_than(&crates.join(c), built)),
-    };
-    if stale {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "ftpsd", "--bin", "ftpsd"])
-            .args(if profile_dir.ends_with("release") {
-                vec!["--release"]
-            } else {
-                vec![]
-            })
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p ftpsd");
-        assert!(status.success(), "cargo build -p ftpsd failed");
-    }
-    bin
-}
-
-/// Whether any file under `dir` (sources and manifests) was modified after `t`.
-fn newer_than(dir: &Path, t: std::time::SystemTime) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            newer_than(&p, t)
-        } else {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .map(|m| m > t)
-                .unwrap_or(false)
-        }
-    })
-}
-
 /// Starts ftpsd listening on the IPv6 loopback address only.
 pub fn start_ftpsd_ipv6() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let certs = make_certs(dir.path());
+    let certs = write_cert_files(dir.path(), TEST_USER);
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     start_ftpsd_on(dir, root, certs, "[::1]:0", "[::1]:0")
@@ -503,11 +433,12 @@ fn start_ftpsd_on(
     listen: &str,
     implicit_listen: &str,
 ) -> Server {
-    let bin = ftpsd_binary();
+    let bin = Ftpsd::locate();
     let state = dir.path().join("state");
     let password = "interop-test-password";
     // Add a user whose root is our data directory.
-    let mut add = Command::new(&bin)
+    let mut add = bin
+        .command()
         .args(["user", "add", "interop", "--root"])
         .arg(&root)
         .arg("--state-dir")
@@ -530,7 +461,8 @@ fn start_ftpsd_on(
         String::from_utf8_lossy(&out.stderr)
     );
     let log = std::fs::File::create(dir.path().join("ftpsd.log")).unwrap();
-    let child = Command::new(&bin)
+    let child = bin
+        .command()
         .arg("--state-dir")
         .arg(&state)
         .args(["--listen", listen])
@@ -578,7 +510,7 @@ fn start_ftpsd_on(
         }
         if let Some(i) = line.find("fingerprint: ") {
             let fp = line[i + "fingerprint: ".len()..].trim();
-            fingerprint = ftps_client::Trust::parse_fingerprint(fp).ok();
+            fingerprint = parse_fingerprint(fp);
         }
     }
     assert_eq!(
@@ -611,56 +543,4 @@ impl Drop for KillOnDrop {
             let _ = c.wait();
         }
     }
-}
-
-/// A deterministic pseudo-random file content.
-pub fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Writes a tree of files under `dir`: `files` files spread over nested directories.
-pub fn make_tree(dir: &Path, files: usize, max_len: usize) {
-    for i in 0..files {
-        let sub = dir.join(format!("d{}", i % 7)).join(format!("e{}", i % 3));
-        std::fs::create_dir_all(&sub).unwrap();
-        let len = (i * 7919) % (max_len + 1);
-        std::fs::write(sub.join(format!("f{i}.bin")), content(i as u64, len)).unwrap();
-    }
-    std::fs::write(dir.join("top level.txt"), b"a name with a space\n").unwrap();
-    std::fs::create_dir_all(dir.join("empty")).unwrap();
-}
-
-/// Relative path -> SHA-256 of every file under `dir` (directories as "dir").
-pub fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, rel)) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel_path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if e.file_type().unwrap().is_dir() {
-                out.insert(rel_path.clone(), "dir".into());
-                stack.push((e.path(), rel_path));
-            } else {
-                let data = std::fs::read(e.path()).unwrap();
-                out.insert(rel_path, format!("{:x}", Sha256::digest(&data)));
-            }
-        }
-    }
-    out
 }
