@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{self, TlsVersion, CHUNK};
@@ -105,14 +105,7 @@ pub fn serve(cert: &Path, key: &Path, file: Option<&Path>) -> Result<()> {
                             left -= n as u64;
                         }
                     } else {
-                        let mut got = 0u64;
-                        loop {
-                            let n = s.read(&mut buf).await?;
-                            if n == 0 {
-                                break;
-                            }
-                            got += n as u64;
-                        }
+                        let got = read_to_end_counting(&mut s, &mut buf).await?;
                         if got != size {
                             bail!("received {got} of {size}");
                         }
@@ -201,14 +194,7 @@ pub async fn stream(
     s.flush().await?;
     let mut buf = vec![0xa5u8; CHUNK];
     if download {
-        let mut got = 0u64;
-        loop {
-            let n = s.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            got += n as u64;
-        }
+        let got = read_to_end_counting(&mut s, &mut buf).await?;
         if got != size {
             bail!("raw TLS: received {got} of {size}");
         }
@@ -232,4 +218,19 @@ pub async fn stream(
     let secs = start.elapsed().as_secs_f64();
     let cpu = procfs::cpu_seconds(pid) - cpu0;
     Ok((size as f64 / (1 << 20) as f64 / secs, cpu))
+}
+
+/// Reads until the peer closes, through `buf`; returns the number of bytes read.
+async fn read_to_end_counting<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut [u8],
+) -> std::io::Result<u64> {
+    let mut got = 0u64;
+    loop {
+        let n = s.read(buf).await?;
+        if n == 0 {
+            return Ok(got);
+        }
+        got += n as u64;
+    }
 }

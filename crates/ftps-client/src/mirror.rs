@@ -163,6 +163,31 @@ fn local_tree(root: &Path) -> Result<BTreeMap<String, Meta>> {
     Ok(out)
 }
 
+/// The local path of `rel` (a `/`-separated path relative to the mirrored tree) under `root`.
+fn local_path(root: &Path, rel: &str) -> PathBuf {
+    rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+/// The files to transfer: each one's relative path, its local path under `local`, and its
+/// modification time at the source.
+fn transfer_jobs(
+    actions: &[Action],
+    src: &BTreeMap<String, Meta>,
+    local: &Path,
+) -> Vec<(String, PathBuf, Option<SystemTime>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transfer { path, .. } => Some((
+                path.clone(),
+                local_path(local, path),
+                src.get(path).and_then(|m| m.modified),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn remote_tree(pool: &Pool, root: &str) -> Result<BTreeMap<String, Meta>> {
     let mut client = pool.get().await?;
     let mut out = BTreeMap::new();
@@ -272,8 +297,7 @@ pub async fn download(
     if opts.dry_run {
         return Ok(report);
     }
-    let local_path =
-        |rel: &str| -> PathBuf { rel.split('/').fold(local.to_path_buf(), |p, c| p.join(c)) };
+    let local_path = |rel: &str| local_path(local, rel);
     for a in &actions {
         match a {
             Action::Delete { path, dir } => {
@@ -295,17 +319,7 @@ pub async fn download(
             Action::Transfer { .. } => {}
         }
     }
-    let jobs: Vec<(String, PathBuf, Option<SystemTime>)> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Transfer { path, .. } => Some((
-                path.clone(),
-                local_path(path),
-                src.get(path).and_then(|m| m.modified),
-            )),
-            _ => None,
-        })
-        .collect();
+    let jobs = transfer_jobs(&actions, &src, local);
     let remote_root = remote.to_string();
     let results = run_parallel(
         pool,
@@ -376,17 +390,7 @@ pub async fn upload(
             }
         }
     }
-    let jobs: Vec<(String, PathBuf, Option<SystemTime>)> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Transfer { path, .. } => Some((
-                path.clone(),
-                path.split('/').fold(local.to_path_buf(), |p, c| p.join(c)),
-                src.get(path).and_then(|m| m.modified),
-            )),
-            _ => None,
-        })
-        .collect();
+    let jobs = transfer_jobs(&actions, &src, local);
     let remote_root = remote.to_string();
     let results = run_parallel(
         pool,

@@ -149,30 +149,18 @@ pub(super) fn listing_lines(
     max: usize,
 ) -> io::Result<Vec<String>> {
     let now = SystemTime::now();
+    let line =
+        |entry: &Entry| format_entry(entry, ListFormat::Unix, access, MlstFacts::ALL, now, None);
     let entry = root.metadata_blocking(path)?;
     if entry.kind != EntryKind::Dir {
-        return Ok(vec![format_entry(
-            &entry,
-            ListFormat::Unix,
-            access,
-            MlstFacts::ALL,
-            now,
-            None,
-        )]);
+        return Ok(vec![line(&entry)]);
     }
     let mut lines = Vec::new();
     root.for_each_entry_blocking(path, |entry| {
         if entry.name.as_encoded_bytes().starts_with(b".") && !args.all() {
             return true;
         }
-        lines.push(format_entry(
-            &entry,
-            ListFormat::Unix,
-            access,
-            MlstFacts::ALL,
-            now,
-            None,
-        ));
+        lines.push(line(&entry));
         lines.len() < max
     })?;
     Ok(lines)
