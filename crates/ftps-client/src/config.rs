@@ -52,25 +52,8 @@ impl Trust {
     /// Parses a fingerprint written as hex, with or without `:` separators, optionally prefixed
     /// with `sha256:` or `SHA256/`.
     pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
-        let t = text.trim();
-        let t = ["sha256:", "sha256/", "sha256="]
-            .iter()
-            .find_map(|p| {
-                t.get(..p.len())
-                    .filter(|h| h.eq_ignore_ascii_case(p))
-                    .map(|_| &t[p.len()..])
-            })
-            .unwrap_or(t);
-        let hex: String = t.chars().filter(|c| *c != ':' && *c != ' ').collect();
-        let bad = || Error::Config(format!("not a SHA-256 fingerprint: {text:?}"));
-        if hex.len() != 64 || !hex.is_ascii() {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        Ok(out)
+        ftps_proto::fingerprint::parse(text)
+            .ok_or_else(|| Error::Config(format!("not a SHA-256 fingerprint: {text:?}")))
     }
 }
 

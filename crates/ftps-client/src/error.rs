@@ -370,16 +370,7 @@ fn reply_message(command: &SentCommand, reply: &Reply) -> String {
 }
 
 /// Formats a SHA-256 digest as colon-separated upper-case hex pairs.
-pub fn format_fingerprint(digest: &[u8]) -> String {
-    let mut out = String::with_capacity(digest.len() * 3);
-    for (i, b) in digest.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push_str(&format!("{b:02X}"));
-    }
-    out
-}
+pub use ftps_proto::fingerprint::format as format_fingerprint;
 
 #[cfg(test)]
 mod tests {

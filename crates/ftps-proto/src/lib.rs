@@ -22,6 +22,7 @@ pub mod address;
 pub mod ascii;
 pub mod command;
 pub mod feat;
+pub mod fingerprint;
 pub mod hash;
 pub mod line;
 pub mod listing;

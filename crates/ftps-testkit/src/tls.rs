@@ -15,25 +15,11 @@ use sha2::{Digest, Sha256};
 
 /// `AB:CD:...` of a DER certificate, as ftpsd prints it.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    ftps_proto::fingerprint::format(&Sha256::digest(cert.as_ref()))
 }
 
 /// The SHA-256 digest in `AB:CD:...` or plain hex (either case); `None` for anything else.
-pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let hex: Vec<u8> = text.trim().bytes().filter(|&b| b != b':').collect();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(hex.chunks(2)) {
-        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
+pub use ftps_proto::fingerprint::parse as parse_fingerprint;
 
 /// Accepts the server certificate whose SHA-256 fingerprint is pinned, or with no pin any
 /// certificate (the benchmark's own, generated per run and never leaving loopback). The

@@ -78,11 +78,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// The SHA-256 fingerprint of a DER certificate, as `AB:CD:...`.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    ftps_proto::fingerprint::format(&Sha256::digest(cert.as_ref()))
 }
 
 /// Reads a PEM certificate chain and private key and checks that they belong together.
