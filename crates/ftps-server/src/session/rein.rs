@@ -1,8 +1,7 @@
 //! `REIN` (RFC 959 §4.1.1): back to the state right after the greeting, for a new login.
 //!
-//! The TLS layer of the control connection stays as it is, with `PBSZ`/`PROT`: going back to
-//! plaintext would need the TLS shutdown of `CCC`, which this server refuses by policy
-//! and the client keeps the protection it negotiated.
+//! The TLS layer of the control connection stays as it is, with `PBSZ`/`PROT`: leaving TLS
+//! is what `CCC` is for, so the client keeps the protection it negotiated.
 
 use ftps_proto::ReplyCode;
 
