@@ -13,9 +13,9 @@ use tokio::sync::watch;
 use crate::config::{ClientCertMode, Config};
 use crate::limits::Limiter;
 use crate::policy::SessionReuse;
+use crate::storage::local::RootCache;
 use crate::tls::{CertResolver, Siblings, TlsSetup};
 use crate::users::UserStore;
-use crate::vfs::RootCache;
 
 /// `HASH` digests computed at once in the whole server (each reads a file as fast as the
 /// disk allows and keeps a core busy).

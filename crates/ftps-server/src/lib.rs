@@ -1,7 +1,7 @@
 //! # ftps-server
 //!
-//! The ftpsd FTPS server as a library: configuration ([`config`]), users ([`users`]), a
-//! file system each session cannot escape ([`vfs`]), TLS ([`tls`]), the per-connection
+//! The ftpsd FTPS server as a library: configuration ([`config`]), users ([`users`]), where
+//! their files live and how no path escapes them ([`storage`]), TLS ([`tls`]), the per-connection
 //! protocol state machine (`session`), the state sessions share ([`context`]) and the
 //! listeners ([`server`]).
 //!
@@ -18,10 +18,10 @@ pub mod limits;
 pub mod policy;
 pub mod server;
 mod session;
+pub mod storage;
 pub mod stream;
 pub mod tls;
 pub mod users;
-pub mod vfs;
 
 pub use config::Config;
 pub use server::{prepare_state, Server, StartError};

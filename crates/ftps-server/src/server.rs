@@ -423,7 +423,8 @@ fn remove_leftover_uploads(stores: &[UserStore]) {
         }
     }
     for path in roots {
-        let removed = crate::vfs::Root::open(&path).and_then(|r| r.remove_temp_uploads_blocking());
+        let removed =
+            crate::storage::local::Root::open(&path).and_then(|r| r.remove_temp_uploads_blocking());
         match removed {
             Ok(0) => {}
             Ok(n) => {

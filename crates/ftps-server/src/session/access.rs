@@ -1,6 +1,7 @@
 //! Access control and security: `USER`, `PASS`, `QUIT` (RFC 959 §4.1.1), `AUTH`, `PBSZ`,
 //! `PROT`, `CCC` (RFC 2228 §3, RFC 4217 §§4-9).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ftps_proto::command::{Password, ProtectionLevel};
@@ -12,6 +13,8 @@ use super::state::{ControlSecurity, LoggedIn, Login};
 use super::{canonical_ip, Flow, Result, Session};
 use crate::certid::CertIdentity;
 use crate::limits::{Refusal, UserKey};
+use crate::storage::local::LocalStorage;
+use crate::storage::Storage;
 use crate::tls::UserBinding;
 use crate::users::AuthenticatedUser;
 
@@ -360,8 +363,8 @@ impl Session {
                 .await;
             return Ok(Flow::Close);
         }
-        let root = match self.shared.roots.open(&user.root) {
-            Ok(root) => root,
+        let storage: Arc<dyn Storage> = match self.shared.roots.open(&user.root) {
+            Ok(root) => Arc::new(LocalStorage::new(root)),
             Err(e) => {
                 warn!(user = %name, root = %user.root.display(), error = %e, "cannot open the user's root directory");
                 return self
@@ -387,7 +390,7 @@ impl Session {
         let user_reloads = self.users().reloads();
         self.login = Login::LoggedIn(Box::new(LoggedIn::new(
             user,
-            root,
+            storage,
             tickets_shared,
             user_reloads,
         )));

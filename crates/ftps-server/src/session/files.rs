@@ -8,15 +8,15 @@ use ftps_proto::{Reply, ReplyCode};
 use super::listing::entry_facts;
 use super::state::LoggedIn;
 use super::{Flow, Result, Session};
-use crate::vfs::{EntryKind, VirtualPath};
+use crate::storage::{EntryKind, VirtualPath};
 
 impl Session {
     pub(super) async fn cmd_mkd(&mut self, user: &LoggedIn, arg: &str) -> Result {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, path) = (user.root(), user.path(arg));
-        match root.create_dir(&path).await {
+        let (storage, path) = (user.storage(), user.path(arg));
+        match storage.create_dir(&path).await {
             Ok(()) => {
                 self.reply(
                     ReplyCode::PATH_CREATED,
@@ -32,8 +32,8 @@ impl Session {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, path) = (user.root(), user.path(arg));
-        match root.remove_dir(&path).await {
+        let (storage, path) = (user.storage(), user.path(arg));
+        match storage.remove_dir(&path).await {
             Ok(()) => {
                 self.reply(ReplyCode::FILE_ACTION_OK, "Directory removed.")
                     .await
@@ -46,10 +46,10 @@ impl Session {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, path) = (user.root(), user.path(arg));
+        let (storage, path) = (user.storage(), user.path(arg));
         // unlink(2) refuses a directory with EISDIR: no separate check (and no second trip
         // through the blocking pool) is needed.
-        match root.remove_file(&path).await {
+        match storage.remove_file(&path).await {
             Ok(()) => {
                 tracing::info!(path = %path, "deleted");
                 self.reply(ReplyCode::FILE_ACTION_OK, "File deleted.").await
@@ -66,7 +66,7 @@ impl Session {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, path) = (user.root(), user.path(arg));
+        let (storage, path) = (user.storage(), user.path(arg));
         if path.is_root() {
             return self
                 .reply(
@@ -75,7 +75,7 @@ impl Session {
                 )
                 .await;
         }
-        match root.metadata(&path).await {
+        match storage.metadata(&path).await {
             Ok(_) => {
                 self.params.rename_from = Some(path);
                 self.reply(
@@ -102,8 +102,8 @@ impl Session {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, to) = (user.root(), user.path(arg));
-        match root.rename(&from, &to).await {
+        let (storage, to) = (user.storage(), user.path(arg));
+        match storage.rename(&from, &to).await {
             Ok(()) => {
                 tracing::info!(from = %from, to = %to, "renamed");
                 self.reply(ReplyCode::FILE_ACTION_OK, "Rename successful.")
@@ -114,7 +114,7 @@ impl Session {
     }
 
     pub(super) async fn cmd_size(&mut self, user: &LoggedIn, arg: &str) -> Result {
-        let (root, path) = (user.root(), user.path(arg));
+        let (storage, path) = (user.storage(), user.path(arg));
         if self.params.ascii() {
             // RFC 3659 §4: the size must be that of the ASCII transfer, which would mean
             // reading the whole file; we say so instead of giving a wrong number.
@@ -125,7 +125,7 @@ impl Session {
                 )
                 .await;
         }
-        match root.metadata(&path).await {
+        match storage.metadata(&path).await {
             Ok(e) if e.kind == EntryKind::File => {
                 self.reply(ReplyCode::FILE_STATUS, e.size.to_string()).await
             }
@@ -138,8 +138,8 @@ impl Session {
     }
 
     pub(super) async fn cmd_mdtm(&mut self, user: &LoggedIn, arg: &str) -> Result {
-        let (root, path) = (user.root(), user.path(arg));
-        match root.metadata(&path).await {
+        let (storage, path) = (user.storage(), user.path(arg));
+        match storage.metadata(&path).await {
             Ok(e) => {
                 self.reply(ReplyCode::FILE_STATUS, listing::mdtm_time(e.modified))
                     .await
@@ -158,8 +158,8 @@ impl Session {
         if !self.check_write(user).await? {
             return Ok(Flow::Continue);
         }
-        let (root, path) = (user.root(), user.path(arg));
-        match root.set_modified(&path, time).await {
+        let (storage, path) = (user.storage(), user.path(arg));
+        match storage.set_modified(&path, time).await {
             Ok(()) => {
                 let when = listing::mdtm_time(time);
                 self.reply(ReplyCode::FILE_STATUS, format!("Modify={when}; {arg}"))
@@ -170,9 +170,9 @@ impl Session {
     }
 
     pub(super) async fn cmd_mlst(&mut self, user: &LoggedIn, arg: Option<&str>) -> Result {
-        let (root, path) = (user.root(), user.path(arg.unwrap_or(".")));
+        let (storage, path) = (user.storage(), user.path(arg.unwrap_or(".")));
         let access = user.access();
-        match root.metadata(&path).await {
+        match storage.metadata(&path).await {
             Ok(entry) => {
                 let mut facts = entry_facts(&entry, access);
                 facts.name = path.as_str().to_string();

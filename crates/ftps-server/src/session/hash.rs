@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::control::Busy;
 use super::state::LoggedIn;
 use super::{Flow, Result, Session};
-use crate::vfs::EntryKind;
+use crate::storage::EntryKind;
 
 /// Bytes read per step while hashing.
 const HASH_CHUNK: usize = 256 * 1024;
@@ -30,8 +30,8 @@ const HASH_CHUNK: usize = 256 * 1024;
 impl Session {
     /// `HASH path`: 213 with the selected algorithm's digest of the whole file.
     pub(super) async fn cmd_hash(&mut self, user: &LoggedIn, arg: &str) -> Result {
-        let (root, path) = (user.root(), user.path(arg));
-        match root.metadata(&path).await {
+        let (storage, path) = (user.storage(), user.path(arg));
+        match storage.metadata(&path).await {
             Ok(e) if e.kind == EntryKind::File => {}
             Ok(_) => {
                 return self
@@ -48,8 +48,8 @@ impl Session {
                 )
                 .await;
         };
-        let file = match root.open_read(&path, 0).await {
-            Ok(f) => f.into_std().await,
+        let file = match storage.open_read(&path, 0).await {
+            Ok(download) => download,
             Err(e) => return self.reply_fs_error("HASH", &path, &e).await,
         };
         let algorithm = self.params.hash_algorithm;
@@ -112,7 +112,7 @@ impl Session {
 /// Reads `file` to its end: its length and lowercase hex digest. Counts the bytes read in
 /// `progress`; stops with an `Interrupted` error once `stop` is set.
 fn digest_file(
-    mut file: std::fs::File,
+    mut file: impl Read,
     algorithm: HashAlgorithm,
     progress: &AtomicU64,
     stop: &AtomicBool,

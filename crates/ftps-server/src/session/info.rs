@@ -10,6 +10,7 @@ use super::control::fs_error;
 use super::listing::listing_lines;
 use super::state::LoggedIn;
 use super::{Result, Session};
+use crate::storage::EntryKind;
 
 /// Every command this server implements, with its syntax, for `HELP` and `HELP CMD`
 /// (RFC 959 §4.1.3).
@@ -234,13 +235,25 @@ impl Session {
 
     pub(super) async fn cmd_stat_path(&mut self, user: &LoggedIn, args: ListArgs) -> Result {
         let arg = args.path.clone().unwrap_or_else(|| ".".into());
-        let (root, path) = (user.root().clone(), user.path(&arg));
+        let (storage, path) = (user.storage(), user.path(&arg));
         let access = user.access();
+        let opened = match storage.metadata(&path).await {
+            Ok(entry) if entry.kind == EntryKind::Dir => match storage.list(&path).await {
+                Ok(entries) => Ok((entry, Some(entries))),
+                Err(e) => Err(e),
+            },
+            Ok(entry) => Ok((entry, None)),
+            Err(e) => Err(e),
+        };
         // A listing over the control connection: bounded, since it is held in memory.
-        let result =
-            tokio::task::spawn_blocking(move || listing_lines(&root, &path, &args, access, 10_000))
-                .await
-                .map_err(std::io::Error::other)?;
+        let result = match opened {
+            Ok((entry, entries)) => tokio::task::spawn_blocking(move || {
+                listing_lines(&entry, entries, &args, access, 10_000)
+            })
+            .await
+            .map_err(std::io::Error::other)?,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(lines) => {
                 let mut reply = vec![format!("Status of {arg}:")];

@@ -11,7 +11,7 @@ use ftps_proto::listing::{self, FileFacts, FileKind, MlstFacts};
 
 use super::data::pump::{BlockingData, TransferError, TransferResult};
 use crate::policy::Access;
-use crate::vfs::{Entry, EntryKind, Root, VirtualPath};
+use crate::storage::{Entry, EntryKind, Listing};
 
 /// A listing is sent in pieces of about this size.
 const LISTING_CHUNK: usize = 16 * 1024;
@@ -29,14 +29,24 @@ pub(super) enum ListFormat {
 
 /// What a listing sends.
 pub(super) struct ListJob {
-    pub(super) root: Root,
-    pub(super) dir: VirtualPath,
+    pub(super) source: ListSource,
     pub(super) args: ListArgs,
     pub(super) format: ListFormat,
     pub(super) access: Access,
     pub(super) facts: MlstFacts,
-    /// Listing a single file rather than a directory.
-    pub(super) single: Option<Box<Entry>>,
+}
+
+/// What a listing lists.
+pub(super) enum ListSource {
+    /// A single file rather than a directory (`LIST` and `NLST` of a file).
+    File(Box<Entry>),
+    /// A directory's entries, and for `MLSD` the entries of the directory itself (`.`,
+    /// RFC 3659 §7.5.1 `cdir`) and of its parent (`..`, `pdir`; none for the root).
+    Dir {
+        entries: Listing,
+        cdir: Option<Box<Entry>>,
+        pdir: Option<Box<Entry>>,
+    },
 }
 
 /// Sends a listing, produced as it goes; runs on the transfer's blocking thread.
@@ -46,13 +56,11 @@ pub(super) fn send_listing(
     progress: &AtomicU64,
 ) -> TransferResult {
     let ListJob {
-        root,
-        dir,
+        source,
         args,
         format,
         access,
         facts,
-        single,
     } = job;
     let now = SystemTime::now();
     let mut buf = Vec::with_capacity(LISTING_CHUNK + 1024);
@@ -72,44 +80,49 @@ pub(super) fn send_listing(
         }
         true
     };
-    if let Some(entry) = single {
-        let line = match format {
-            ListFormat::Names => args.path.clone().unwrap_or_default(),
-            _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
-        };
-        emit(line, &mut buf);
-    } else {
-        if format == ListFormat::Mlsd {
-            for (name, kind) in [(".", FileKind::CurrentDir), ("..", FileKind::ParentDir)] {
-                if kind == FileKind::ParentDir && dir.is_root() {
+    match source {
+        ListSource::File(entry) => {
+            let line = match format {
+                ListFormat::Names => args.path.clone().unwrap_or_default(),
+                _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
+            };
+            emit(line, &mut buf);
+        }
+        ListSource::Dir {
+            entries,
+            cdir,
+            pdir,
+        } => {
+            if format == ListFormat::Mlsd {
+                let dirs = [
+                    (cdir, ".", FileKind::CurrentDir),
+                    (pdir, "..", FileKind::ParentDir),
+                ];
+                for (entry, name, kind) in dirs {
+                    if let Some(entry) = entry {
+                        let mut f = entry_facts(&entry, access);
+                        f.kind = kind;
+                        f.name = name.into();
+                        emit(listing::mlsx_line(&f, facts), &mut buf);
+                    }
+                }
+            }
+            let prefix = match (&args.path, format) {
+                (Some(p), ListFormat::Names) => Some(p.trim_end_matches('/').to_string()),
+                _ => None,
+            };
+            for entry in entries {
+                let entry = entry.map_err(TransferError::Local)?;
+                let hidden = entry.name.as_encoded_bytes().starts_with(b".");
+                if hidden && !args.all() {
                     continue;
                 }
-                let target = if kind == FileKind::CurrentDir {
-                    dir.clone()
-                } else {
-                    dir.parent()
-                };
-                if let Ok(entry) = root.metadata_blocking(&target) {
-                    let mut f = entry_facts(&entry, access);
-                    f.kind = kind;
-                    f.name = name.into();
-                    emit(listing::mlsx_line(&f, facts), &mut buf);
+                let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
+                if !emit(line, &mut buf) {
+                    break;
                 }
             }
         }
-        let prefix = match (&args.path, format) {
-            (Some(p), ListFormat::Names) => Some(p.trim_end_matches('/').to_string()),
-            _ => None,
-        };
-        root.for_each_entry_blocking(&dir, |entry| {
-            let hidden = entry.name.as_encoded_bytes().starts_with(b".");
-            if hidden && !args.all() {
-                return true;
-            }
-            let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
-            emit(line, &mut buf)
-        })
-        .map_err(TransferError::Local)?;
     }
     if let Some(e) = failed {
         return Err(e);
@@ -140,10 +153,11 @@ fn format_entry(
     }
 }
 
-/// A bounded listing held in memory, for `STAT path` over the control connection.
+/// A bounded listing held in memory, for `STAT path` over the control connection: the
+/// line of `entry`, or, for a directory, of the first `max` of its `entries`.
 pub(super) fn listing_lines(
-    root: &Root,
-    path: &VirtualPath,
+    entry: &Entry,
+    entries: Option<Listing>,
     args: &ListArgs,
     access: Access,
     max: usize,
@@ -151,18 +165,20 @@ pub(super) fn listing_lines(
     let now = SystemTime::now();
     let line =
         |entry: &Entry| format_entry(entry, ListFormat::Unix, access, MlstFacts::ALL, now, None);
-    let entry = root.metadata_blocking(path)?;
-    if entry.kind != EntryKind::Dir {
-        return Ok(vec![line(&entry)]);
-    }
+    let Some(entries) = entries.filter(|_| entry.kind == EntryKind::Dir) else {
+        return Ok(vec![line(entry)]);
+    };
     let mut lines = Vec::new();
-    root.for_each_entry_blocking(path, |entry| {
+    for entry in entries {
+        let entry = entry?;
         if entry.name.as_encoded_bytes().starts_with(b".") && !args.all() {
-            return true;
+            continue;
         }
         lines.push(line(&entry));
-        lines.len() < max
-    })?;
+        if lines.len() >= max {
+            break;
+        }
+    }
     Ok(lines)
 }
 

@@ -41,8 +41,8 @@ use tracing::{debug, info, warn};
 
 use crate::context::{ListenerContext, Shared, VirtualHost};
 use crate::limits::SessionPermit;
+use crate::storage::VirtualPath;
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
-use crate::vfs::VirtualPath;
 use control::{fs_error, Control, MAX_LINE};
 use data::DataSetup;
 use listing::ListFormat;

@@ -6,7 +6,7 @@ use ftps_proto::ReplyCode;
 
 use super::state::LoggedIn;
 use super::{Result, Session};
-use crate::vfs::EntryKind;
+use crate::storage::EntryKind;
 
 impl Session {
     pub(super) async fn cmd_pwd(&mut self, user: &LoggedIn) -> Result {
@@ -22,7 +22,7 @@ impl Session {
 
     pub(super) async fn cmd_cwd(&mut self, user: &mut LoggedIn, arg: &str) -> Result {
         let path = user.path(arg);
-        match user.root().metadata(&path).await {
+        match user.storage().metadata(&path).await {
             Ok(entry) if entry.kind == EntryKind::Dir => {
                 let text = format!("Directory changed to {}.", quote_path(path.as_str()));
                 user.set_cwd(path);

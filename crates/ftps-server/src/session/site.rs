@@ -69,7 +69,7 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let path = user.path(path);
-        match user.root().set_mode(&path, mode).await {
+        match user.storage().set_mode(&path, mode).await {
             Ok(()) => {
                 tracing::info!(path = %path, mode = format!("{mode:o}"), "chmod");
                 self.reply(ReplyCode::OK, "SITE CHMOD command successful.")

@@ -6,6 +6,8 @@
 //! without TLS, no client certificate without a handshake, and no working directory without
 //! a user.
 
+use std::sync::Arc;
+
 use ftps_proto::command::{ProtectionLevel, TransferType};
 use ftps_proto::hash::HashAlgorithm;
 use ftps_proto::listing::MlstFacts;
@@ -14,9 +16,9 @@ use tokio::sync::watch;
 
 use super::data::DataSetup;
 use crate::policy::{Access, SessionReuse};
+use crate::storage::{Storage, VirtualPath};
 use crate::tls::{BoundLogin, SessionTls};
 use crate::users::{AuthenticatedUser, UserStore};
-use crate::vfs::{Root, VirtualPath};
 
 /// How far the client has got with logging in.
 pub(crate) enum Login {
@@ -38,11 +40,11 @@ impl Login {
     }
 }
 
-/// A logged-in user: who it is, its root and working directory. Handlers of commands that
+/// A logged-in user: who it is, its storage and working directory. Handlers of commands that
 /// need a user receive one, so they cannot run without.
 pub(crate) struct LoggedIn {
     user: AuthenticatedUser,
-    root: Root,
+    storage: Arc<dyn Storage>,
     cwd: VirtualPath,
     /// Shares this session's TLS tickets with the user's other sessions from the same
     /// address while logged in (see [`crate::tls::resumption`]); `None` without TLS.
@@ -56,13 +58,13 @@ impl LoggedIn {
     /// A user just logged in, in its root directory.
     pub(crate) fn new(
         user: AuthenticatedUser,
-        root: Root,
+        storage: Arc<dyn Storage>,
         tickets_shared: Option<BoundLogin>,
         user_reloads: watch::Receiver<u64>,
     ) -> LoggedIn {
         LoggedIn {
             user,
-            root,
+            storage,
             cwd: VirtualPath::root(),
             _tickets_shared: tickets_shared,
             user_reloads,
@@ -94,9 +96,9 @@ impl LoggedIn {
         self.user.data_session_reuse
     }
 
-    /// The user's root directory.
-    pub(crate) fn root(&self) -> &Root {
-        &self.root
+    /// Where the user's files are.
+    pub(crate) fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// The working directory.

@@ -1,6 +1,6 @@
-//! The transfer job: what a transfer moves ([`Job`]), how it runs on its blocking thread
-//! (see [`super::pump`]), and how a complete upload is made durable under its name
-//! ([`Commit`]) before its `226`.
+//! The transfer job: what a transfer moves ([`Job`]) and how it runs on its blocking thread
+//! (see [`super::pump`]); an upload is committed (made durable under its name, see
+//! [`crate::storage::Upload::commit`]) on that thread before its `226`.
 
 use std::io;
 use std::sync::atomic::AtomicU64;
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::pump::{Abort, AbortOnDrop, BlockingData, TransferError, TransferResult};
 use crate::session::listing::{send_listing, ListJob};
+use crate::storage::{Download, Upload};
 use crate::stream::DataStream;
-use crate::vfs::{Root, VirtualPath};
 
 /// After a transfer, how long the data connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
@@ -18,86 +18,15 @@ const LINGER: Duration = Duration::from_secs(2);
 /// What a transfer moves.
 pub(super) enum Job {
     Send {
-        file: std::fs::File,
+        download: Download,
         ascii: bool,
     },
     Receive {
-        file: std::fs::File,
+        /// Abandoned (as its mode says) unless committed.
+        upload: Box<dyn Upload>,
         ascii: bool,
-        /// What makes the complete upload durable under its name.
-        commit: Commit,
     },
     List(ListJob),
-}
-
-/// How a complete upload is made durable under its name, before its `226`. The file itself
-/// is synced by the pump; its directory entry (new, or renamed into place) is synced here.
-pub(super) enum Commit {
-    /// STOR and STOU: a file removed unless committed.
-    Publish(TempUpload),
-    /// APPE and REST+STOR write in place (and APPE may create the file).
-    InPlace { root: Root, path: VirtualPath },
-}
-
-impl Commit {
-    fn run(self) -> io::Result<()> {
-        match self {
-            Commit::Publish(upload) => upload.commit(),
-            Commit::InPlace { root, path } => root.sync_dir_of_blocking(&path),
-        }
-    }
-}
-
-/// An upload file that is removed unless committed: a temporary file renamed over `target`
-/// when complete, or (`target` None) a file written in place under its final name (STOU).
-pub(super) struct TempUpload {
-    root: Root,
-    temp: VirtualPath,
-    target: Option<VirtualPath>,
-    committed: bool,
-}
-
-impl TempUpload {
-    /// A temporary file `temp`, renamed over `target` once complete (STOR).
-    pub(super) fn replacing(root: Root, temp: VirtualPath, target: VirtualPath) -> TempUpload {
-        TempUpload {
-            root,
-            temp,
-            target: Some(target),
-            committed: false,
-        }
-    }
-
-    /// A new file written under its final name, removed unless complete (STOU).
-    pub(super) fn new_file(root: Root, path: VirtualPath) -> TempUpload {
-        TempUpload {
-            root,
-            temp: path,
-            target: None,
-            committed: false,
-        }
-    }
-
-    /// The upload is complete: renames the temporary file over its target and syncs the
-    /// directory, so that the name survives a crash once the client is told `226`.
-    fn commit(mut self) -> io::Result<()> {
-        let published = self.target.as_ref().unwrap_or(&self.temp);
-        if let Some(target) = &self.target {
-            self.root.rename_blocking(&self.temp, target)?;
-        }
-        self.committed = true;
-        self.root.sync_dir_of_blocking(published)
-    }
-}
-
-impl Drop for TempUpload {
-    /// Removes the file of an upload that did not complete, before its failure is reported
-    /// (one unlink, on the failure path only, so it is done in place).
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = self.root.remove_file_blocking(&self.temp);
-        }
-    }
 }
 
 impl Job {
@@ -118,16 +47,12 @@ impl Job {
         let client_closed = matches!(self, Job::Receive { .. });
         let moved = tokio::task::spawn_blocking(move || {
             let result = match self {
-                Job::Send { file, ascii } => conn.send_file(file, ascii, &progress),
-                Job::Receive {
-                    file,
-                    ascii,
-                    commit,
-                } => conn
-                    .receive_file(file, ascii, &progress)
-                    // Renamed (or, on failure, removed when `commit` drops) before the
+                Job::Send { download, ascii } => conn.send_file(download, ascii, &progress),
+                Job::Receive { mut upload, ascii } => conn
+                    .receive_file(upload.as_mut(), ascii, &progress)
+                    // Published (or, on failure, abandoned when `upload` drops) before the
                     // final reply.
-                    .and_then(|n| commit.run().map(|()| n).map_err(TransferError::Local)),
+                    .and_then(|n| upload.commit().map(|()| n).map_err(TransferError::Local)),
                 Job::List(list) => send_listing(&mut conn, list, &progress),
             };
             // After a success: close_notify and FIN, keeping the socket for `linger`.

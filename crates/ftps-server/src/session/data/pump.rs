@@ -19,6 +19,7 @@ use std::time::Duration;
 use ftps_proto::ascii;
 use rustls::ServerConnection;
 
+use crate::storage::{Download, DownloadSource, Upload};
 use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
 
 /// Bytes gathered for one write to the disk, or handed to `sendfile` at a time.
@@ -84,16 +85,20 @@ impl BlockingData {
         })
     }
 
-    /// Sends the rest of `file`; `ascii` converts line ends to CRLF.
+    /// Sends the rest of `download`; `ascii` converts line ends to CRLF.
     pub(super) fn send_file(
         &mut self,
-        mut file: std::fs::File,
+        download: Download,
         ascii: bool,
         progress: &AtomicU64,
     ) -> TransferResult {
-        if self.tls.is_none() && !ascii {
-            return self.sendfile(file, progress);
-        }
+        let mut source: Box<dyn Read + Send> = match download.into_source() {
+            DownloadSource::File(file) if self.tls.is_none() && !ascii => {
+                return self.sendfile(file, progress)
+            }
+            DownloadSource::File(file) => Box::new(file),
+            DownloadSource::Reader(reader) => reader,
+        };
         let mut chunk = Vec::with_capacity(SEND_CHUNK);
         let mut converted = Vec::new();
         let mut to_network = ascii::ToNetwork::default();
@@ -105,7 +110,7 @@ impl BlockingData {
         loop {
             chunk.clear();
             // `take` + `read_to_end` fills spare capacity without zeroing it first.
-            let n = (&mut file)
+            let n = (&mut source)
                 .take(SEND_CHUNK as u64)
                 .read_to_end(&mut chunk)
                 .map_err(TransferError::Local)?;
@@ -146,10 +151,10 @@ impl BlockingData {
         }
     }
 
-    /// Receives into `file` until the client ends the upload, then syncs it to disk.
+    /// Receives into `upload` until the client ends the upload (the caller commits it).
     pub(super) fn receive_file(
         &mut self,
-        mut file: std::fs::File,
+        upload: &mut dyn Upload,
         ascii: bool,
         progress: &AtomicU64,
     ) -> TransferResult {
@@ -157,26 +162,26 @@ impl BlockingData {
         let mut converted = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut total = 0u64;
-        let mut write = |chunk: &mut Vec<u8>, file: &mut std::fs::File| -> io::Result<()> {
+        let mut write = |chunk: &mut Vec<u8>, upload: &mut dyn Upload| -> io::Result<()> {
             if ascii {
                 converted.clear();
                 from_network.convert(chunk, &mut converted);
-                file.write_all(&converted)?;
+                upload.write_all(&converted)?;
             } else {
-                file.write_all(chunk)?;
+                upload.write_all(chunk)?;
             }
             chunk.clear();
             Ok(())
         };
         // Takes what fits of `got` into the chunk, writing the chunk out when full; returns
         // how many bytes it took.
-        let mut take = |got: &[u8], file: &mut std::fs::File| -> Result<usize, TransferError> {
+        let mut take = |got: &[u8], upload: &mut dyn Upload| -> Result<usize, TransferError> {
             let n = got.len().min(CHUNK - chunk.len());
             chunk.extend_from_slice(&got[..n]);
             total += n as u64;
             progress.store(total, Ordering::Relaxed);
             if chunk.len() == CHUNK {
-                write(&mut chunk, file).map_err(TransferError::Local)?;
+                write(&mut chunk, upload).map_err(TransferError::Local)?;
             }
             Ok(n)
         };
@@ -189,7 +194,7 @@ impl BlockingData {
                 if got.is_empty() {
                     break;
                 }
-                let n = take(got, &mut file)?;
+                let n = take(got, upload)?;
                 source.consume(n);
             },
             Some(tls) => loop {
@@ -197,7 +202,7 @@ impl BlockingData {
                 match tls.reader().fill_buf() {
                     Ok([]) => break,
                     Ok(got) => {
-                        let n = take(got, &mut file)?;
+                        let n = take(got, upload)?;
                         tls.reader().consume(n);
                         continue;
                     }
@@ -219,20 +224,18 @@ impl BlockingData {
             },
         }
         // A clear upload ends at the end of the TCP stream, which is also what the thread sees
-        // when ABOR shut the socket down: what arrived must not pass for the whole file.
+        // when ABOR shut the socket down: what arrived must not pass for the whole upload.
         if self.abort.is_set() {
             return Err(TransferError::Connection(
                 io::ErrorKind::ConnectionAborted.into(),
             ));
         }
-        write(&mut chunk, &mut file).map_err(TransferError::Local)?;
+        write(&mut chunk, upload).map_err(TransferError::Local)?;
         if ascii {
             converted.clear();
             from_network.finish(&mut converted);
-            file.write_all(&converted).map_err(TransferError::Local)?;
+            upload.write_all(&converted).map_err(TransferError::Local)?;
         }
-        // 226 promises the file is complete: make it durable first.
-        file.sync_all().map_err(TransferError::Local)?;
         Ok(total)
     }
 

@@ -4,10 +4,10 @@
 //! Every transfer command starts with [`Session::prepare_transfer`], opens its file (or
 //! checks its directory), and hands a [`Job`] to [`Session::run_transfer`], which makes the
 //! data connection ([`super::connect`]), runs the job ([`super::job`]) while the session
-//! keeps answering `ABOR` and `STAT`, and sends the final reply. A `STOR` writes to a hidden
-//! temporary file that is synced and renamed over the target only when the whole upload has
-//! arrived, so a broken upload never replaces or imitates a complete file; `APPE` and
-//! `REST`+`STOR` write in place, as resuming requires.
+//! keeps answering `ABOR` and `STAT`, and sends the final reply. A `STOR` is published under
+//! its name only when the whole upload has arrived, so a broken upload never replaces or
+//! imitates a complete file; `APPE` and `REST`+`STOR` write in place, as resuming requires
+//! (see [`UploadMode`]).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,13 +18,13 @@ use ftps_proto::command::ListArgs;
 use ftps_proto::ReplyCode;
 use tracing::{info, warn};
 
-use super::job::{Commit, Job, TempUpload};
+use super::job::Job;
 use super::pump::{Abort, TransferError};
 use crate::session::control::{fs_error, Busy};
-use crate::session::listing::{ListFormat, ListJob};
+use crate::session::listing::{ListFormat, ListJob, ListSource};
 use crate::session::state::LoggedIn;
 use crate::session::{Flow, Result, Session};
-use crate::vfs::{EntryKind, VirtualPath, WriteMode};
+use crate::storage::{EntryKind, Upload, UploadMode, VirtualPath};
 
 /// How long ABOR waits for a stopped transfer's thread (a disk write in progress) to end.
 const ABORT_WAIT: Duration = Duration::from_secs(30);
@@ -74,23 +74,22 @@ impl Session {
             return Ok(Flow::Continue);
         };
         let path = user.path(arg);
-        let file = match user.root().open_read(&path, offset).await {
-            Ok(f) => f.into_std().await,
+        let download = match user.storage().open_read(&path, offset).await {
+            Ok(d) => d,
             Err(e) => {
                 self.drop_data();
                 return self.reply_open_error(user, "RETR", &path, offset, &e).await;
             }
         };
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let ascii = self.params.ascii();
         let opening = format!(
             "Opening {} mode data connection for {} ({} bytes).",
             if ascii { "ASCII" } else { "BINARY" },
             path,
-            size.saturating_sub(offset)
+            download.remaining()
         );
-        self.run_transfer(user, Job::Send { file, ascii }, opening, "RETR", &path)
-            .await
+        let job = Job::Send { download, ascii };
+        self.run_transfer(user, job, opening, "RETR", &path).await
     }
 
     /// `STOR` (`append` false) and `APPE` (`append` true).
@@ -110,34 +109,18 @@ impl Session {
                 .reply(ReplyCode::FILE_UNAVAILABLE, "Is a directory.")
                 .await;
         }
-        let root = user.root();
-        let opened = if append || offset > 0 {
-            let mode = if append {
-                WriteMode::Append
-            } else {
-                WriteMode::At(offset)
-            };
-            root.open_write(&path, mode).await.map(|f| {
-                let commit = Commit::InPlace {
-                    root: root.clone(),
-                    path: path.clone(),
-                };
-                (f, commit)
-            })
-        } else {
-            root.create_temp_beside(&path).await.map(|(f, temp)| {
-                let commit = TempUpload::replacing(root.clone(), temp, path.clone());
-                (f, Commit::Publish(commit))
-            })
+        let mode = match (append, offset) {
+            (true, _) => UploadMode::Append,
+            (false, 0) => UploadMode::Replace,
+            (false, offset) => UploadMode::At(offset),
         };
-        let (file, commit) = match opened {
-            Ok(pair) => pair,
+        let upload = match user.storage().create(&path, mode).await {
+            Ok(upload) => upload,
             Err(e) => {
                 self.drop_data();
                 return self.reply_open_error(user, "STOR", &path, offset, &e).await;
             }
         };
-        let file = file.into_std().await;
         let ascii = self.params.ascii();
         let opening = format!(
             "Opening {} mode data connection for {}.",
@@ -145,11 +128,7 @@ impl Session {
             path
         );
         let verb = if append { "APPE" } else { "STOR" };
-        let job = Job::Receive {
-            file,
-            ascii,
-            commit,
-        };
+        let job = Job::Receive { upload, ascii };
         self.run_transfer(user, job, opening, verb, &path).await
     }
 
@@ -159,7 +138,7 @@ impl Session {
         if self.prepare_transfer(user, true).await?.is_none() {
             return Ok(Flow::Continue);
         }
-        let (file, path) = match create_unique(user).await {
+        let (upload, path) = match create_unique(user).await {
             Ok(pair) => pair,
             Err(e) => {
                 self.drop_data();
@@ -167,11 +146,9 @@ impl Session {
             }
         };
         let name = path.file_name().unwrap_or_default().to_string();
-        let commit = TempUpload::new_file(user.root().clone(), path.clone());
         let job = Job::Receive {
-            file,
+            upload,
             ascii: self.params.ascii(),
-            commit: Commit::Publish(commit),
         };
         self.run_transfer(user, job, format!("FILE: {name}"), "STOU", &path)
             .await
@@ -189,7 +166,7 @@ impl Session {
         if offset > 0
             && e.kind() == io::ErrorKind::InvalidInput
             && user
-                .root()
+                .storage()
                 .metadata(path)
                 .await
                 .is_ok_and(|m| m.kind == EntryKind::File)
@@ -216,32 +193,52 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let path = user.path(args.path.as_deref().unwrap_or("."));
-        let root = user.root();
-        let entry = match root.metadata(&path).await {
+        let storage = user.storage();
+        let entry = match storage.metadata(&path).await {
             Ok(e) => e,
             Err(e) => {
                 self.drop_data();
                 return self.reply_fs_error("LIST", &path, &e).await;
             }
         };
-        let single = if entry.kind == EntryKind::Dir {
-            None
+        let source = if entry.kind == EntryKind::Dir {
+            let entries = match storage.list(&path).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.drop_data();
+                    return self.reply_fs_error("LIST", &path, &e).await;
+                }
+            };
+            let (cdir, pdir) = if format == ListFormat::Mlsd {
+                // The parent's facts, when they can be read; the listing goes on without.
+                let pdir = if path.is_root() {
+                    None
+                } else {
+                    storage.metadata(&path.parent()).await.ok().map(Box::new)
+                };
+                (Some(Box::new(entry)), pdir)
+            } else {
+                (None, None)
+            };
+            ListSource::Dir {
+                entries,
+                cdir,
+                pdir,
+            }
         } else if format == ListFormat::Mlsd {
             self.drop_data();
             return self
                 .reply(ReplyCode::FILE_UNAVAILABLE, "Not a directory; use MLST.")
                 .await;
         } else {
-            Some(Box::new(entry))
+            ListSource::File(Box::new(entry))
         };
         let job = Job::List(ListJob {
-            root: root.clone(),
-            dir: path.clone(),
+            source,
             args,
             format,
             access: user.access(),
             facts: self.params.mlst_facts,
-            single,
         });
         let opening = format!("Opening ASCII mode data connection for the listing of {path}.");
         let verb = match format {
@@ -347,13 +344,13 @@ impl Session {
     }
 }
 
-/// Creates a new, empty file with a name nobody uses in the working directory.
-async fn create_unique(user: &LoggedIn) -> io::Result<(std::fs::File, VirtualPath)> {
+/// Starts an upload to a new file with a name nobody uses in the working directory.
+async fn create_unique(user: &LoggedIn) -> io::Result<(Box<dyn Upload>, VirtualPath)> {
     let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free name");
     for _ in 0..16 {
         let path = user.path(&format!("ftpsd.{:016x}", rand::random::<u64>()));
-        match user.root().open_write(&path, WriteMode::CreateNew).await {
-            Ok(file) => return Ok((file.into_std().await, path)),
+        match user.storage().create(&path, UploadMode::CreateNew).await {
+            Ok(upload) => return Ok((upload, path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
             Err(e) => return Err(e),
         }

@@ -1,13 +1,55 @@
 //! A user's root directory that no path can escape.
 //!
-//! Every FTP session works through a [`Root`], an opened directory handle. All paths are
+//! Every local user's files are reached through a [`Root`], an opened directory handle. All paths are
 //! resolved relative to that handle by cap-std, which walks them with `openat2(RESOLVE_BENEATH)`
 //! (or an equivalent component-by-component walk), so `..`, absolute paths and symbolic links
 //! that lead outside fail with an error instead of reaching the host file system. The lexical
 //! normalisation in [`VirtualPath`] is only the client's view, not the security boundary.
 
 mod chmod;
-mod path;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
+
+use crate::storage::{Entry, EntryKind, VirtualPath};
+
+/// How [`Root::open_write`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or truncate (STOR).
+    Truncate,
+    /// Create or append (APPE).
+    Append,
+    /// Open existing-or-new without truncation and seek to the offset (REST + STOR).
+    /// An offset past the end is an `InvalidInput` error.
+    At(u64),
+    /// Create a new file; fail with `AlreadyExists` if anything is there (STOU).
+    CreateNew,
+}
+
+/// A user's root directory: every path is resolved beneath it and cannot leave it.
+#[derive(Clone, Debug)]
+pub struct Root {
+    dir: Arc<Dir>,
+}
+
+/// How many random names [`Root::create_temp_beside`] tries before giving up.
+const TEMP_ATTEMPTS: usize = 16;
+
+/// The names of temporary upload files: `.ftpsd-upload.<16 hex digits>.part`.
+pub fn is_temp_upload_name(name: &str) -> bool {
+    name.strip_prefix(".ftpsd-upload.")
+        .and_then(|rest| rest.strip_suffix(".part"))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A [`Root`] that may have been closed: all sessions of a root share one directory handle,
 /// so a server holds one descriptor per root in use rather than one per session.
 #[derive(Clone, Debug)]
@@ -48,91 +90,6 @@ impl RootCache {
         open.insert(path.to_path_buf(), root.downgrade());
         Ok(root)
     }
-}
-
-#[cfg(test)]
-mod tests;
-
-pub use path::VirtualPath;
-
-use std::ffi::OsString;
-use std::io::{self, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
-
-use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
-
-/// What kind of file system object an [`Entry`] describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link that points outside the root, dangles, or cannot be followed.
-    Symlink,
-    /// Anything else: sockets, FIFOs, devices.
-    Other,
-}
-
-/// Metadata of one directory entry or path.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    /// The on-disk name (for a stat of a path: its file name, "/" for the root).
-    pub name: OsString,
-    /// The kind after following a symlink that stays inside the root; `Symlink` if it
-    /// points outside or dangles.
-    pub kind: EntryKind,
-    /// Size in bytes (of the link target when a symlink was followed).
-    pub size: u64,
-    /// Last modification time.
-    pub modified: SystemTime,
-    /// Unix permission bits (`st_mode & 0o7777`).
-    pub mode: u32,
-    /// Number of hard links.
-    pub nlink: u64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Device number, for the RFC 3659 "unique" fact.
-    pub dev: u64,
-    /// Inode number, for the RFC 3659 "unique" fact.
-    pub ino: u64,
-    /// The readlink result when the entry is a symlink on disk (followed or not), for
-    /// display only. `None` for absolute targets, which cap-std refuses to reveal.
-    pub link_target: Option<PathBuf>,
-}
-
-/// How [`Root::open_write`] opens a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Create or truncate (STOR).
-    Truncate,
-    /// Create or append (APPE).
-    Append,
-    /// Open existing-or-new without truncation and seek to the offset (REST + STOR).
-    /// An offset past the end is an `InvalidInput` error.
-    At(u64),
-    /// Create a new file; fail with `AlreadyExists` if anything is there (STOU).
-    CreateNew,
-}
-
-/// A user's root directory: every path is resolved beneath it and cannot leave it.
-#[derive(Clone, Debug)]
-pub struct Root {
-    dir: Arc<Dir>,
-}
-
-/// How many random names [`Root::create_temp_beside`] tries before giving up.
-const TEMP_ATTEMPTS: usize = 16;
-
-/// The names of temporary upload files: `.ftpsd-upload.<16 hex digits>.part`.
-pub fn is_temp_upload_name(name: &str) -> bool {
-    name.strip_prefix(".ftpsd-upload.")
-        .and_then(|rest| rest.strip_suffix(".part"))
-        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl Root {
@@ -185,7 +142,8 @@ impl Root {
         let p = p.clone();
         let file = self
             .blocking(move |root| root.open_read_blocking(&p, offset))
-            .await?;
+            .await?
+            .0;
         Ok(tokio::fs::File::from_std(file))
     }
 
@@ -283,23 +241,23 @@ impl Root {
         dir: &VirtualPath,
         mut f: impl FnMut(Entry) -> bool,
     ) -> io::Result<()> {
-        for item in self.dir.read_dir(dir.relative())? {
-            // An entry that vanished or can't be read is skipped, not fatal for the listing.
-            let Ok(item) = item else { continue };
-            let name = item.file_name();
-            let Ok(lmeta) = item.metadata() else { continue };
-            let entry = if lmeta.is_symlink() {
-                // Follow from the root, not from this directory, so that a link such as
-                // "../x" that stays inside the root still resolves.
-                self.follow_link(&child_relative(dir, &name), name, &lmeta)
-            } else {
-                make_entry(name, &lmeta, None)
-            };
+        for entry in self.entries_blocking(dir)? {
             if !f(entry) {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Blocking: the entries of the directory `dir` (not . or ..), read as the iterator
+    /// goes, as [`Root::for_each_entry_blocking`] describes them.
+    pub fn entries_blocking(&self, dir: &VirtualPath) -> io::Result<Entries> {
+        let items = self.dir.read_dir(dir.relative())?;
+        Ok(Entries {
+            root: self.clone(),
+            dir: dir.clone(),
+            items,
+        })
     }
 
     /// Blocking version of [`Root::metadata`], for use inside spawn_blocking.
@@ -324,13 +282,18 @@ impl Root {
         }
     }
 
-    fn open_read_blocking(&self, p: &VirtualPath, offset: u64) -> io::Result<std::fs::File> {
+    /// Blocking version of [`Root::open_read`]; also returns the file's length.
+    pub fn open_read_blocking(
+        &self,
+        p: &VirtualPath,
+        offset: u64,
+    ) -> io::Result<(std::fs::File, u64)> {
         let rel = p.relative();
         // Checked before opening, so that the usual refusal costs no open.
         ensure_regular(&self.dir.metadata(rel)?)?;
         let (mut file, len) = self.open_regular_blocking(rel)?;
         seek_within(&mut file, offset, len)?;
-        Ok(file)
+        Ok((file, len))
     }
 
     /// Opens `rel` for reading if it is a regular file, with its length. Opened
@@ -344,7 +307,12 @@ impl Root {
         Ok((file, len))
     }
 
-    fn open_write_blocking(&self, p: &VirtualPath, mode: WriteMode) -> io::Result<std::fs::File> {
+    /// Blocking version of [`Root::open_write`].
+    pub fn open_write_blocking(
+        &self,
+        p: &VirtualPath,
+        mode: WriteMode,
+    ) -> io::Result<std::fs::File> {
         let rel = p.relative();
         // O_EXCL never opens an existing object, so only the other modes need the check.
         if mode != WriteMode::CreateNew {
@@ -366,7 +334,11 @@ impl Root {
         Ok(file)
     }
 
-    fn create_temp_blocking(&self, p: &VirtualPath) -> io::Result<(std::fs::File, VirtualPath)> {
+    /// Blocking version of [`Root::create_temp_beside`].
+    pub fn create_temp_blocking(
+        &self,
+        p: &VirtualPath,
+    ) -> io::Result<(std::fs::File, VirtualPath)> {
         if self
             .metadata_blocking(p)
             .is_ok_and(|e| e.kind == EntryKind::Dir)
@@ -446,6 +418,36 @@ impl Root {
         tokio::task::spawn_blocking(move || f(&root))
             .await
             .map_err(io::Error::other)?
+    }
+}
+
+/// The entries of one directory, read as they are asked for ([`Root::entries_blocking`]).
+pub struct Entries {
+    root: Root,
+    dir: VirtualPath,
+    items: cap_std::fs::ReadDir,
+}
+
+impl Iterator for Entries {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            // An entry that vanished or can't be read is skipped, not fatal for the listing.
+            let Ok(item) = self.items.next()? else {
+                continue;
+            };
+            let name = item.file_name();
+            let Ok(lmeta) = item.metadata() else { continue };
+            return Some(if lmeta.is_symlink() {
+                // Follow from the root, not from this directory, so that a link such as
+                // "../x" that stays inside the root still resolves.
+                let rel = child_relative(&self.dir, &name);
+                self.root.follow_link(&rel, name, &lmeta)
+            } else {
+                make_entry(name, &lmeta, None)
+            });
+        }
     }
 }
 
