@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs the FTP clients the integration tests drive (as root on
-# Debian, only what is missing), starts the reference servers if their script exists, and
-# runs every test of the workspace. Safe to run again; exits non-zero if any test fails.
+# Debian, only what is missing), starts the reference servers if their script exists,
+# installs Garage (the S3 server) if missing, and runs every test of the workspace. Safe to
+# run again; exits non-zero if any test fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +27,15 @@ fi
 
 if [[ -f scripts/reference-servers.sh ]]; then
     bash scripts/reference-servers.sh
+fi
+
+# Garage, the S3 server the S3-backed users are tested on (crates/ftpsd/tests/s3.rs starts
+# it on loopback). Built once (about 8 minutes on 2 cores), only when missing.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v garage >/dev/null 2>&1; then
+    echo "installing garage"
+    cargo install garage --locked --quiet --no-default-features \
+        --features bundled-libs,lmdb,sqlite
 fi
 
 # --no-fail-fast: one failing test binary must not hide the results of the others.

@@ -38,6 +38,8 @@ pub struct Config {
     pub limits: Limits,
     /// Virtual hosts (RFC 7151 `HOST`, and TLS SNI), by DNS name.
     pub hosts: std::collections::BTreeMap<String, HostConfig>,
+    /// Where users' files live besides local directories.
+    pub storage: StorageConfig,
 }
 
 /// A virtual host: its own users (and so roots) and, optionally, its own certificate.
@@ -72,8 +74,105 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             hosts: Default::default(),
+            storage: StorageConfig::default(),
         }
     }
+}
+
+/// Storage backends besides local directories (see docs/storage.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The store of users whose entry names none; unset: a local directory (the user's
+    /// `root`).
+    pub default: Option<String>,
+    /// S3 buckets, by the name users refer to them with (`storage = "NAME"`).
+    pub s3: std::collections::BTreeMap<String, S3StoreConfig>,
+}
+
+/// One S3 bucket (or a key prefix of one). A user of it has the objects under
+/// `<prefix>/<the user's root>/`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3StoreConfig {
+    /// The S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// The signing region.
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix of the whole store inside the bucket (empty: the bucket's root).
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style requests (`endpoint/bucket/key`), which self-hosted stores need; false:
+    /// virtual-host style (`bucket.endpoint/key`).
+    #[serde(default = "yes")]
+    pub path_style: bool,
+    /// Where the access keys come from.
+    #[serde(default)]
+    pub credentials: S3Credentials,
+    /// Bytes per part of a multipart upload (at least 5 MiB, S3's minimum).
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    /// Parts of one upload sent at once; an upload holds at most
+    /// `part_size * (parts_in_flight + 1)` bytes in memory.
+    #[serde(default = "default_parts_in_flight")]
+    pub parts_in_flight: usize,
+    /// The most objects a directory rename moves (each is a copy and a delete); a larger
+    /// directory is refused with 550.
+    #[serde(default = "default_max_rename_objects")]
+    pub max_rename_objects: usize,
+    /// Limit for each request to the store, and for each read or write of its body.
+    #[serde(default = "default_s3_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Retries of a request that failed in a way that makes repeating it safe.
+    #[serde(default = "default_s3_retries")]
+    pub retries: usize,
+}
+
+/// Where an S3 store's access keys come from. Never logged, never in a reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum S3Credentials {
+    /// The AWS chain: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`),
+    /// then the shared files (`~/.aws/credentials`, `AWS_PROFILE`), then the instance's role.
+    #[default]
+    Environment,
+    /// `{ file = "PATH" }`: an AWS-style credentials file, `aws_access_key_id` and
+    /// `aws_secret_access_key` under `[default]` (a relative path: to the configuration
+    /// file's directory).
+    File(PathBuf),
+    /// The role of the machine (EC2 instance metadata) only.
+    Instance,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_part_size() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_parts_in_flight() -> usize {
+    2
+}
+
+fn default_max_rename_objects() -> usize {
+    1000
+}
+
+fn default_s3_timeout() -> u64 {
+    30
+}
+
+fn default_s3_retries() -> usize {
+    3
 }
 
 /// One listening address, optionally with policies of its own: either `"ADDR:PORT"` or
@@ -437,6 +536,30 @@ impl Config {
                 "limits.ipv6_prefix_length must be 0 to 128".into(),
             ));
         }
+        if let Some(name) = &self.storage.default {
+            if !self.storage.s3.contains_key(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.default names {name:?}, which is not a [storage.s3.{name}] store"
+                )));
+            }
+        }
+        for (name, store) in &self.storage.s3 {
+            if store.bucket.is_empty() || store.endpoint.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.s3.{name}: endpoint and bucket must be set"
+                )));
+            }
+            if store.part_size < crate::storage::s3::MIN_PART_SIZE {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.s3.{name}: part_size must be at least 5 MiB (5242880)"
+                )));
+            }
+            if store.parts_in_flight == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.s3.{name}: parts_in_flight must be at least 1"
+                )));
+            }
+        }
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
                 "banner must be one line without control characters".into(),
@@ -468,6 +591,11 @@ impl Config {
             fix(&mut host.users_file);
             host.certificate.iter_mut().for_each(fix);
             host.private_key.iter_mut().for_each(fix);
+        }
+        for store in self.storage.s3.values_mut() {
+            if let S3Credentials::File(path) = &mut store.credentials {
+                fix(path);
+            }
         }
     }
 
@@ -588,5 +716,51 @@ mod tests {
             d.limits.login_failure_delay_ms
         );
         assert_eq!(c.tls.data_session_reuse, d.tls.data_session_reuse);
+    }
+
+    #[test]
+    fn s3_stores_and_their_checks() {
+        let c = Config::parse(
+            "[storage]\ndefault = \"a\"\n[storage.s3.a]\nendpoint = \"http://127.0.0.1:3900\"\n\
+             bucket = \"b\"\ncredentials = { file = \"keys\" }\n\
+             [storage.s3.b]\nendpoint = \"https://s3.example\"\nbucket = \"c\"\n\
+             credentials = \"instance\"\npath_style = false\n",
+        )
+        .unwrap();
+        let a = &c.storage.s3["a"];
+        assert_eq!(a.credentials, S3Credentials::File("keys".into()));
+        assert!(a.path_style);
+        assert_eq!((a.part_size, a.parts_in_flight), (8 << 20, 2));
+        assert_eq!(a.region, "us-east-1");
+        let b = &c.storage.s3["b"];
+        assert_eq!(b.credentials, S3Credentials::Instance);
+        assert!(!b.path_style);
+        assert_eq!(
+            Config::default().storage.s3.len(),
+            0,
+            "no object storage by default"
+        );
+        let refused = [
+            (
+                "[storage]\ndefault = \"nowhere\"\n",
+                "not a [storage.s3.nowhere]",
+            ),
+            (
+                "[storage.s3.a]\nendpoint = \"http://x\"\nbucket = \"b\"\npart_size = 1024\n",
+                "part_size",
+            ),
+            (
+                "[storage.s3.a]\nendpoint = \"http://x\"\nbucket = \"\"\n",
+                "bucket must be set",
+            ),
+            (
+                "[storage.s3.a]\nendpoint = \"http://x\"\nbucket = \"b\"\nsecret = \"s\"\n",
+                "unknown field",
+            ),
+        ];
+        for (text, message) in refused {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(message), "{text:?}: {e}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::config::{ClientCertMode, Config, ListenerEntry};
 use crate::context::{hash_permits, ListenerContext, Shared, VirtualHost};
 use crate::limits::Limiter;
 use crate::policy::Access;
+use crate::storage::s3::S3Store;
 use crate::tls::{self, CertResolver, TlsError, TlsSetup};
 use crate::users::{self, UserDb, UserStore, UsersError};
 
@@ -38,6 +39,14 @@ pub enum StartError {
         /// The address.
         addr: SocketAddr,
         /// Why (part of the message, so deliberately not a `source`).
+        error: io::Error,
+    },
+    /// An S3 store of the configuration could not be set up.
+    #[error("storage.s3.{name}: {error}")]
+    Storage {
+        /// The store's name.
+        name: String,
+        /// Why.
         error: io::Error,
     },
     /// A file or directory of the state directory could not be made.
@@ -128,12 +137,35 @@ impl Server {
         let cache = Duration::from_secs(config.limits.credential_cache_seconds);
         let users = UserStore::open_with_cache(&config.users_path(), cache)?;
         let hosts = load_hosts(&config)?;
+        let mut s3_stores = std::collections::BTreeMap::new();
+        for (name, store) in &config.storage.s3 {
+            let store = S3Store::new(name, store).map_err(|error| StartError::Storage {
+                name: name.clone(),
+                error,
+            })?;
+            let store = Arc::new(store);
+            // In the background, and not fatal: the store may come back, and its users get
+            // 451 meanwhile; nobody else waits for it.
+            let checked = store.clone();
+            tokio::spawn(async move {
+                match checked.check().await {
+                    Ok(()) => info!(store = %checked.name(), "S3 store answers"),
+                    Err(e) => {
+                        warn!(store = %checked.name(), error = %e, "S3 store does not answer")
+                    }
+                }
+            });
+            s3_stores.insert(name.clone(), store);
+        }
+        let local_default = config.storage.default.is_none();
         let stores: Vec<UserStore> = std::iter::once(users.clone())
             .chain(hosts.values().map(|h| h.users.clone()))
             .collect();
         // Before any client can start an upload: nothing in flight yet can be mistaken for
         // a leftover.
-        let _ = tokio::task::spawn_blocking(move || remove_leftover_uploads(&stores)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || remove_leftover_uploads(&stores, local_default))
+                .await;
         let by_sni = hosts
             .iter()
             .filter_map(|(name, h)| h.certificate.clone().map(|c| (name.clone(), c)))
@@ -165,6 +197,7 @@ impl Server {
                 listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
                 roots: Default::default(),
+                s3_stores,
                 siblings: Default::default(),
                 hash_permits: hash_permits(),
                 shutdown,
@@ -412,12 +445,16 @@ async fn accept_loop(
 /// Removes the temporary files of uploads that were in progress when the server last
 /// stopped without finishing them (killed, or the machine lost power), from every user's
 /// root. They never appear under a final name; this only frees their space and hides them.
-fn remove_leftover_uploads(stores: &[UserStore]) {
+fn remove_leftover_uploads(stores: &[UserStore], local_default: bool) {
     let mut roots = std::collections::BTreeSet::new();
     for store in stores {
         let db = store.snapshot();
         for name in db.names() {
-            if let Some(entry) = db.get(name) {
+            // Only local roots: an S3 user's root is a key prefix.
+            if let Some(entry) = db
+                .get(name)
+                .filter(|e| e.storage.is_none() && local_default)
+            {
                 roots.insert(db.resolve_root(entry));
             }
         }

@@ -10,12 +10,14 @@
 //! - [`tls`]: client TLS configurations, certificate verifiers and fingerprints.
 //! - [`pki`]: throw-away certificate authorities, client and server certificates, CRLs.
 //! - [`ftpsd`]: locating the ftpsd binary and running it on ports the OS picks.
+//! - [`garage`]: a real S3 server (Garage) on loopback, for S3-backed users.
 //! - [`reference`]: vsftpd, ProFTPD, Pure-FTPd (and ftpsd) with a generated configuration.
 //! - [`files`] and [`run`]: test files with known content, and running client programs.
 
 pub mod client;
 pub mod files;
 pub mod ftpsd;
+pub mod garage;
 pub mod line;
 pub mod pki;
 pub mod reference;

@@ -74,9 +74,14 @@ enum UserCmd {
     Add {
         /// User name.
         name: String,
-        /// The user's root directory (created if missing).
+        /// The user's root directory (created if missing); with --storage, the key prefix
+        /// of the user's objects in that store.
         #[arg(long)]
         root: PathBuf,
+        /// Keep the user's files in the S3 store NAME (a `[storage.s3.NAME]` of the
+        /// configuration) rather than in a local directory.
+        #[arg(long, value_name = "NAME")]
+        storage: Option<String>,
         /// Download and list only.
         #[arg(long)]
         read_only: bool,
@@ -313,7 +318,11 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                         Access::ReadOnly => "read-only",
                         Access::ReadWrite => "read-write",
                     };
-                    println!("{name}\t{access}\t{}", db.resolve_root(entry).display());
+                    let root = match &entry.storage {
+                        Some(store) => format!("s3:{store}:{}", entry.root.display()),
+                        None => db.resolve_root(entry).display().to_string(),
+                    };
+                    println!("{name}\t{access}\t{root}");
                 }
             }
         }
@@ -323,6 +332,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             read_only,
             password_stdin,
             data_session_reuse,
+            storage,
         } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -330,10 +340,22 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let mut db = UserDb::load_or_empty(&path)?;
             let (password, generated) = obtain_password(password_stdin)?;
-            std::fs::create_dir_all(&root)
-                .with_context(|| format!("cannot create root directory {}", root.display()))?;
-            let root = std::fs::canonicalize(&root)
-                .with_context(|| format!("cannot resolve {}", root.display()))?;
+            let root = match &storage {
+                Some(store) => {
+                    if !config.storage.s3.contains_key(store) {
+                        anyhow::bail!("no [storage.s3.{store}] in the configuration");
+                    }
+                    // A key prefix, kept as written.
+                    root
+                }
+                None => {
+                    std::fs::create_dir_all(&root).with_context(|| {
+                        format!("cannot create root directory {}", root.display())
+                    })?;
+                    std::fs::canonicalize(&root)
+                        .with_context(|| format!("cannot resolve {}", root.display()))?
+                }
+            };
             let access = if read_only {
                 Access::ReadOnly
             } else {
@@ -342,6 +364,9 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             db.add(&name, root, access, &password)?;
             if let Some(reuse) = data_session_reuse {
                 set_reuse(&mut db, &name, reuse)?;
+            }
+            if storage.is_some() {
+                db.set_storage(&name, storage)?;
             }
             db.save()?;
             if generated {

@@ -363,17 +363,13 @@ impl Session {
                 .await;
             return Ok(Flow::Close);
         }
-        let storage: Arc<dyn Storage> = match self.shared.roots.open(&user.root) {
-            Ok(root) => Arc::new(LocalStorage::new(root)),
-            Err(e) => {
-                warn!(user = %name, root = %user.root.display(), error = %e, "cannot open the user's root directory");
-                return self
-                    .reply(
-                        ReplyCode::NOT_LOGGED_IN,
-                        "Login refused: home directory unavailable.",
-                    )
-                    .await;
-            }
+        let Some(storage) = self.open_storage(&user) else {
+            return self
+                .reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    "Login refused: home directory unavailable.",
+                )
+                .await;
         };
         self.shared.limiter.record_success(&key);
         info!(user = %name, tls = self.security.is_tls(), "login ok");
@@ -397,6 +393,30 @@ impl Session {
         // The session's first TLS 1.3 tickets, sent ahead of the reply.
         self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await
+    }
+
+    /// The user's storage: its S3 store (its own, or the server's default) under its
+    /// root as a key prefix, or else its local root directory. `None` (logged) if that
+    /// cannot be opened.
+    fn open_storage(&self, user: &AuthenticatedUser) -> Option<Arc<dyn Storage>> {
+        let store = user
+            .storage
+            .as_ref()
+            .or(self.shared.config.storage.default.as_ref());
+        if let Some(store) = store {
+            let Some(s3) = self.shared.s3_stores.get(store) else {
+                warn!(user = %user.name, store = %store, "the user's storage is not configured");
+                return None;
+            };
+            return Some(Arc::new(s3.user(&user.key_prefix)));
+        }
+        match self.shared.roots.open(&user.root) {
+            Ok(root) => Some(Arc::new(LocalStorage::new(root))),
+            Err(e) => {
+                warn!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root directory");
+                None
+            }
+        }
     }
 
     /// `name` on this session's virtual host, as the limits count users.

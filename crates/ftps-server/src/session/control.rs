@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+use crate::storage::s3::TooManyObjects;
+use crate::storage::StorageUnavailable;
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
 
 /// The longest command line accepted, without its CRLF.
@@ -196,6 +198,20 @@ pub(super) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
             "Too many levels of symbolic links.",
         );
     }
+    if StorageUnavailable::is(e) {
+        return (
+            ReplyCode::LOCAL_ERROR,
+            "Storage unavailable: the file store did not answer or failed; nothing was changed. Try again later.",
+        );
+    }
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<TooManyObjects>())
+    {
+        return (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Directory too large to rename on this storage (see max_rename_objects).",
+        );
+    }
     match e.kind() {
         NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory."),
         PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied."),
@@ -214,6 +230,10 @@ pub(super) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
         ),
         QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Disk quota exceeded."),
         FileTooLarge => (ReplyCode::EXCEEDED_STORAGE, "File too large."),
+        Unsupported => (
+            ReplyCode::NOT_IMPLEMENTED,
+            "Not supported by this account's storage.",
+        ),
         _ => (ReplyCode::LOCAL_ERROR, "Local error in processing."),
     }
 }

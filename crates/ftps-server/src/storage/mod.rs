@@ -10,14 +10,18 @@
 //! drives it from that thread (`tokio::runtime::Handle::block_on`).
 //!
 //! Errors are `io::Error`s whose [`io::ErrorKind`] decides the FTP reply (`NotFound` is
-//! `550`, `StorageFull` is `452`, `Unsupported` is `502`, ...; see docs/storage.md).
+//! `550`, `StorageFull` is `452`, `Unsupported` is `502`, ...; see docs/storage.md); a
+//! failure of the storage itself rather than of the request carries a
+//! [`StorageUnavailable`], answered with `451`.
 //!
 //! Backends:
 //! - [`local`]: a directory on this machine that no path can escape, symbolic links
-//!   included.
+//!   included;
+//! - [`s3`]: the objects under a key prefix of an S3 bucket.
 
 pub mod local;
 mod path;
+pub mod s3;
 
 pub use path::VirtualPath;
 
@@ -220,3 +224,34 @@ pub trait Upload: Send {
 /// A directory's entries (not `.` and `..`), produced as they are read. An entry that
 /// vanished while listing is skipped; an `Err` ends the listing as failed.
 pub type Listing = Box<dyn Iterator<Item = io::Result<Entry>> + Send>;
+
+/// The storage itself failed (an object store unreachable, timing out, answering 5xx or
+/// refusing the server's credentials), not the request: answered `451`, and logged with
+/// its detail, which never reaches the client.
+#[derive(Debug)]
+pub struct StorageUnavailable {
+    detail: String,
+}
+
+impl StorageUnavailable {
+    /// A failure described by `detail` (for the log).
+    pub fn new(detail: impl Into<String>) -> StorageUnavailable {
+        StorageUnavailable {
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether `e` carries a [`StorageUnavailable`].
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref()
+            .is_some_and(|inner| inner.is::<StorageUnavailable>())
+    }
+}
+
+impl fmt::Display for StorageUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage unavailable: {}", self.detail)
+    }
+}
+
+impl std::error::Error for StorageUnavailable {}

@@ -113,6 +113,7 @@ impl UserDb {
             login: LoginMethod::Password,
             certificate: None,
             allow_fxp: false,
+            storage: None,
         };
         self.users.insert(name.to_owned(), entry);
         Ok(())
@@ -147,6 +148,16 @@ impl UserDb {
             .get_mut(name)
             .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
         entry.data_session_reuse = reuse;
+        Ok(())
+    }
+
+    /// Sets or clears the S3 store of a user's files (`None`: the server's default).
+    pub fn set_storage(&mut self, name: &str, storage: Option<String>) -> Result<(), UsersError> {
+        let entry = self
+            .users
+            .get_mut(name)
+            .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
+        entry.storage = storage;
         Ok(())
     }
 

@@ -101,8 +101,13 @@ pub struct UserEntry {
     /// Argon2id PHC hash of the password; `None` means the user cannot log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// The user's root directory, absolute or relative to the users file's directory.
+    /// The user's root directory, absolute or relative to the users file's directory; for
+    /// a user whose files are in an S3 store, the key prefix inside the store.
     pub root: PathBuf,
+    /// The store of the user's files: the name of a `[storage.s3.NAME]` of the
+    /// configuration. Unset: the server's `storage.default`, or else the local `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
     /// What the user may do inside the root.
     #[serde(default)]
     pub access: Access,

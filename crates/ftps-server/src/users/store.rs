@@ -27,6 +27,11 @@ pub struct AuthenticatedUser {
     pub data_session_reuse: Option<SessionReuse>,
     /// Whether the user may send PORT/EPRT to third-party hosts (FXP).
     pub allow_fxp: bool,
+    /// The S3 store of the user's files, as the users file names it (unset: the server's
+    /// default storage).
+    pub storage: Option<String>,
+    /// The `root` as the users file writes it: the key prefix in an S3 store.
+    pub key_prefix: String,
     /// The credentials the login was checked against; a reload that changes them (or
     /// removes the user) ends the session.
     credentials: Credentials,
@@ -57,6 +62,8 @@ fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUse
         access: entry.access,
         data_session_reuse: entry.data_session_reuse,
         allow_fxp: entry.allow_fxp,
+        storage: entry.storage.clone(),
+        key_prefix: entry.root.to_string_lossy().into_owned(),
         credentials: Credentials::of(entry),
     }
 }

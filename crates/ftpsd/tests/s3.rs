@@ -1,0 +1,445 @@
+//! Users whose files are in an S3 bucket: Garage on loopback (a real S3 server), ftpsd with
+//! `[storage.s3.garage]`, and real clients (curl, lftp, Python ftplib) and the raw-line
+//! client against it. What each command does on S3 is docs/storage.md's table; these tests
+//! hold it to that, and check the bucket itself (straight from Garage) for what must never
+//! be there: partial objects and unfinished multipart uploads.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ftps_testkit::garage::Garage;
+use support::client::Control;
+use support::{content, ftpsd, run_client, Server};
+
+/// Five MiB parts, S3's smallest, so that a few MiB make a multipart upload.
+const PART: usize = 5 * 1024 * 1024;
+
+/// Garage, and ftpsd whose default storage is its bucket: the user `ftps` (root `data`)
+/// has the objects under `data/`.
+struct S3 {
+    garage: Garage,
+    server: Server,
+}
+
+fn start() -> S3 {
+    start_with("")
+}
+
+/// [`start`] with more configuration (TOML after the store's table).
+fn start_with(extra: &str) -> S3 {
+    let garage = Garage::start();
+    let table = garage.store_table(
+        "garage",
+        Path::new("s3-credentials"),
+        &format!("part_size = {PART}"),
+    );
+    let config = format!("[storage]\ndefault = \"garage\"\n\n{table}\n{extra}");
+    let server = ftpsd().start_with_config_and(&config, |dir| {
+        garage.write_credentials_file(&dir.join("s3-credentials"));
+    });
+    S3 { garage, server }
+}
+
+impl S3 {
+    async fn login(&self) -> Control {
+        Control::login_default(&self.server).await
+    }
+
+    /// The keys under the user's prefix, from Garage.
+    fn keys(&self) -> Vec<String> {
+        self.garage.object_keys("data/")
+    }
+
+    fn assert_no_unfinished_uploads(&self, what: &str) {
+        let left = self.garage.unfinished_uploads();
+        assert!(
+            left.is_empty(),
+            "{what}: unfinished multipart uploads {left:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn files_go_in_and_out_as_objects_under_the_users_prefix() {
+    let s3 = start();
+    let mut c = s3.login().await;
+    let big = content(1, 2 * PART + 12345);
+    for (name, data) in [
+        ("empty.bin", Vec::new()),
+        ("small.txt", b"hello\n".to_vec()),
+        ("big.bin", big.clone()),
+    ] {
+        c.stor(name, &data).await;
+        assert_eq!(c.retr(name).await, data, "RETR {name}");
+        let size = c.expect(&format!("SIZE {name}"), 213).await;
+        assert_eq!(size.text(), data.len().to_string(), "SIZE {name}");
+    }
+    assert_eq!(
+        s3.keys(),
+        ["data/big.bin", "data/empty.bin", "data/small.txt"],
+        "objects in the bucket"
+    );
+    c.expect("MDTM big.bin", 213).await;
+    let mlst = c.expect("MLST big.bin", 250).await;
+    assert!(
+        mlst.to_string().contains(&format!("size={};", big.len())),
+        "{mlst}"
+    );
+    // REST + RETR is a ranged read.
+    c.expect(&format!("REST {}", PART + 7), 350).await;
+    assert_eq!(c.retr("big.bin").await, &big[PART + 7..]);
+    c.expect(&format!("REST {}", big.len() + 1), 350).await;
+    c.expect("RETR big.bin", 554).await;
+    // HASH streams the object.
+    let hash = c.expect("HASH small.txt", 213).await;
+    assert!(
+        hash.text()
+            .contains("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"),
+        "{hash}"
+    );
+    c.expect("DELE small.txt", 250).await;
+    c.expect("DELE small.txt", 550).await;
+    c.expect("SIZE small.txt", 550).await;
+    assert_eq!(s3.keys(), ["data/big.bin", "data/empty.bin"]);
+    s3.assert_no_unfinished_uploads("after uploads");
+}
+
+#[tokio::test]
+async fn directories_are_prefixes_and_empty_ones_are_kept_by_a_marker() {
+    let s3 = start();
+    let mut c = s3.login().await;
+    c.expect("MKD reports", 257).await;
+    c.expect("MKD reports", 550).await;
+    c.expect("MKD missing/child", 550).await;
+    assert_eq!(
+        s3.keys(),
+        ["data/reports/"],
+        "the marker of an empty directory"
+    );
+    let list = c.listing("LIST").await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with('d') && l.ends_with(" reports")),
+        "{list}"
+    );
+    c.expect("CWD reports", 250).await;
+    c.stor("q1.csv", b"a,b\n").await;
+    c.expect("CWD /", 250).await;
+    c.expect("CWD nowhere", 550).await;
+    c.expect("CWD reports/q1.csv", 550).await;
+    let mlsd = c.listing("MLSD reports").await;
+    assert!(mlsd.contains("type=cdir"), "{mlsd}");
+    assert!(mlsd.contains("type=pdir"), "{mlsd}");
+    assert!(
+        mlsd.contains("type=file;") && mlsd.contains(" q1.csv"),
+        "{mlsd}"
+    );
+    assert!(
+        !mlsd.contains(" reports/"),
+        "the marker is not an entry:\n{mlsd}"
+    );
+    let nlst = c.listing("NLST reports").await;
+    assert_eq!(nlst.trim_end(), "reports/q1.csv");
+    c.expect("RMD reports", 550).await;
+    c.expect("DELE reports", 550).await;
+    c.expect("DELE reports/q1.csv", 250).await;
+    // The marker keeps the directory after its last file goes.
+    c.expect("CWD reports", 250).await;
+    c.expect("CWD /", 250).await;
+    c.expect("RMD reports", 250).await;
+    c.expect("CWD reports", 550).await;
+    assert!(s3.keys().is_empty(), "{:?}", s3.keys());
+}
+
+#[tokio::test]
+async fn rename_copies_inside_the_store_files_and_directories() {
+    let s3 = start_with("");
+    let mut c = s3.login().await;
+    let big = content(2, PART + 99);
+    c.stor("a.bin", &big).await;
+    c.expect("RNFR a.bin", 350).await;
+    c.expect("RNTO b.bin", 250).await;
+    c.expect("SIZE a.bin", 550).await;
+    assert_eq!(c.retr("b.bin").await, big);
+    c.expect("MKD dir", 257).await;
+    c.expect("MKD dir/sub", 257).await;
+    c.stor("dir/one.txt", b"1").await;
+    c.stor("dir/sub/two.txt", b"22").await;
+    c.expect("RNFR dir", 350).await;
+    c.expect("RNTO moved", 250).await;
+    assert_eq!(
+        s3.keys(),
+        [
+            "data/b.bin",
+            "data/moved/",
+            "data/moved/one.txt",
+            "data/moved/sub/",
+            "data/moved/sub/two.txt"
+        ]
+    );
+    assert_eq!(c.retr("moved/sub/two.txt").await, b"22");
+    // Never into itself, never onto the root, never from nothing.
+    c.expect("RNFR moved", 350).await;
+    c.expect("RNTO moved/sub/inner", 550).await;
+    c.expect("RNFR nothing", 550).await;
+    // A file onto an existing file replaces it.
+    c.stor("c.txt", b"c").await;
+    c.expect("RNFR c.txt", 350).await;
+    c.expect("RNTO b.bin", 250).await;
+    assert_eq!(c.retr("b.bin").await, b"c");
+}
+
+#[tokio::test]
+async fn a_directory_over_the_rename_limit_is_refused_and_left_whole() {
+    let s3 = start_with_store_option("max_rename_objects = 3");
+    let mut c = s3.login().await;
+    c.expect("MKD many", 257).await;
+    for i in 0..4 {
+        c.stor(&format!("many/{i}.txt"), b"x").await;
+    }
+    c.expect("RNFR many", 350).await;
+    let refused = c.expect("RNTO other", 550).await;
+    assert!(refused.text().contains("max_rename_objects"), "{refused}");
+    assert_eq!(s3.keys().len(), 5, "{:?}", s3.keys());
+}
+
+/// [`start`] with `option` in the store's table.
+fn start_with_store_option(option: &str) -> S3 {
+    let garage = Garage::start();
+    let table = garage.store_table(
+        "garage",
+        Path::new("s3-credentials"),
+        &format!("part_size = {PART}\n{option}"),
+    );
+    let config = format!("[storage]\ndefault = \"garage\"\n\n{table}");
+    let server = ftpsd().start_with_config_and(&config, |dir| {
+        garage.write_credentials_file(&dir.join("s3-credentials"));
+    });
+    S3 { garage, server }
+}
+
+#[tokio::test]
+async fn appe_and_rest_stor_make_a_new_object_from_the_kept_part() {
+    let s3 = start();
+    let mut c = s3.login().await;
+    // Small: the kept bytes are streamed into the new object.
+    c.stor("log.txt", b"one\n").await;
+    let t = c.transfer("APPE log.txt", Some(b"two\n")).await;
+    c.assert_transfer_ok(&t, "APPE");
+    assert_eq!(c.retr("log.txt").await, b"one\ntwo\n");
+    // APPE creates a missing file.
+    let t = c.transfer("APPE new.txt", Some(b"fresh")).await;
+    c.assert_transfer_ok(&t, "APPE to a new file");
+    assert_eq!(c.retr("new.txt").await, b"fresh");
+    // Large: the kept part is copied inside the store (one 5 MiB part or more).
+    let big = content(3, PART + 1000);
+    c.stor("big.bin", &big[..PART + 10]).await;
+    c.expect(&format!("REST {}", PART + 5), 350).await;
+    let t = c.transfer("STOR big.bin", Some(&big[PART + 5..])).await;
+    c.assert_transfer_ok(&t, "REST + STOR");
+    assert_eq!(c.retr("big.bin").await, big);
+    c.expect("REST 100000000", 350).await;
+    let (reply, _) = c.begin("STOR big.bin").await;
+    assert_eq!(reply.code.0, 554, "{reply}");
+    s3.assert_no_unfinished_uploads("after APPE and REST+STOR");
+}
+
+#[tokio::test]
+async fn what_objects_cannot_do_is_refused_with_502() {
+    let s3 = start();
+    let mut c = s3.login().await;
+    c.stor("f.txt", b"f").await;
+    let mfmt = c.expect("MFMT 20200101000000 f.txt", 502).await;
+    assert!(mfmt.text().contains("storage"), "{mfmt}");
+    c.expect("SITE CHMOD 600 f.txt", 502).await;
+    // And nothing changed.
+    assert_eq!(c.retr("f.txt").await, b"f");
+}
+
+#[tokio::test]
+async fn an_upload_that_breaks_off_leaves_no_object_and_no_unfinished_upload() {
+    let s3 = start();
+    let mut c = s3.login().await;
+    c.stor("keep.bin", b"the old content").await;
+    for (i, name) in ["new.bin", "keep.bin"].into_iter().enumerate() {
+        let (first, data) = c.begin(&format!("STOR {name}")).await;
+        assert_eq!(first.code.0, 150, "{first}");
+        let mut data = data.expect("data connection");
+        // More than two parts, so that parts were already sent to the store.
+        data.write(&content(i as u64, 2 * PART + 100))
+            .await
+            .unwrap();
+        data.reset();
+        let end = c.reply().await;
+        assert_eq!(end.code.0, 426, "{end}");
+    }
+    c.expect("SIZE new.bin", 550).await;
+    assert_eq!(c.retr("keep.bin").await, b"the old content");
+    assert_eq!(s3.keys(), ["data/keep.bin"]);
+    // The abort is sent as the upload fails; give it a moment.
+    let mut left = s3.garage.unfinished_uploads();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = s3.garage.unfinished_uploads();
+    }
+    assert!(left.is_empty(), "unfinished multipart uploads: {left:?}");
+    // ABOR during an upload: the same.
+    let (first, data) = c.begin("STOR aborted.bin").await;
+    assert_eq!(first.code.0, 150);
+    let mut data = data.expect("data connection");
+    data.write(&content(9, PART + 100)).await.unwrap();
+    c.send_line("ABOR").await;
+    let replies = [c.reply().await, c.reply().await];
+    assert_eq!(
+        replies.iter().map(|r| r.code.0).collect::<Vec<_>>(),
+        [426, 226]
+    );
+    drop(data);
+    c.expect("SIZE aborted.bin", 550).await;
+}
+
+#[test]
+fn curl_and_lftp_and_ftplib_work_with_an_s3_user() {
+    let s3 = start();
+    let server = &s3.server;
+    let local = server.scratch("local");
+    let files = support::standard_files(&local);
+    let cert = server.state_dir.join("cert.pem");
+    let url = format!("ftp://127.0.0.1:{}", server.explicit.port());
+    // curl: uploads, a listing and downloads.
+    for f in &files {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--ssl-reqd", "--cacert"])
+            .arg(&cert)
+            .arg("--user")
+            .arg(format!("ftps:{}", server.password))
+            .arg("--upload-file")
+            .arg(&f.path)
+            .arg(format!("{url}/{}", f.name));
+        run_client(&mut cmd, Duration::from_secs(300)).assert_ok("curl upload");
+    }
+    let out = server.scratch("curl-out");
+    for f in &files {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--ssl-reqd", "--cacert"])
+            .arg(&cert)
+            .arg("--user")
+            .arg(format!("ftps:{}", server.password))
+            .arg("--output")
+            .arg(out.join(&f.name))
+            .arg(format!("{url}/{}", f.name));
+        run_client(&mut cmd, Duration::from_secs(300)).assert_ok("curl download");
+        support::assert_same_content(f, &out.join(&f.name), "downloaded by curl from S3");
+    }
+    // lftp: a mirror of a tree up and back.
+    let tree = server.scratch("tree");
+    support::make_tree(&tree, 40, 200_000);
+    let back = server.scratch("tree-back");
+    let script = format!(
+        "set cmd:fail-exit yes\nset net:max-retries 1\nset ftp:ssl-force true\n\
+         set ftp:ssl-protect-data true\nset ssl:ca-file \"{}\"\n\
+         open --env-password -u ftps {url}\nmirror -R {} /tree\nmirror /tree {}\nbye\n",
+        cert.display(),
+        tree.display(),
+        back.display()
+    );
+    let script_path = server.dir.path().join("mirror.lftp");
+    std::fs::write(&script_path, script).unwrap();
+    let mut cmd = Command::new("lftp");
+    cmd.arg("-f")
+        .arg(&script_path)
+        .env("LFTP_PASSWORD", &server.password);
+    run_client(&mut cmd, Duration::from_secs(300)).assert_ok("lftp mirror");
+    assert_eq!(
+        support::tree_hashes(&tree),
+        support::tree_hashes(&back),
+        "the tree mirrored to S3 and back"
+    );
+    // Python ftplib with the README's subclass (data connections resume the TLS session).
+    let py = format!(
+        r#"
+import io, ssl, sys
+sys.path.insert(0, {py_dir:?})
+from reusing_ftp_tls import ReusingFTP_TLS
+ctx = ssl.create_default_context(cafile={cert:?})
+ftp = ReusingFTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port})
+ftp.login("ftps", {password:?})
+ftp.prot_p()
+ftp.storbinary("STOR py.bin", io.BytesIO(b"x" * 300000))
+out = io.BytesIO()
+ftp.retrbinary("RETR py.bin", out.write)
+assert out.getvalue() == b"x" * 300000, len(out.getvalue())
+assert "py.bin" in ftp.nlst()
+ftp.quit()
+print("ok")
+"#,
+        cert = cert.display().to_string(),
+        py_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py"),
+        port = server.explicit.port(),
+        password = server.password,
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(py);
+    let run = run_client(&mut cmd, Duration::from_secs(120));
+    run.assert_ok("ftplib");
+    assert!(run.stdout.contains("ok"), "{}", run.stdout);
+    s3.assert_no_unfinished_uploads("after the clients");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_answers_451_and_other_users_keep_working() {
+    // A store on a port nobody listens on, for one user; the default user stays local.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let config = format!(
+        "[storage.s3.dead]\nendpoint = \"http://127.0.0.1:{port}\"\nbucket = \"gone\"\n\
+         credentials = {{ file = \"creds\" }}\nrequest_timeout_seconds = 2\nretries = 1\n"
+    );
+    let server = ftpsd().start_with_config_and(&config, |dir| {
+        std::fs::write(
+            dir.join("creds"),
+            "[default]\naws_access_key_id = GK0\naws_secret_access_key = 00\n",
+        )
+        .unwrap();
+    });
+    let config = server.config.as_ref().unwrap().display().to_string();
+    let added = server.ftpsd(
+        &[
+            "user",
+            "add",
+            "remote",
+            "--root",
+            "remote",
+            "--storage",
+            "dead",
+            "--config",
+            &config,
+            "--password-stdin",
+        ],
+        "remote-password-1\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+
+    let mut remote = Control::login(&server, "remote", "remote-password-1").await;
+    let (reply, _) = remote.begin("LIST").await;
+    assert_eq!(reply.code.0, 451, "{reply}");
+    assert!(reply.text().contains("Storage unavailable"), "{reply}");
+    remote.expect("SIZE x", 451).await;
+    remote.expect("MKD x", 451).await;
+    // The local user, meanwhile, is served as always.
+    let mut local = Control::login_default(&server).await;
+    local.stor("here.txt", b"fine").await;
+    assert_eq!(local.retr("here.txt").await, b"fine");
+    assert!(
+        !server.log_text().contains("remote-password-1"),
+        "a password in the log"
+    );
+}
