@@ -139,17 +139,22 @@ impl Server {
         let hosts = load_hosts(&config)?;
         let mut s3_stores = std::collections::BTreeMap::new();
         for (name, store) in &config.storage.s3 {
-            let store = S3Store::new(name, store).map_err(|error| StartError::Storage {
+            let state = Some(config.state_dir.as_path());
+            let store = S3Store::new(name, store, state).map_err(|error| StartError::Storage {
                 name: name.clone(),
                 error,
             })?;
             let store = Arc::new(store);
             // In the background, and not fatal: the store may come back, and its users get
-            // 451 meanwhile; nobody else waits for it.
+            // 451 meanwhile; nobody else waits for it. Then what a killed server left
+            // unfinished there is aborted.
             let checked = store.clone();
             tokio::spawn(async move {
                 match checked.check().await {
-                    Ok(()) => info!(store = %checked.name(), "S3 store answers"),
+                    Ok(()) => {
+                        info!(store = %checked.name(), "S3 store answers");
+                        checked.abort_unfinished_uploads().await;
+                    }
                     Err(e) => {
                         warn!(store = %checked.name(), error = %e, "S3 store does not answer")
                     }

@@ -443,3 +443,76 @@ async fn an_unreachable_store_answers_451_and_other_users_keep_working() {
         "a password in the log"
     );
 }
+
+#[tokio::test]
+async fn kill_9_mid_upload_leaves_no_object_and_the_next_start_aborts_the_unfinished_uploads() {
+    const UPLOADS: u64 = 6;
+    let mut s3 = start();
+    let mut tasks = Vec::new();
+    for i in 0..UPLOADS {
+        let mut c = s3.login().await;
+        tasks.push(tokio::spawn(async move {
+            let (first, data) = c.begin(&format!("STOR up{i}.bin")).await;
+            assert_eq!(first.code.0, 150);
+            let mut data = data.expect("data connection");
+            // More than a part at once, then slowly: parts are in the store when it dies.
+            let body = content(i, 3 * PART);
+            let (head, tail) = body.split_at(PART + 1024);
+            if data.write(head).await.is_err() {
+                return;
+            }
+            for chunk in tail.chunks(64 * 1024) {
+                if data.write(chunk).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = data.upload(b"").await;
+            let _ = c.try_reply().await;
+        }));
+    }
+    // Every upload has sent its first part.
+    let mut unfinished = Vec::new();
+    for _ in 0..100 {
+        unfinished = s3.garage.unfinished_uploads();
+        if unfinished.len() as u64 == UPLOADS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(unfinished.len() as u64, UPLOADS, "{unfinished:?}");
+    s3.server.signal("KILL");
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert!(
+        s3.keys().is_empty(),
+        "objects after the kill: {:?}",
+        s3.keys()
+    );
+    assert_eq!(s3.garage.unfinished_uploads().len() as u64, UPLOADS);
+    s3.server.restart();
+    let mut left = s3.garage.unfinished_uploads();
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = s3.garage.unfinished_uploads();
+    }
+    assert!(
+        left.is_empty(),
+        "still unfinished after the restart: {left:?}"
+    );
+    assert!(
+        s3.server
+            .log_text()
+            .contains("aborted the multipart uploads"),
+        "{}",
+        s3.server.log_text()
+    );
+    // And the server works.
+    let mut c = s3.login().await;
+    c.stor("after.bin", b"after").await;
+    assert_eq!(s3.keys(), ["data/after.bin"]);
+}

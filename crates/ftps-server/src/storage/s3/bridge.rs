@@ -10,6 +10,7 @@ use futures::StreamExt;
 use opendal::{EntryMode, FuturesBytesStream, Lister, Operator, Writer};
 use tokio::runtime::Handle;
 
+use super::unfinished::JournalEntry;
 use super::{dir_entry, file_entry, map_error, MIN_PART_SIZE};
 use crate::storage::{Entry, StorageUnavailable, Upload};
 
@@ -69,14 +70,17 @@ pub(super) struct ObjectUpload {
     handle: Handle,
     /// `None` once completed.
     writer: Option<Writer>,
+    /// The upload's journal file, removed once it is completed or aborted.
+    recorded: Option<JournalEntry>,
 }
 
 impl ObjectUpload {
     /// An upload through `writer`, on the current runtime.
-    pub(super) fn new(writer: Writer) -> Self {
+    pub(super) fn new(writer: Writer, recorded: Option<JournalEntry>) -> Self {
         ObjectUpload {
             handle: Handle::current(),
             writer: Some(writer),
+            recorded,
         }
     }
 }
@@ -91,11 +95,15 @@ impl Upload for ObjectUpload {
 
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         let mut writer = self.writer.take().ok_or(io::ErrorKind::BrokenPipe)?;
+        let recorded = self.recorded.take();
         match self.handle.block_on(writer.close()) {
             Ok(_) => Ok(()),
             Err(e) => {
-                // Nothing may be left half-made: the parts are discarded.
-                let _ = self.handle.block_on(writer.abort());
+                // Nothing may be left half-made: the parts are discarded (or, if the store
+                // cannot be told, at the next start).
+                if self.handle.block_on(writer.abort()).is_err() {
+                    std::mem::forget(recorded);
+                }
                 Err(map_error(e))
             }
         }
@@ -107,8 +115,12 @@ impl Drop for ObjectUpload {
     /// Spawned: the drop may happen on the runtime's own threads.
     fn drop(&mut self) {
         if let Some(mut writer) = self.writer.take() {
+            let recorded = self.recorded.take();
             self.handle.spawn(async move {
-                let _ = writer.abort().await;
+                if writer.abort().await.is_err() {
+                    // Left for the next start to abort.
+                    std::mem::forget(recorded);
+                }
             });
         }
     }

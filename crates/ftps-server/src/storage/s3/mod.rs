@@ -22,6 +22,7 @@
 //! layer), each bounded by a timeout.
 
 mod bridge;
+mod unfinished;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -38,15 +39,21 @@ use super::{
 };
 use crate::config::{S3Credentials, S3StoreConfig};
 use bridge::{ObjectListing, ObjectReader, ObjectUpload};
+use unfinished::{Journal, Reaper};
 
 /// The smallest part S3 accepts in a multipart upload (but for the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// One configured bucket (and key prefix), shared by the sessions of all its users.
-#[derive(Clone)]
 pub struct S3Store {
     name: String,
     op: Operator,
+    /// The key prefix of the whole store in the bucket: empty, or ends with `/`.
+    root: String,
+    /// Where running uploads are recorded, so that a killed server's are aborted at the
+    /// next start (none: not recorded).
+    journal: Option<Journal>,
+    reaper: Reaper,
     part_size: usize,
     parts_in_flight: usize,
     max_rename_objects: usize,
@@ -60,10 +67,15 @@ impl std::fmt::Debug for S3Store {
 }
 
 impl S3Store {
-    /// The store `name` as `config` describes it. Credentials are read now (from a file) or
-    /// left to the AWS chain (environment, shared files, the instance's role); none of them
-    /// is logged or kept outside the client that signs requests.
-    pub fn new(name: &str, config: &S3StoreConfig) -> io::Result<S3Store> {
+    /// The store `name` as `config` describes it, recording its running uploads under
+    /// `state_dir` when given. Credentials are read now (from a file) or left to the AWS
+    /// chain (environment, shared files, the instance's role); none of them is logged or
+    /// kept outside the clients that sign requests.
+    pub fn new(
+        name: &str,
+        config: &S3StoreConfig,
+        state_dir: Option<&std::path::Path>,
+    ) -> io::Result<S3Store> {
         // The HTTP transport opendal sends requests with.
         opendal::install_default();
         let mut builder = opendal::services::S3::default()
@@ -104,9 +116,17 @@ impl S3Store {
                     .with_max_delay(Duration::from_secs(5))
                     .with_jitter(),
             );
+        let root = config.prefix.trim_matches('/');
         Ok(S3Store {
             name: name.to_string(),
             op,
+            root: if root.is_empty() {
+                String::new()
+            } else {
+                format!("{root}/")
+            },
+            journal: state_dir.map(|dir| Journal::new(unfinished::journal_dir(dir))),
+            reaper: Reaper::new(config)?,
             part_size: config.part_size.max(MIN_PART_SIZE) as usize,
             parts_in_flight: config.parts_in_flight.max(1),
             max_rename_objects: config.max_rename_objects,
@@ -135,6 +155,15 @@ impl S3Store {
     /// Checks that the bucket answers, for start-up: a listing of at most one key.
     pub async fn check(&self) -> io::Result<()> {
         self.op.check().await.map_err(map_error)
+    }
+
+    /// Aborts the multipart uploads that this server, killed mid-upload, left unfinished
+    /// (see [`unfinished`]); returns how many.
+    pub async fn abort_unfinished_uploads(&self) -> usize {
+        match &self.journal {
+            Some(journal) => self.reaper.abort_unfinished(&self.name, journal).await,
+            None => 0,
+        }
     }
 }
 
@@ -353,14 +382,23 @@ impl Storage for S3Storage {
             }
             _ => 0,
         };
+        let recorded = match &self.store.journal {
+            Some(journal) => {
+                Some(journal.record(&self.store.name, &format!("{}{key}", self.store.root))?)
+            }
+            None => None,
+        };
         let mut writer = self.writer(&key).await?;
         if keep > 0 {
             if let Err(e) = bridge::copy_prefix(self.op(), &mut writer, &key, keep).await {
-                let _ = writer.abort().await;
+                if writer.abort().await.is_err() {
+                    // Left for the next start to abort.
+                    std::mem::forget(recorded);
+                }
                 return Err(e);
             }
         }
-        Ok(Box::new(ObjectUpload::new(writer)))
+        Ok(Box::new(ObjectUpload::new(writer, recorded)))
     }
 
     async fn list(&self, dir: &VirtualPath) -> io::Result<Listing> {
