@@ -5,6 +5,7 @@
 #   bash bench/run.sh                  # full run (release build; several minutes)
 #   bash bench/run.sh --quick          # smoke run: tiny sizes, debug build, no timing checks
 #   bash bench/run.sh --out table.md   # other flags go to ftps-bench (--help lists them)
+#   bash bench/run.sh s3               # ftpsd on Garage beside direct S3 clients (docs/storage.md)
 #
 # As root it first installs the reference servers (scripts/reference-servers.sh, when that
 # script exists); without them only ftpsd and the raw-TLS ceiling are measured.

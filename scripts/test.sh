@@ -51,6 +51,7 @@ echo "tests took $((SECONDS - started)) s"
 # The benchmark's smoke run, so the harness cannot rot: every workload must complete
 # without errors; it asserts nothing about timings.
 bash bench/run.sh --quick || status=$?
+bash bench/run.sh s3 --quick || status=$?
 
 # Every fuzz target for a bounded time (fuzz/README.md); a crash fails the run.
 bash scripts/fuzz.sh 20 || status=$?

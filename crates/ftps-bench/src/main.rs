@@ -12,6 +12,7 @@ mod plan;
 mod procfs;
 mod raw;
 mod report;
+mod s3;
 mod scenarios;
 mod servers;
 mod soak;
@@ -52,6 +53,43 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             let report = rt.block_on(soak::run(&ftpsd, &work_dir, &plan))?;
+            print!("{report}");
+            if let Some(out) = out {
+                std::fs::write(&out, &report)
+                    .with_context(|| format!("write {}", out.display()))?;
+            }
+            return Ok(());
+        }
+        Some(Sub::S3 {
+            quick,
+            size_mib,
+            concurrent,
+            concurrent_mib,
+            repeats,
+            ftpsd,
+            work_dir,
+            out,
+        }) => {
+            let plan = if quick {
+                s3::S3Plan {
+                    size: 12 * plan::MIB,
+                    concurrent: 3,
+                    concurrent_size: 12 * plan::MIB,
+                    repeats: 1,
+                }
+            } else {
+                s3::S3Plan {
+                    size: size_mib * plan::MIB,
+                    concurrent,
+                    concurrent_size: concurrent_mib * plan::MIB,
+                    repeats: repeats.max(1),
+                }
+            };
+            let ftpsd = ftpsd.unwrap_or_else(|| exe_dir().join("ftpsd"));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(s3::run(&ftpsd, &work_dir, &plan))?;
             print!("{report}");
             if let Some(out) = out {
                 std::fs::write(&out, &report)

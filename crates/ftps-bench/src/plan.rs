@@ -48,6 +48,35 @@ pub enum Sub {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// ftpsd with its users' files in Garage (a real S3 server on loopback), beside S3
+    /// clients talking to Garage directly, and ftpsd's memory under concurrent uploads
+    /// (docs/storage.md).
+    S3 {
+        /// Smoke run: small sizes; checks only that everything completes.
+        #[arg(long)]
+        quick: bool,
+        /// Size of the single upload and download, MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Uploads at once for the memory figure.
+        #[arg(long, default_value_t = 20)]
+        concurrent: usize,
+        /// Size of each of those uploads, MiB.
+        #[arg(long, default_value_t = 1024)]
+        concurrent_mib: u64,
+        /// Single transfers are repeated this often, keeping the best.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// The ftpsd binary (default: `ftpsd` next to this program).
+        #[arg(long, env = "FTPSD_BIN")]
+        ftpsd: Option<PathBuf>,
+        /// Scratch directory for ftpsd's state.
+        #[arg(long, default_value = "/dev/shm")]
+        work_dir: PathBuf,
+        /// Also write the report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The raw-TLS peer process (started by the benchmark itself).
     TlsPeer {
         #[arg(long)]

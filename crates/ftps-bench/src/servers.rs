@@ -234,6 +234,8 @@ pub struct FtpsdOptions {
     /// Users made for first-login measurements (each logs in once).
     pub fresh_users: usize,
     pub max_sessions: usize,
+    /// More of the configuration file (TOML tables), e.g. an S3 store.
+    pub extra_config: String,
 }
 
 fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Result<String> {
@@ -271,9 +273,10 @@ pub fn start_ftpsd(dir: &Path, certs: &Certs, opts: &FtpsdOptions) -> Result<Run
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [timeouts]\nidle = 3600\nlogin = 600\n\
              [limits]\nmax_sessions = {limit}\nmax_sessions_per_ip = {limit}\n\
-             max_sessions_per_user = {limit}\n",
+             max_sessions_per_user = {limit}\n{extra}\n",
             cert = certs.cert.display(),
             key = certs.key.display(),
+            extra = opts.extra_config,
         ),
     )?;
     let password = "bench-password-0123456789";

@@ -39,6 +39,7 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &SoakPlan) -> Result<Strin
             binary: ftpsd.to_path_buf(),
             fresh_users: 0,
             max_sessions: plan.idle + plan.busy,
+            extra_config: String::new(),
         },
     )?;
     let pid = server.pid();

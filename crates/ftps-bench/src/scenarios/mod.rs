@@ -70,6 +70,7 @@ pub async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
                 binary: ftpsd_bin.clone(),
                 fresh_users: plan.fresh_users,
                 max_sessions: max,
+                extra_config: String::new(),
             },
         )?;
         let col = bench_server(server, &plan, &plan.sessions, None).await;
