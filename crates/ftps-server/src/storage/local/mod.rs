@@ -87,12 +87,15 @@ impl Storage for LocalStorage {
         .await
     }
 
+    /// The directory is opened by the first `next`, on the transfer's thread: the caller
+    /// has just seen that it is a directory, and a trip through the blocking pool here
+    /// would cost each listing a wake-up for nothing.
     async fn list(&self, dir: &VirtualPath) -> io::Result<Listing> {
-        let dir = dir.clone();
-        let entries = self
-            .blocking(move |root| root.entries_blocking(&dir))
-            .await?;
-        Ok(Box::new(entries.map(Ok)))
+        Ok(Box::new(LazyEntries {
+            root: self.root.clone(),
+            dir: Some(dir.clone()),
+            entries: None,
+        }))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> io::Result<()> {
@@ -117,6 +120,28 @@ impl Storage for LocalStorage {
 
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> io::Result<()> {
         self.root.set_mode(path, mode).await
+    }
+}
+
+/// A directory's entries, opened when first asked for.
+struct LazyEntries {
+    root: Root,
+    /// The directory, until it is opened.
+    dir: Option<VirtualPath>,
+    entries: Option<Entries>,
+}
+
+impl Iterator for LazyEntries {
+    type Item = io::Result<Entry>;
+
+    fn next(&mut self) -> Option<io::Result<Entry>> {
+        if let Some(dir) = self.dir.take() {
+            match self.root.entries_blocking(&dir) {
+                Ok(entries) => self.entries = Some(entries),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.entries.as_mut()?.next().map(Ok)
     }
 }
 
