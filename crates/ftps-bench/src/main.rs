@@ -66,16 +66,21 @@ fn main() -> Result<()> {
             concurrent,
             concurrent_mib,
             repeats,
+            part_mib,
+            parts_in_flight,
             ftpsd,
             work_dir,
             out,
         }) => {
+            let (part_size, parts_in_flight) = (part_mib.max(5) << 20, parts_in_flight.max(1));
             let plan = if quick {
                 s3::S3Plan {
                     size: 12 * plan::MIB,
                     concurrent: 3,
                     concurrent_size: 12 * plan::MIB,
                     repeats: 1,
+                    part_size,
+                    parts_in_flight,
                 }
             } else {
                 s3::S3Plan {
@@ -83,6 +88,8 @@ fn main() -> Result<()> {
                     concurrent,
                     concurrent_size: concurrent_mib * plan::MIB,
                     repeats: repeats.max(1),
+                    part_size,
+                    parts_in_flight,
                 }
             };
             let ftpsd = ftpsd.unwrap_or_else(|| exe_dir().join("ftpsd"));

@@ -67,6 +67,12 @@ pub enum Sub {
         /// Single transfers are repeated this often, keeping the best.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// The store's part size, MiB (ftpsd's default: 8).
+        #[arg(long, default_value_t = 8)]
+        part_mib: usize,
+        /// The store's parts in flight per upload (ftpsd's default: 1).
+        #[arg(long, default_value_t = 1)]
+        parts_in_flight: usize,
         /// The ftpsd binary (default: `ftpsd` next to this program).
         #[arg(long, env = "FTPSD_BIN")]
         ftpsd: Option<PathBuf>,

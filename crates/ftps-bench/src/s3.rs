@@ -26,10 +26,6 @@ use crate::plan::{GIB, MIB};
 use crate::procfs;
 use crate::servers::{self, FtpsdOptions};
 
-/// ftpsd's defaults for an S3 store (`config.rs`), which the direct opendal client uses too.
-const PART_SIZE: usize = 8 * 1024 * 1024;
-const PARTS_IN_FLIGHT: usize = 2;
-
 /// What `ftps-bench s3` measures.
 pub struct S3Plan {
     /// Bytes of the single upload and download.
@@ -40,6 +36,10 @@ pub struct S3Plan {
     pub concurrent_size: u64,
     /// Single transfers are repeated this often; the best counts.
     pub repeats: usize,
+    /// The store's part size, bytes (ftpsd's and the direct opendal client's).
+    pub part_size: usize,
+    /// The store's parts in flight per upload.
+    pub parts_in_flight: usize,
 }
 
 /// Runs the S3 benchmark; returns the report (markdown).
@@ -51,7 +51,14 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
     garage.write_credentials_file(&credentials);
     let extra = format!(
         "[storage]\ndefault = \"garage\"\n{}",
-        garage.store_table("garage", &credentials, "")
+        garage.store_table(
+            "garage",
+            &credentials,
+            &format!(
+                "part_size = {}\nparts_in_flight = {}",
+                plan.part_size, plan.parts_in_flight
+            )
+        )
     );
     let server = servers::start_ftpsd(
         dir.path(),
@@ -97,8 +104,8 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
         let t0 = Instant::now();
         let mut w = op
             .writer_with("direct/big.bin")
-            .chunk(PART_SIZE)
-            .concurrent(PARTS_IN_FLIGHT)
+            .chunk(plan.part_size)
+            .concurrent(plan.parts_in_flight)
             .await?;
         let mut left = plan.size;
         while left > 0 {
@@ -195,8 +202,9 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
     )?;
     writeln!(
         out,
-        "| direct: opendal, {} MiB parts × {PARTS_IN_FLIGHT} | {od_up:.0} | {od_down:.0} | | |",
-        PART_SIZE / (1 << 20)
+        "| direct: opendal, {} MiB parts × {} | {od_up:.0} | {od_down:.0} | | |",
+        plan.part_size / (1 << 20),
+        plan.parts_in_flight
     )?;
     writeln!(
         out,

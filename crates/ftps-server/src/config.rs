@@ -116,7 +116,7 @@ pub struct S3StoreConfig {
     #[serde(default = "default_part_size")]
     pub part_size: u64,
     /// Parts of one upload sent at once; an upload holds at most
-    /// `part_size * (parts_in_flight + 1)` bytes in memory.
+    /// `part_size * (parts_in_flight + 1)` bytes in memory (docs/storage.md measures it).
     #[serde(default = "default_parts_in_flight")]
     pub parts_in_flight: usize,
     /// The most objects a directory rename moves (each is a copy and a delete); a larger
@@ -160,7 +160,7 @@ fn default_part_size() -> u64 {
 }
 
 fn default_parts_in_flight() -> usize {
-    2
+    1
 }
 
 fn default_max_rename_objects() -> usize {
@@ -730,7 +730,7 @@ mod tests {
         let a = &c.storage.s3["a"];
         assert_eq!(a.credentials, S3Credentials::File("keys".into()));
         assert!(a.path_style);
-        assert_eq!((a.part_size, a.parts_in_flight), (8 << 20, 2));
+        assert_eq!((a.part_size, a.parts_in_flight), (8 << 20, 1));
         assert_eq!(a.region, "us-east-1");
         let b = &c.storage.s3["b"];
         assert_eq!(b.credentials, S3Credentials::Instance);
