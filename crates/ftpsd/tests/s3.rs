@@ -1,5 +1,5 @@
 //! Users whose files are in an S3 bucket: Garage on loopback (a real S3 server), ftpsd with
-//! `[storage.s3.garage]`, and real clients (curl, lftp, Python ftplib) and the raw-line
+//! `[storage.s3.garage]`, and real clients (curl, lftp, Python ftplib, rclone) and the raw-line
 //! client against it. What each command does on S3 is docs/storage.md's table; these tests
 //! hold it to that, and check the bucket itself (straight from Garage) for what must never
 //! be there: partial objects and unfinished multipart uploads.
@@ -251,6 +251,11 @@ async fn appe_and_rest_stor_make_a_new_object_from_the_kept_part() {
 async fn what_objects_cannot_do_is_refused_with_502() {
     let s3 = start();
     let mut c = s3.login().await;
+    // Not offered where it cannot work: rclone, for one, sets every upload's time with MFMT
+    // when FEAT lists it, and fails the upload when MFMT is refused.
+    let feat = c.expect("FEAT", 211).await.to_string();
+    assert!(!feat.contains("MFMT"), "{feat}");
+    assert!(feat.contains("MDTM"), "{feat}");
     c.stor("f.txt", b"f").await;
     let mfmt = c.expect("MFMT 20200101000000 f.txt", 502).await;
     assert!(mfmt.text().contains("storage"), "{mfmt}");
@@ -305,7 +310,7 @@ async fn an_upload_that_breaks_off_leaves_no_object_and_no_unfinished_upload() {
 }
 
 #[test]
-fn curl_and_lftp_and_ftplib_work_with_an_s3_user() {
+fn curl_lftp_ftplib_and_rclone_work_with_an_s3_user() {
     let s3 = start();
     let server = &s3.server;
     let local = server.scratch("local");
@@ -390,6 +395,63 @@ print("ok")
     let run = run_client(&mut cmd, Duration::from_secs(120));
     run.assert_ok("ftplib");
     assert!(run.stdout.contains("ok"), "{}", run.stdout);
+    // rclone's FTP backend (one connection at a time: see rclone.rs).
+    let obscured = support::run_with_stdin(
+        Command::new("rclone").args(["obscure", "-"]),
+        &server.password,
+    );
+    assert!(obscured.status.success(), "rclone obscure: {obscured:?}");
+    let pass = String::from_utf8(obscured.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let port = server.explicit.port().to_string();
+    let rclone = |args: &[&str]| {
+        let mut cmd = Command::new("rclone");
+        cmd.args([
+            "--config",
+            "/dev/null",
+            "--low-level-retries",
+            "1",
+            "--retries",
+            "1",
+        ])
+        .args([
+            "--ftp-host",
+            "127.0.0.1",
+            "--ftp-user",
+            "ftps",
+            "--ftp-port",
+            &port,
+        ])
+        .args([
+            "--ftp-pass",
+            &pass,
+            "--ftp-explicit-tls",
+            "--ftp-no-check-certificate",
+        ])
+        .args(["--transfers", "1", "--checkers", "1"])
+        .args(args);
+        run_client(&mut cmd, Duration::from_secs(300))
+    };
+    let rclone_back = server.scratch("rclone-back");
+    let (local_s, back_s) = (
+        local.display().to_string(),
+        rclone_back.display().to_string(),
+    );
+    rclone(&["copy", &local_s, ":ftp:rclone"]).assert_ok("rclone copy up");
+    rclone(&["copy", ":ftp:rclone", &back_s]).assert_ok("rclone copy down");
+    for f in &files {
+        support::assert_same_content(f, &rclone_back.join(&f.name), "rclone from S3");
+    }
+    rclone(&["delete", ":ftp:rclone"]).assert_ok("rclone delete");
+    assert!(
+        !s3.keys()
+            .iter()
+            .any(|k| k.starts_with("data/rclone/") && !k.ends_with('/')),
+        "{:?}",
+        s3.keys()
+    );
     s3.assert_no_unfinished_uploads("after the clients");
 }
 
@@ -428,7 +490,13 @@ async fn an_unreachable_store_answers_451_and_other_users_keep_working() {
     );
     assert!(added.status.success(), "{added:?}");
 
+    // FEAT before login follows the default storage (local here), after login the user's.
+    let mut anonymous = Control::connect_auth(&server).await;
+    let feat = anonymous.expect("FEAT", 211).await.to_string();
+    assert!(feat.contains("MFMT"), "{feat}");
     let mut remote = Control::login(&server, "remote", "remote-password-1").await;
+    let feat = remote.expect("FEAT", 211).await.to_string();
+    assert!(!feat.contains("MFMT"), "{feat}");
     let (reply, _) = remote.begin("LIST").await;
     assert_eq!(reply.code.0, 451, "{reply}");
     assert!(reply.text().contains("Storage unavailable"), "{reply}");

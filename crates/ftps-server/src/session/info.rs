@@ -99,7 +99,16 @@ impl Session {
             add("EPRT");
         }
         add("MDTM");
-        add("MFMT");
+        // Only where it works: clients such as rclone send MFMT after every upload when it
+        // is listed, and fail the upload when it is refused. Before login, the default
+        // storage tells.
+        let sets_times = match self.login.user() {
+            Some(user) => user.storage().sets_modification_times(),
+            None => self.shared.config.storage.default.is_none(),
+        };
+        if sets_times {
+            add("MFMT");
+        }
         add("SIZE");
         add("REST STREAM");
         add("TVFS");

@@ -69,6 +69,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Sets the modification time of a file or directory.
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> io::Result<()>;
 
+    /// Whether [`Storage::set_modified`] can work here (`FEAT` lists `MFMT` only then).
+    fn sets_modification_times(&self) -> bool {
+        true
+    }
+
     /// Sets the permission bits (`rwx` only) of a file or directory. Backends without
     /// permission bits answer `Unsupported`.
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> io::Result<()> {

@@ -509,6 +509,10 @@ impl Storage for S3Storage {
             .map_err(map_error)
     }
 
+    fn sets_modification_times(&self) -> bool {
+        false
+    }
+
     async fn set_modified(&self, _path: &VirtualPath, _time: SystemTime) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
