@@ -131,6 +131,9 @@ pub struct S3StoreConfig {
     pub retries: usize,
 }
 
+/// The smallest part S3 accepts in a multipart upload (but for the last), 5 MiB.
+pub const S3_MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
 /// Where an S3 store's access keys come from. Never logged, never in a reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -549,7 +552,7 @@ impl Config {
                     "storage.s3.{name}: endpoint and bucket must be set"
                 )));
             }
-            if store.part_size < crate::storage::s3::MIN_PART_SIZE {
+            if store.part_size < S3_MIN_PART_SIZE {
                 return Err(ConfigError::Invalid(format!(
                     "storage.s3.{name}: part_size must be at least 5 MiB (5242880)"
                 )));

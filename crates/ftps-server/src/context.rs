@@ -14,6 +14,7 @@ use crate::config::{ClientCertMode, Config};
 use crate::limits::Limiter;
 use crate::policy::SessionReuse;
 use crate::storage::local::RootCache;
+#[cfg(feature = "s3")]
 use crate::storage::s3::S3Store;
 use crate::tls::{CertResolver, Siblings, TlsSetup};
 use crate::users::UserStore;
@@ -44,6 +45,7 @@ pub struct Shared {
     /// Users' root directories, one open handle per root in use.
     pub roots: RootCache,
     /// The S3 stores of the configuration, by name.
+    #[cfg(feature = "s3")]
     pub s3_stores: std::collections::BTreeMap<String, Arc<S3Store>>,
     /// Logged-in TLS sessions by user and address, whose data connections may resume each
     /// other's tickets.

@@ -17,7 +17,6 @@ use crate::config::{ClientCertMode, Config, ListenerEntry};
 use crate::context::{hash_permits, ListenerContext, Shared, VirtualHost};
 use crate::limits::Limiter;
 use crate::policy::Access;
-use crate::storage::s3::S3Store;
 use crate::tls::{self, CertResolver, TlsError, TlsSetup};
 use crate::users::{self, UserDb, UserStore, UsersError};
 
@@ -137,30 +136,17 @@ impl Server {
         let cache = Duration::from_secs(config.limits.credential_cache_seconds);
         let users = UserStore::open_with_cache(&config.users_path(), cache)?;
         let hosts = load_hosts(&config)?;
-        let mut s3_stores = std::collections::BTreeMap::new();
-        for (name, store) in &config.storage.s3 {
-            let state = Some(config.state_dir.as_path());
-            let store = S3Store::new(name, store, state).map_err(|error| StartError::Storage {
+        #[cfg(feature = "s3")]
+        let s3_stores = open_s3_stores(&config)?;
+        #[cfg(not(feature = "s3"))]
+        if let Some(name) = config.storage.s3.keys().next() {
+            return Err(StartError::Storage {
                 name: name.clone(),
-                error,
-            })?;
-            let store = Arc::new(store);
-            // In the background, and not fatal: the store may come back, and its users get
-            // 451 meanwhile; nobody else waits for it. Then what a killed server left
-            // unfinished there is aborted.
-            let checked = store.clone();
-            tokio::spawn(async move {
-                match checked.check().await {
-                    Ok(()) => {
-                        info!(store = %checked.name(), "S3 store answers");
-                        checked.abort_unfinished_uploads().await;
-                    }
-                    Err(e) => {
-                        warn!(store = %checked.name(), error = %e, "S3 store does not answer")
-                    }
-                }
+                error: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this ftpsd was built without the s3 feature",
+                ),
             });
-            s3_stores.insert(name.clone(), store);
         }
         let local_default = config.storage.default.is_none();
         let stores: Vec<UserStore> = std::iter::once(users.clone())
@@ -202,6 +188,7 @@ impl Server {
                 listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
                 roots: Default::default(),
+                #[cfg(feature = "s3")]
                 s3_stores,
                 siblings: Default::default(),
                 hash_permits: hash_permits(),
@@ -445,6 +432,42 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// The S3 stores of the configuration, each checked, and cleared of what a killed server
+/// left unfinished, in the background.
+#[cfg(feature = "s3")]
+fn open_s3_stores(
+    config: &Config,
+) -> Result<std::collections::BTreeMap<String, Arc<crate::storage::s3::S3Store>>, StartError> {
+    let mut s3_stores = std::collections::BTreeMap::new();
+    for (name, store) in &config.storage.s3 {
+        let state = Some(config.state_dir.as_path());
+        let store = crate::storage::s3::S3Store::new(name, store, state).map_err(|error| {
+            StartError::Storage {
+                name: name.clone(),
+                error,
+            }
+        })?;
+        let store = Arc::new(store);
+        // In the background, and not fatal: the store may come back, and its users get
+        // 451 meanwhile; nobody else waits for it. Then what a killed server left
+        // unfinished there is aborted.
+        let checked = store.clone();
+        tokio::spawn(async move {
+            match checked.check().await {
+                Ok(()) => {
+                    info!(store = %checked.name(), "S3 store answers");
+                    checked.abort_unfinished_uploads().await;
+                }
+                Err(e) => {
+                    warn!(store = %checked.name(), error = %e, "S3 store does not answer")
+                }
+            }
+        });
+        s3_stores.insert(name.clone(), store);
+    }
+    Ok(s3_stores)
 }
 
 /// Removes the temporary files of uploads that were in progress when the server last

@@ -404,11 +404,12 @@ impl Session {
             .as_ref()
             .or(self.shared.config.storage.default.as_ref());
         if let Some(store) = store {
-            let Some(s3) = self.shared.s3_stores.get(store) else {
-                warn!(user = %user.name, store = %store, "the user's storage is not configured");
-                return None;
-            };
-            return Some(Arc::new(s3.user(&user.key_prefix)));
+            #[cfg(feature = "s3")]
+            if let Some(s3) = self.shared.s3_stores.get(store) {
+                return Some(Arc::new(s3.user(&user.key_prefix)));
+            }
+            warn!(user = %user.name, store = %store, "the user's storage is not configured");
+            return None;
         }
         match self.shared.roots.open(&user.root) {
             Ok(root) => Some(Arc::new(LocalStorage::new(root))),

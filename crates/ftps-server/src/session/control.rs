@@ -16,8 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
-use crate::storage::s3::TooManyObjects;
-use crate::storage::StorageUnavailable;
+use crate::storage::{StorageUnavailable, TooManyObjects};
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
 
 /// The longest command line accepted, without its CRLF.

@@ -21,6 +21,7 @@
 
 pub mod local;
 mod path;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 pub use path::VirtualPath;
@@ -229,6 +230,25 @@ pub trait Upload: Send {
 /// A directory's entries (not `.` and `..`), produced as they are read. An entry that
 /// vanished while listing is skipped; an `Err` ends the listing as failed.
 pub type Listing = Box<dyn Iterator<Item = io::Result<Entry>> + Send>;
+
+/// A directory rename that would move more objects than a backend renames at once.
+#[derive(Debug)]
+pub struct TooManyObjects {
+    /// The configured limit (`max_rename_objects`).
+    pub max: usize,
+}
+
+impl fmt::Display for TooManyObjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the directory holds more than {} objects, the most this server renames",
+            self.max
+        )
+    }
+}
+
+impl std::error::Error for TooManyObjects {}
 
 /// The storage itself failed (an object store unreachable, timing out, answering 5xx or
 /// refusing the server's credentials), not the request: answered `451`, and logged with

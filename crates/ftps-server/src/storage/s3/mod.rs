@@ -34,15 +34,15 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, Operator};
 
 use super::{
-    Download, Entry, EntryKind, Listing, Storage, StorageUnavailable, Upload, UploadMode,
-    VirtualPath,
+    Download, Entry, EntryKind, Listing, Storage, StorageUnavailable, TooManyObjects, Upload,
+    UploadMode, VirtualPath,
 };
 use crate::config::{S3Credentials, S3StoreConfig};
 use bridge::{ObjectListing, ObjectReader, ObjectUpload};
 use unfinished::{Journal, Reaper};
 
 /// The smallest part S3 accepts in a multipart upload (but for the last).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub use crate::config::S3_MIN_PART_SIZE as MIN_PART_SIZE;
 
 /// One configured bucket (and key prefix), shared by the sessions of all its users.
 pub struct S3Store {
@@ -520,25 +520,6 @@ impl Storage for S3Storage {
         ))
     }
 }
-
-/// A directory rename that would move more objects than configured.
-#[derive(Debug)]
-pub struct TooManyObjects {
-    /// The configured limit (`max_rename_objects`).
-    pub max: usize,
-}
-
-impl std::fmt::Display for TooManyObjects {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the directory holds more than {} objects, the most this server renames",
-            self.max
-        )
-    }
-}
-
-impl std::error::Error for TooManyObjects {}
 
 /// An opendal error as the `io::Error` the sessions answer from: what the client caused keeps
 /// its kind (`NotFound`, ...), anything about the store itself is [`StorageUnavailable`].
