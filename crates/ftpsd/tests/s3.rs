@@ -584,3 +584,108 @@ async fn kill_9_mid_upload_leaves_no_object_and_the_next_start_aborts_the_unfini
     c.stor("after.bin", b"after").await;
     assert_eq!(s3.keys(), ["data/after.bin"]);
 }
+
+/// A fake store on loopback that answers every request with `status` (a 5xx), or, with
+/// `None`, accepts connections and never answers: the failures an object store has.
+fn misbehaving_store(status: Option<&'static str>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let Some(status) = status else { continue };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n\
+                         Content-Length: 0\r\n\r\n"
+                    );
+                    if conn.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_store_answering_5xx_or_nothing_gets_451_in_bounded_time_and_others_go_on() {
+    let (failing, silent) = (
+        misbehaving_store(Some("503 Slow Down")),
+        misbehaving_store(None),
+    );
+    let store = |name: &str, port: u16| {
+        format!(
+            "[storage.s3.{name}]\nendpoint = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\n\
+             credentials = {{ file = \"creds\" }}\nrequest_timeout_seconds = 2\nretries = 1\n"
+        )
+    };
+    let config = format!("{}{}", store("failing", failing), store("silent", silent));
+    let server = ftpsd().start_with_config_and(&config, |dir| {
+        std::fs::write(
+            dir.join("creds"),
+            "[default]\naws_access_key_id = GK0\naws_secret_access_key = 00\n",
+        )
+        .unwrap();
+    });
+    let config_path = server.config.as_ref().unwrap().display().to_string();
+    for (user, store) in [("on-failing", "failing"), ("on-silent", "silent")] {
+        let added = server.ftpsd(
+            &[
+                "user",
+                "add",
+                user,
+                "--root",
+                user,
+                "--storage",
+                store,
+                "--config",
+                &config_path,
+                "--password-stdin",
+            ],
+            "store-user-password-1\n",
+        );
+        assert!(added.status.success(), "{added:?}");
+    }
+    let started = std::time::Instant::now();
+    let (mut failing, mut silent) = (
+        Control::login(&server, "on-failing", "store-user-password-1").await,
+        Control::login(&server, "on-silent", "store-user-password-1").await,
+    );
+    let mut local = Control::login_default(&server).await;
+    // Both stores' users wait at once, and the local user is served meanwhile.
+    let waiting = async {
+        let a = failing.cmd("SIZE report.csv").await;
+        let b = silent.cmd("MKD inbox").await;
+        (a, b)
+    };
+    let serving = async {
+        local.stor("meanwhile.txt", b"served").await;
+        local.retr("meanwhile.txt").await
+    };
+    let ((a, b), served) = tokio::join!(waiting, serving);
+    assert_eq!(served, b"served");
+    for reply in [&a, &b] {
+        assert_eq!(reply.code.0, 451, "{reply}");
+        assert!(reply.text().contains("Storage unavailable"), "{reply}");
+    }
+    // Two tries of at most 2 s each per request, and a few requests per command.
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?} to give up",
+        started.elapsed()
+    );
+    // The log says what the store answered (the whole log: the retry layer's warnings can
+    // be long).
+    let log = server.log_all();
+    assert!(log.contains("status: 503"), "{}", support::tail(&log, 4000));
+    assert!(log.contains("timeout"), "{}", support::tail(&log, 4000));
+}
