@@ -25,18 +25,18 @@ struct S3 {
 }
 
 fn start() -> S3 {
-    start_with("")
+    start_with_store_option("")
 }
 
-/// [`start`] with more configuration (TOML after the store's table).
-fn start_with(extra: &str) -> S3 {
+/// [`start`] with `option` (TOML lines) in the store's table.
+fn start_with_store_option(option: &str) -> S3 {
     let garage = Garage::start();
     let table = garage.store_table(
         "garage",
         Path::new("s3-credentials"),
-        &format!("part_size = {PART}"),
+        &format!("part_size = {PART}\n{option}"),
     );
-    let config = format!("[storage]\ndefault = \"garage\"\n\n{table}\n{extra}");
+    let config = format!("[storage]\ndefault = \"garage\"\n\n{table}");
     let server = ftpsd().start_with_config_and(&config, |dir| {
         garage.write_credentials_file(&dir.join("s3-credentials"));
     });
@@ -104,6 +104,12 @@ async fn files_go_in_and_out_as_objects_under_the_users_prefix() {
     c.expect("DELE small.txt", 550).await;
     c.expect("SIZE small.txt", 550).await;
     assert_eq!(s3.keys(), ["data/big.bin", "data/empty.bin"]);
+    // STOU: a new object under a new name.
+    let t = c.transfer("STOU", Some(b"unique")).await;
+    c.assert_transfer_ok(&t, "STOU");
+    let name = t.first.text().trim_start_matches("FILE: ").trim().to_string();
+    assert_eq!(c.retr(&name).await, b"unique");
+    c.expect(&format!("DELE {name}"), 250).await;
     s3.assert_no_unfinished_uploads("after uploads");
 }
 
@@ -156,7 +162,7 @@ async fn directories_are_prefixes_and_empty_ones_are_kept_by_a_marker() {
 
 #[tokio::test]
 async fn rename_copies_inside_the_store_files_and_directories() {
-    let s3 = start_with("");
+    let s3 = start();
     let mut c = s3.login().await;
     let big = content(2, PART + 99);
     c.stor("a.bin", &big).await;
@@ -204,21 +210,6 @@ async fn a_directory_over_the_rename_limit_is_refused_and_left_whole() {
     let refused = c.expect("RNTO other", 550).await;
     assert!(refused.text().contains("max_rename_objects"), "{refused}");
     assert_eq!(s3.keys().len(), 5, "{:?}", s3.keys());
-}
-
-/// [`start`] with `option` in the store's table.
-fn start_with_store_option(option: &str) -> S3 {
-    let garage = Garage::start();
-    let table = garage.store_table(
-        "garage",
-        Path::new("s3-credentials"),
-        &format!("part_size = {PART}\n{option}"),
-    );
-    let config = format!("[storage]\ndefault = \"garage\"\n\n{table}");
-    let server = ftpsd().start_with_config_and(&config, |dir| {
-        garage.write_credentials_file(&dir.join("s3-credentials"));
-    });
-    S3 { garage, server }
 }
 
 #[tokio::test]

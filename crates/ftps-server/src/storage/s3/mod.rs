@@ -382,9 +382,19 @@ impl Storage for S3Storage {
             }
             _ => 0,
         };
-        let recorded = match &self.store.journal {
-            Some(journal) => {
-                Some(journal.record(&self.store.name, &format!("{}{key}", self.store.root))?)
+        let full_key = format!("{}{key}", self.store.root);
+        let recorded = match self
+            .store
+            .journal
+            .as_ref()
+            .map(|j| j.record(&self.store.name, &full_key))
+        {
+            Some(Ok(entry)) => Some(entry),
+            // The upload goes on; only a crash in the middle of it would leave its parts
+            // to the bucket's lifecycle rule.
+            Some(Err(e)) => {
+                tracing::warn!(store = %self.store.name, error = %e, "cannot record an upload in the state directory");
+                None
             }
             None => None,
         };
