@@ -107,7 +107,12 @@ async fn files_go_in_and_out_as_objects_under_the_users_prefix() {
     // STOU: a new object under a new name.
     let t = c.transfer("STOU", Some(b"unique")).await;
     c.assert_transfer_ok(&t, "STOU");
-    let name = t.first.text().trim_start_matches("FILE: ").trim().to_string();
+    let name = t
+        .first
+        .text()
+        .trim_start_matches("FILE: ")
+        .trim()
+        .to_string();
     assert_eq!(c.retr(&name).await, b"unique");
     c.expect(&format!("DELE {name}"), 250).await;
     s3.assert_no_unfinished_uploads("after uploads");
