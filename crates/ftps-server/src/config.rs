@@ -146,7 +146,8 @@ pub enum S3Credentials {
     /// `aws_secret_access_key` under `[default]` (a relative path: to the configuration
     /// file's directory).
     File(PathBuf),
-    /// The role of the machine (EC2 instance metadata) only.
+    /// The role of the machine or container only (instance metadata, ECS, web identity):
+    /// never keys from the environment or shared files.
     Instance,
 }
 

@@ -21,8 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use opendal::HttpTransporter;
 use reqsign_aws_v4::{
-    Credential, DefaultCredentialProvider, IMDSv2CredentialProvider, RequestSigner,
-    StaticCredentialProvider,
+    Credential, DefaultCredentialProvider, RequestSigner, StaticCredentialProvider,
 };
 use reqsign_core::{Context, OsEnv, ProvideCredentialChain, Signer};
 use reqsign_file_read_tokio::TokioFileRead;
@@ -106,7 +105,14 @@ impl Reaper {
         let chain = ProvideCredentialChain::new();
         let chain = match &config.credentials {
             S3Credentials::Environment => chain.push(DefaultCredentialProvider::new()),
-            S3Credentials::Instance => chain.push(IMDSv2CredentialProvider::new()),
+            // As opendal's S3 service does for this setting: no keys from the environment
+            // or shared files, the rest of the chain (instance metadata, ECS, web identity).
+            S3Credentials::Instance => chain.push(
+                DefaultCredentialProvider::builder()
+                    .no_env()
+                    .no_profile()
+                    .build(),
+            ),
             S3Credentials::File(path) => {
                 let keys = super::read_credentials_file(path)?;
                 chain.push(StaticCredentialProvider::new(
