@@ -330,3 +330,57 @@ fn user_commands_on_a_missing_user_fail() {
         "user passwd of a missing user: {passwd:?}"
     );
 }
+
+#[test]
+fn user_add_storage_names_a_configured_s3_store_and_creates_nothing_locally() {
+    let dir = support::tempdir();
+    let config = dir.path().join("ftpsd.toml");
+    fs::write(
+        &config,
+        "state_dir = \"state\"\n\
+         [storage.s3.archive]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\n",
+    )
+    .unwrap();
+    let config_s = config.display().to_string();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(support::FTPSD);
+        cmd.args(args).arg("--config").arg(&config_s);
+        support::run_with_stdin(&mut cmd, "carol-password-1\n")
+    };
+    let added = run(&[
+        "user",
+        "add",
+        "carol",
+        "--storage",
+        "archive",
+        "--root",
+        "carol/in",
+        "--password-stdin",
+    ]);
+    assert!(added.status.success(), "{added:?}");
+    // The root is a key prefix: no local directory is made for it.
+    assert!(!dir.path().join("carol").exists());
+    let list = run(&["user", "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("carol\tread-write\ts3:archive:carol/in"),
+        "{listed}"
+    );
+    let users = fs::read_to_string(dir.path().join("state/users.toml")).unwrap();
+    assert!(users.contains("storage = \"archive\""), "{users}");
+    let refused = run(&[
+        "user",
+        "add",
+        "dave",
+        "--storage",
+        "nowhere",
+        "--root",
+        "d",
+        "--password-stdin",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no [storage.s3.nowhere]"),
+        "{refused:?}"
+    );
+}
