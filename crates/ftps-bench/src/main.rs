@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use plan::{exe_dir, Cli, Sub};
+use plan::{Cli, Sub, SubArgs};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -36,9 +36,7 @@ fn main() -> Result<()> {
             busy,
             seconds,
             file_kib,
-            ftpsd,
-            work_dir,
-            out,
+            common,
         }) => {
             procfs::raise_nofile();
             let plan = soak::SoakPlan {
@@ -48,17 +46,8 @@ fn main() -> Result<()> {
                 file_size: file_kib * 1024,
                 sample_every: Duration::from_secs((seconds / 60).clamp(1, 10)),
             };
-            let ftpsd = ftpsd.unwrap_or_else(|| exe_dir().join("ftpsd"));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(soak::run(&ftpsd, &work_dir, &plan))?;
-            print!("{report}");
-            if let Some(out) = out {
-                std::fs::write(&out, &report)
-                    .with_context(|| format!("write {}", out.display()))?;
-            }
-            return Ok(());
+            let ftpsd = common.ftpsd();
+            return report(&common, soak::run(&ftpsd, &common.work_dir, &plan));
         }
         Some(Sub::S3 {
             quick,
@@ -68,9 +57,7 @@ fn main() -> Result<()> {
             repeats,
             part_mib,
             parts_in_flight,
-            ftpsd,
-            work_dir,
-            out,
+            common,
         }) => {
             let (part_size, parts_in_flight) = (part_mib.max(5) << 20, parts_in_flight.max(1));
             let plan = if quick {
@@ -92,17 +79,8 @@ fn main() -> Result<()> {
                     parts_in_flight,
                 }
             };
-            let ftpsd = ftpsd.unwrap_or_else(|| exe_dir().join("ftpsd"));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(s3::run(&ftpsd, &work_dir, &plan))?;
-            print!("{report}");
-            if let Some(out) = out {
-                std::fs::write(&out, &report)
-                    .with_context(|| format!("write {}", out.display()))?;
-            }
-            return Ok(());
+            let ftpsd = common.ftpsd();
+            return report(&common, s3::run(&ftpsd, &common.work_dir, &plan));
         }
         None => {}
     }
@@ -118,6 +96,20 @@ fn main() -> Result<()> {
     }
     if report.errors > 0 {
         bail!("{} workload(s) failed; see the table", report.errors);
+    }
+    Ok(())
+}
+
+/// Runs a subcommand's `run` on a fresh runtime, prints its report and writes it to
+/// `--out` when given.
+fn report(common: &SubArgs, run: impl std::future::Future<Output = Result<String>>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run)?;
+    print!("{report}");
+    if let Some(out) = &common.out {
+        std::fs::write(out, &report).with_context(|| format!("write {}", out.display()))?;
     }
     Ok(())
 }

@@ -38,15 +38,8 @@ pub enum Sub {
         /// Size of each file, KiB.
         #[arg(long, default_value_t = 256)]
         file_kib: usize,
-        /// The ftpsd binary (default: `ftpsd` next to this program).
-        #[arg(long, env = "FTPSD_BIN")]
-        ftpsd: Option<PathBuf>,
-        /// Scratch directory for the server's files.
-        #[arg(long, default_value = "/dev/shm")]
-        work_dir: PathBuf,
-        /// Also write the report to this file.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: SubArgs,
     },
     /// ftpsd with its users' files in Garage (a real S3 server on loopback), beside S3
     /// clients talking to Garage directly, and ftpsd's memory under concurrent uploads
@@ -73,15 +66,8 @@ pub enum Sub {
         /// The store's parts in flight per upload (ftpsd's default: 1).
         #[arg(long, default_value_t = 1)]
         parts_in_flight: usize,
-        /// The ftpsd binary (default: `ftpsd` next to this program).
-        #[arg(long, env = "FTPSD_BIN")]
-        ftpsd: Option<PathBuf>,
-        /// Scratch directory for ftpsd's state.
-        #[arg(long, default_value = "/dev/shm")]
-        work_dir: PathBuf,
-        /// Also write the report to this file.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: SubArgs,
     },
     /// The raw-TLS peer process (started by the benchmark itself).
     TlsPeer {
@@ -93,6 +79,29 @@ pub enum Sub {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+}
+
+/// What the soak and S3 runs take alike.
+#[derive(clap::Args, Clone)]
+pub struct SubArgs {
+    /// The ftpsd binary (default: `ftpsd` next to this program).
+    #[arg(long, env = "FTPSD_BIN")]
+    pub ftpsd: Option<PathBuf>,
+    /// Scratch directory for the server's files.
+    #[arg(long, default_value = "/dev/shm")]
+    pub work_dir: PathBuf,
+    /// Also write the report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl SubArgs {
+    /// The ftpsd binary to run.
+    pub fn ftpsd(&self) -> PathBuf {
+        self.ftpsd
+            .clone()
+            .unwrap_or_else(|| exe_dir().join("ftpsd"))
+    }
 }
 
 #[derive(clap::Args, Clone)]

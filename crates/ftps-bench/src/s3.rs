@@ -13,7 +13,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,12 +254,9 @@ fn operator(garage: &Garage) -> Result<opendal::Operator> {
 
 /// Runs curl with SigV4 signing against `key` of the bucket.
 fn curl(garage: &Garage, args: &[&str], key: &str) -> Result<()> {
-    let out = Command::new("curl")
-        .args(["--silent", "--show-error", "--fail"])
-        .arg("--aws-sigv4")
-        .arg(format!("aws:amz:{REGION}:s3"))
-        .arg("--user")
-        .arg(format!("{}:{}", garage.key_id, garage.secret))
+    let out = garage
+        .signed_curl()
+        .arg("--fail")
         .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
         .args(args)
         .arg(format!("{}/{}/{key}", garage.endpoint, garage.bucket))

@@ -215,15 +215,23 @@ api_bind_addr = "127.0.0.1:{admin}"
         )
     }
 
-    /// A signed S3 `GET` of `path_and_query` (e.g. `/ftps?uploads=`) straight to Garage,
-    /// by curl's SigV4 signing: what the bucket holds, bypassing ftpsd.
-    pub fn s3_get(&self, path_and_query: &str) -> String {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--fail-with-body"])
+    /// curl with SigV4 signing for this Garage and its key: an S3 client as it comes.
+    pub fn signed_curl(&self) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error"])
             .arg("--aws-sigv4")
             .arg(format!("aws:amz:{REGION}:s3"))
             .arg("--user")
-            .arg(format!("{}:{}", self.key_id, self.secret))
+            .arg(format!("{}:{}", self.key_id, self.secret));
+        cmd
+    }
+
+    /// A signed S3 `GET` of `path_and_query` (e.g. `/ftps?uploads=`) straight to Garage,
+    /// by curl's SigV4 signing: what the bucket holds, bypassing ftpsd.
+    pub fn s3_get(&self, path_and_query: &str) -> String {
+        let out = self
+            .signed_curl()
+            .arg("--fail-with-body")
             // The SHA-256 of an empty body, which Garage requires to be sent.
             .arg("-H")
             .arg("x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")

@@ -2,54 +2,7 @@
 
 mod support;
 
-use std::process::Command;
-use std::time::Duration;
-
-use support::{ftpsd, Run, Server};
-
-const TIMEOUT: Duration = Duration::from_secs(300);
-
-/// rclone with an on-the-fly `:ftp:` remote. rclone 1.60 cannot be given a CA for FTP, so
-/// certificate checks are off: the other client tests cover verification.
-fn rclone(server: &Server, implicit: bool, args: &[&str]) -> Run {
-    let obscured = support::run_with_stdin(
-        Command::new("rclone").args(["obscure", "-"]),
-        &server.password,
-    );
-    assert!(obscured.status.success(), "rclone obscure: {obscured:?}");
-    let pass = String::from_utf8(obscured.stdout)
-        .unwrap()
-        .trim()
-        .to_string();
-    let port = if implicit {
-        server.implicit.port()
-    } else {
-        server.explicit.port()
-    };
-    let mut cmd = Command::new("rclone");
-    cmd.args([
-        "--config",
-        "/dev/null",
-        "--low-level-retries",
-        "1",
-        "--retries",
-        "1",
-    ])
-    .args(["--ftp-host", "127.0.0.1", "--ftp-user", "ftps"])
-    .args(["--ftp-port", &port.to_string(), "--ftp-pass", &pass])
-    .arg(if implicit {
-        "--ftp-tls"
-    } else {
-        "--ftp-explicit-tls"
-    })
-    .arg("--ftp-no-check-certificate")
-    // rclone 1.60 (Debian 12) shares one TLS session cache between its connections, so a
-    // data connection can present another control connection's ticket (522): one
-    // connection at a time. Newer rclone keeps a cache per connection.
-    .args(["--transfers", "1", "--checkers", "1"])
-    .args(args);
-    support::run_client(&mut cmd, TIMEOUT)
-}
+use support::{ftpsd, rclone};
 
 fn round_trip(implicit: bool) {
     let server = ftpsd().start();

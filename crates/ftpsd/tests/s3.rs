@@ -391,45 +391,8 @@ print("ok")
     let run = run_client(&mut cmd, Duration::from_secs(120));
     run.assert_ok("ftplib");
     assert!(run.stdout.contains("ok"), "{}", run.stdout);
-    // rclone's FTP backend (one connection at a time: see rclone.rs).
-    let obscured = support::run_with_stdin(
-        Command::new("rclone").args(["obscure", "-"]),
-        &server.password,
-    );
-    assert!(obscured.status.success(), "rclone obscure: {obscured:?}");
-    let pass = String::from_utf8(obscured.stdout)
-        .unwrap()
-        .trim()
-        .to_string();
-    let port = server.explicit.port().to_string();
-    let rclone = |args: &[&str]| {
-        let mut cmd = Command::new("rclone");
-        cmd.args([
-            "--config",
-            "/dev/null",
-            "--low-level-retries",
-            "1",
-            "--retries",
-            "1",
-        ])
-        .args([
-            "--ftp-host",
-            "127.0.0.1",
-            "--ftp-user",
-            "ftps",
-            "--ftp-port",
-            &port,
-        ])
-        .args([
-            "--ftp-pass",
-            &pass,
-            "--ftp-explicit-tls",
-            "--ftp-no-check-certificate",
-        ])
-        .args(["--transfers", "1", "--checkers", "1"])
-        .args(args);
-        run_client(&mut cmd, Duration::from_secs(300))
-    };
+    // rclone's FTP backend.
+    let rclone = |args: &[&str]| support::rclone(server, false, args);
     let rclone_back = server.scratch("rclone-back");
     let (local_s, back_s) = (
         local.display().to_string(),
@@ -451,46 +414,61 @@ print("ok")
     s3.assert_no_unfinished_uploads("after the clients");
 }
 
+/// A `[storage.s3.NAME]` table for a store on a loopback port that is not Garage, with
+/// short timeouts and one retry, reading the dummy keys of [`DUMMY_KEYS`].
+fn loopback_store(name: &str, port: u16) -> String {
+    format!(
+        "[storage.s3.{name}]\nendpoint = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\n\
+         credentials = {{ file = \"creds\" }}\nrequest_timeout_seconds = 2\nretries = 1\n"
+    )
+}
+
+/// The credentials file the stores of [`loopback_store`] read (keys nobody checks).
+const DUMMY_KEYS: &str = "[default]\naws_access_key_id = GK0\naws_secret_access_key = 00\n";
+
+/// ftpsd (default user local) with `stores`, and a user on each (user, store) with the
+/// password `store-user-password-1`.
+fn server_with_store_users(stores: &str, users: &[(&str, &str)]) -> Server {
+    let server = ftpsd().start_with_config_and(stores, |dir| {
+        std::fs::write(dir.join("creds"), DUMMY_KEYS).unwrap();
+    });
+    let config = server.config.as_ref().unwrap().display().to_string();
+    for (user, store) in users {
+        let added = server.ftpsd(
+            &[
+                "user",
+                "add",
+                user,
+                "--root",
+                user,
+                "--storage",
+                store,
+                "--config",
+                &config,
+                "--password-stdin",
+            ],
+            &format!("{STORE_USER_PASSWORD}\n"),
+        );
+        assert!(added.status.success(), "{added:?}");
+    }
+    server
+}
+
+const STORE_USER_PASSWORD: &str = "store-user-password-1";
+
 #[tokio::test]
 async fn an_unreachable_store_answers_451_and_other_users_keep_working() {
     // A store on a port nobody listens on, for one user; the default user stays local.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);
-    let config = format!(
-        "[storage.s3.dead]\nendpoint = \"http://127.0.0.1:{port}\"\nbucket = \"gone\"\n\
-         credentials = {{ file = \"creds\" }}\nrequest_timeout_seconds = 2\nretries = 1\n"
-    );
-    let server = ftpsd().start_with_config_and(&config, |dir| {
-        std::fs::write(
-            dir.join("creds"),
-            "[default]\naws_access_key_id = GK0\naws_secret_access_key = 00\n",
-        )
-        .unwrap();
-    });
-    let config = server.config.as_ref().unwrap().display().to_string();
-    let added = server.ftpsd(
-        &[
-            "user",
-            "add",
-            "remote",
-            "--root",
-            "remote",
-            "--storage",
-            "dead",
-            "--config",
-            &config,
-            "--password-stdin",
-        ],
-        "remote-password-1\n",
-    );
-    assert!(added.status.success(), "{added:?}");
+    let server = server_with_store_users(&loopback_store("dead", port), &[("remote", "dead")]);
 
     // FEAT before login follows the default storage (local here), after login the user's.
     let mut anonymous = Control::connect_auth(&server).await;
     let feat = anonymous.expect("FEAT", 211).await.to_string();
     assert!(feat.contains("MFMT"), "{feat}");
-    let mut remote = Control::login(&server, "remote", "remote-password-1").await;
+    let mut remote = Control::login(&server, "remote", STORE_USER_PASSWORD).await;
     let feat = remote.expect("FEAT", 211).await.to_string();
     assert!(!feat.contains("MFMT"), "{feat}");
     let (reply, _) = remote.begin("LIST").await;
@@ -503,7 +481,7 @@ async fn an_unreachable_store_answers_451_and_other_users_keep_working() {
     local.stor("here.txt", b"fine").await;
     assert_eq!(local.retr("here.txt").await, b"fine");
     assert!(
-        !server.log_text().contains("remote-password-1"),
+        !server.log_all().contains(STORE_USER_PASSWORD),
         "a password in the log"
     );
 }
@@ -618,43 +596,19 @@ async fn a_store_answering_5xx_or_nothing_gets_451_in_bounded_time_and_others_go
         misbehaving_store(Some("503 Slow Down")),
         misbehaving_store(None),
     );
-    let store = |name: &str, port: u16| {
-        format!(
-            "[storage.s3.{name}]\nendpoint = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\n\
-             credentials = {{ file = \"creds\" }}\nrequest_timeout_seconds = 2\nretries = 1\n"
-        )
-    };
-    let config = format!("{}{}", store("failing", failing), store("silent", silent));
-    let server = ftpsd().start_with_config_and(&config, |dir| {
-        std::fs::write(
-            dir.join("creds"),
-            "[default]\naws_access_key_id = GK0\naws_secret_access_key = 00\n",
-        )
-        .unwrap();
-    });
-    let config_path = server.config.as_ref().unwrap().display().to_string();
-    for (user, store) in [("on-failing", "failing"), ("on-silent", "silent")] {
-        let added = server.ftpsd(
-            &[
-                "user",
-                "add",
-                user,
-                "--root",
-                user,
-                "--storage",
-                store,
-                "--config",
-                &config_path,
-                "--password-stdin",
-            ],
-            "store-user-password-1\n",
-        );
-        assert!(added.status.success(), "{added:?}");
-    }
+    let stores = format!(
+        "{}{}",
+        loopback_store("failing", failing),
+        loopback_store("silent", silent)
+    );
+    let server = server_with_store_users(
+        &stores,
+        &[("on-failing", "failing"), ("on-silent", "silent")],
+    );
     let started = std::time::Instant::now();
     let (mut failing, mut silent) = (
-        Control::login(&server, "on-failing", "store-user-password-1").await,
-        Control::login(&server, "on-silent", "store-user-password-1").await,
+        Control::login(&server, "on-failing", STORE_USER_PASSWORD).await,
+        Control::login(&server, "on-silent", STORE_USER_PASSWORD).await,
     );
     let mut local = Control::login_default(&server).await;
     // Both stores' users wait at once, and the local user is served meanwhile.

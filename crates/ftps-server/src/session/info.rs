@@ -246,23 +246,20 @@ impl Session {
         let arg = args.path.clone().unwrap_or_else(|| ".".into());
         let (storage, path) = (user.storage(), user.path(&arg));
         let access = user.access();
-        let opened = match storage.metadata(&path).await {
-            Ok(entry) if entry.kind == EntryKind::Dir => match storage.list(&path).await {
-                Ok(entries) => Ok((entry, Some(entries))),
-                Err(e) => Err(e),
-            },
-            Ok(entry) => Ok((entry, None)),
-            Err(e) => Err(e),
-        };
         // A listing over the control connection: bounded, since it is held in memory.
-        let result = match opened {
-            Ok((entry, entries)) => tokio::task::spawn_blocking(move || {
+        let listed = async {
+            let entry = storage.metadata(&path).await?;
+            let entries = match entry.kind {
+                EntryKind::Dir => Some(storage.list(&path).await?),
+                _ => None,
+            };
+            tokio::task::spawn_blocking(move || {
                 listing_lines(&entry, entries, &args, access, 10_000)
             })
             .await
-            .map_err(std::io::Error::other)?,
-            Err(e) => Err(e),
+            .map_err(std::io::Error::other)?
         };
+        let result = listed.await;
         match result {
             Ok(lines) => {
                 let mut reply = vec![format!("Status of {arg}:")];

@@ -194,7 +194,13 @@ impl Download {
 
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.source {
+        self.source.read(buf)
+    }
+}
+
+impl Read for DownloadSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
             DownloadSource::File(file) => file.read(buf),
             DownloadSource::Reader(reader) => reader.read(buf),
         }

@@ -129,10 +129,7 @@ impl UserDb {
 
     /// Replaces a user's password with a fresh hash of `password`.
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), UsersError> {
-        let entry = self
-            .users
-            .get_mut(name)
-            .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
+        let entry = self.entry_mut(name)?;
         entry.password = Some(hash_password(password)?);
         Ok(())
     }
@@ -143,22 +140,20 @@ impl UserDb {
         name: &str,
         reuse: Option<SessionReuse>,
     ) -> Result<(), UsersError> {
-        let entry = self
-            .users
-            .get_mut(name)
-            .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
-        entry.data_session_reuse = reuse;
+        self.entry_mut(name)?.data_session_reuse = reuse;
         Ok(())
     }
 
     /// Sets or clears the S3 store of a user's files (`None`: the server's default).
     pub fn set_storage(&mut self, name: &str, storage: Option<String>) -> Result<(), UsersError> {
-        let entry = self
-            .users
-            .get_mut(name)
-            .ok_or_else(|| UsersError::NotFound(name.to_owned()))?;
-        entry.storage = storage;
+        self.entry_mut(name)?.storage = storage;
         Ok(())
+    }
+
+    fn entry_mut(&mut self, name: &str) -> Result<&mut UserEntry, UsersError> {
+        self.users
+            .get_mut(name)
+            .ok_or_else(|| UsersError::NotFound(name.to_owned()))
     }
 
     /// The entry for `name`, if there is one.

@@ -92,12 +92,11 @@ impl BlockingData {
         ascii: bool,
         progress: &AtomicU64,
     ) -> TransferResult {
-        let mut source: Box<dyn Read + Send> = match download.into_source() {
+        let mut source = match download.into_source() {
             DownloadSource::File(file) if self.tls.is_none() && !ascii => {
                 return self.sendfile(file, progress)
             }
-            DownloadSource::File(file) => Box::new(file),
-            DownloadSource::Reader(reader) => reader,
+            source => source,
         };
         let mut chunk = Vec::with_capacity(SEND_CHUNK);
         let mut converted = Vec::new();

@@ -32,18 +32,6 @@ impl LocalStorage {
     pub fn root(&self) -> &Root {
         &self.root
     }
-
-    /// Runs `f` on a blocking thread with a clone of the root.
-    async fn blocking<T, F>(&self, f: F) -> io::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
-    {
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || f(&root))
-            .await
-            .map_err(io::Error::other)?
-    }
 }
 
 #[async_trait::async_trait]
@@ -54,37 +42,39 @@ impl Storage for LocalStorage {
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> io::Result<Download> {
         let path = path.clone();
-        self.blocking(move |root| {
-            let (file, len) = root.open_read_blocking(&path, offset)?;
-            Ok(Download::from_file(file, len - offset))
-        })
-        .await
+        self.root
+            .blocking(move |root| {
+                let (file, len) = root.open_read_blocking(&path, offset)?;
+                Ok(Download::from_file(file, len - offset))
+            })
+            .await
     }
 
     async fn create(&self, path: &VirtualPath, mode: UploadMode) -> io::Result<Box<dyn Upload>> {
         let path = path.clone();
-        self.blocking(move |root| {
-            let upload = match mode {
-                UploadMode::Replace => {
-                    let (file, temp) = root.create_temp_blocking(&path)?;
-                    LocalUpload::new(root, file, temp, Publish::RenameTo(path))
-                }
-                UploadMode::Append => {
-                    let file = root.open_write_blocking(&path, WriteMode::Append)?;
-                    LocalUpload::new(root, file, path, Publish::InPlace)
-                }
-                UploadMode::At(offset) => {
-                    let file = root.open_write_blocking(&path, WriteMode::At(offset))?;
-                    LocalUpload::new(root, file, path, Publish::InPlace)
-                }
-                UploadMode::CreateNew => {
-                    let file = root.open_write_blocking(&path, WriteMode::CreateNew)?;
-                    LocalUpload::new(root, file, path, Publish::NewFile)
-                }
-            };
-            Ok(Box::new(upload) as Box<dyn Upload>)
-        })
-        .await
+        self.root
+            .blocking(move |root| {
+                let upload = match mode {
+                    UploadMode::Replace => {
+                        let (file, temp) = root.create_temp_blocking(&path)?;
+                        LocalUpload::new(root, file, temp, Publish::RenameTo(path))
+                    }
+                    UploadMode::Append => {
+                        let file = root.open_write_blocking(&path, WriteMode::Append)?;
+                        LocalUpload::new(root, file, path, Publish::InPlace)
+                    }
+                    UploadMode::At(offset) => {
+                        let file = root.open_write_blocking(&path, WriteMode::At(offset))?;
+                        LocalUpload::new(root, file, path, Publish::InPlace)
+                    }
+                    UploadMode::CreateNew => {
+                        let file = root.open_write_blocking(&path, WriteMode::CreateNew)?;
+                        LocalUpload::new(root, file, path, Publish::NewFile)
+                    }
+                };
+                Ok(Box::new(upload) as Box<dyn Upload>)
+            })
+            .await
     }
 
     /// The directory is opened by the first `next`, on the transfer's thread: the caller

@@ -409,7 +409,7 @@ impl Root {
     }
 
     /// Runs `f` on a blocking thread with a clone of this root.
-    async fn blocking<T, F>(&self, f: F) -> io::Result<T>
+    pub(super) async fn blocking<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
