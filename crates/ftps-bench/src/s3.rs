@@ -3,6 +3,7 @@
 //!
 //! - Through ftpsd: one upload and one download of `size` over FTPS (the benchmark's rustls
 //!   client), with ftpsd's CPU time per GiB.
+//! - Through ftpsd with curl over FTPS, as it comes: what an untuned client sees.
 //! - Direct: the same bytes with opendal (the crate and the part size and concurrency ftpsd
 //!   uses, with no FTP and no TLS in between), and with curl (`--aws-sigv4`, one `PUT` and one
 //!   `GET`, as it comes).
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ftps_testkit::garage::{Garage, REGION};
 
-use crate::client::{self, Control, TlsVersion, CHUNK};
+use crate::client::{self, Control, Target, TlsVersion, CHUNK};
 use crate::plan::{GIB, MIB};
 use crate::procfs;
 use crate::servers::{self, FtpsdOptions};
@@ -144,6 +145,24 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
         curl(&garage, &["--output", "/dev/null"], "direct/curl.bin")?;
         curl_down = curl_down.max(figures(plan.size, t0, 0.0).0);
     }
+    // Through ftpsd, with curl as it comes (FTPS, explicit TLS): the untuned client's view.
+    let (mut ftp_curl_up, mut ftp_curl_down) = (0f64, 0f64);
+    let port = server.addr.port();
+    let url = format!("ftp://localhost:{port}/curl.bin");
+    for _ in 0..plan.repeats {
+        let t0 = Instant::now();
+        curl_ftps(
+            &certs.cert,
+            &target,
+            port,
+            &["--upload-file", &file.display().to_string()],
+            &url,
+        )?;
+        ftp_curl_up = ftp_curl_up.max(figures(plan.size, t0, 0.0).0);
+        let t0 = Instant::now();
+        curl_ftps(&certs.cert, &target, port, &["--output", "/dev/null"], &url)?;
+        ftp_curl_down = ftp_curl_down.max(figures(plan.size, t0, 0.0).0);
+    }
     let _ = std::fs::remove_file(&file);
 
     // Memory under concurrent uploads.
@@ -201,6 +220,10 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
     )?;
     writeln!(
         out,
+        "| through ftpsd, curl (FTPS, as it comes) | {ftp_curl_up:.0} | {ftp_curl_down:.0} | | |"
+    )?;
+    writeln!(
+        out,
         "| direct: opendal, {} MiB parts × {} | {od_up:.0} | {od_down:.0} | | |",
         plan.part_size / (1 << 20),
         plan.parts_in_flight
@@ -211,9 +234,15 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
     )?;
     writeln!(
         out,
-        "| ftpsd ÷ best direct | {:.2} | {:.2} | | |\n",
+        "| ftpsd ÷ best direct | {:.2} | {:.2} | | |",
         up / od_up.max(curl_up),
         down / od_down.max(curl_down)
+    )?;
+    writeln!(
+        out,
+        "| curl: through ftpsd ÷ direct | {:.2} | {:.2} | | |\n",
+        ftp_curl_up / curl_up,
+        ftp_curl_down / curl_down
     )?;
     writeln!(
         out,
@@ -264,6 +293,28 @@ fn curl(garage: &Garage, args: &[&str], key: &str) -> Result<()> {
         .context("run curl")?;
     if !out.status.success() {
         bail!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// curl over explicit FTPS to ftpsd as `target`, trusting the bench's certificate.
+fn curl_ftps(cert: &Path, target: &Target, port: u16, args: &[&str], url: &str) -> Result<()> {
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--ssl-reqd", "--cacert"])
+        .arg(cert)
+        .arg("--resolve")
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg("--user")
+        .arg(format!("{}:{}", target.user, target.password))
+        .args(args)
+        .arg(url)
+        .output()
+        .context("run curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl {args:?} {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
