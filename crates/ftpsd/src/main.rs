@@ -318,7 +318,9 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                         Access::ReadOnly => "read-only",
                         Access::ReadWrite => "read-write",
                     };
-                    let root = match &entry.storage {
+                    // As the server sees it: the user's store, or else the default one.
+                    let store = entry.storage.as_ref().or(config.storage.default.as_ref());
+                    let root = match store {
                         Some(store) => format!("s3:{store}:{}", entry.root.display()),
                         None => db.resolve_root(entry).display().to_string(),
                     };
@@ -340,7 +342,9 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let mut db = UserDb::load_or_empty(&path)?;
             let (password, generated) = obtain_password(password_stdin)?;
-            let root = match &storage {
+            // The user's store: the one named, or else the server's default.
+            let store = storage.as_ref().or(config.storage.default.as_ref());
+            let root = match store {
                 Some(store) => {
                     if !config.storage.s3.contains_key(store) {
                         anyhow::bail!("no [storage.s3.{store}] in the configuration");

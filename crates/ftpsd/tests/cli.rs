@@ -384,3 +384,42 @@ fn user_add_storage_names_a_configured_s3_store_and_creates_nothing_locally() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn user_add_without_storage_keeps_the_root_as_a_key_prefix_of_the_default_store() {
+    let dir = support::tempdir();
+    let config = dir.path().join("ftpsd.toml");
+    fs::write(
+        &config,
+        "state_dir = \"state\"\n[storage]\ndefault = \"archive\"\n\
+         [storage.s3.archive]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(support::FTPSD);
+    cmd.current_dir(dir.path())
+        .args([
+            "user",
+            "add",
+            "erin",
+            "--root",
+            "erin/in",
+            "--password-stdin",
+        ])
+        .arg("--config")
+        .arg(&config);
+    let added = support::run_with_stdin(&mut cmd, "erin-password-1\n");
+    assert!(added.status.success(), "{added:?}");
+    // Neither a local directory nor an absolute path: the default store's key prefix.
+    assert!(!dir.path().join("erin").exists());
+    let users = fs::read_to_string(dir.path().join("state/users.toml")).unwrap();
+    assert!(users.contains("root = \"erin/in\""), "{users}");
+    // The entry names no store, so it follows the default if that changes.
+    assert!(!users.contains("storage ="), "{users}");
+    let mut list = Command::new(support::FTPSD);
+    list.args(["user", "list", "--config"]).arg(&config);
+    let listed = support::run_with_stdin(&mut list, "");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("erin\tread-write\ts3:archive:erin/in"),
+        "{listed:?}"
+    );
+}
