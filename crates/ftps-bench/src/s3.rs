@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ftps_testkit::garage::{Garage, REGION};
+use ftps_testkit::garage::Garage;
 
 use crate::client::{self, Control, Target, TlsVersion, CHUNK};
 use crate::plan::{GIB, MIB};
@@ -98,7 +98,7 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
     }
 
     // Direct, with opendal as ftpsd uses it.
-    let op = operator(&garage)?;
+    let op = garage.operator("/");
     let (mut od_up, mut od_down) = (0f64, 0f64);
     for _ in 0..plan.repeats {
         let t0 = Instant::now();
@@ -265,20 +265,6 @@ pub async fn run(ftpsd: &Path, work_dir: &Path, plan: &S3Plan) -> Result<String>
 fn figures(bytes: u64, t0: Instant, cpu: f64) -> (f64, f64) {
     let secs = t0.elapsed().as_secs_f64();
     (bytes as f64 / MIB as f64 / secs, cpu / (bytes as f64 / GIB))
-}
-
-/// An opendal operator on Garage's bucket, as ftpsd builds its own.
-fn operator(garage: &Garage) -> Result<opendal::Operator> {
-    opendal::install_default();
-    let builder = opendal::services::S3::default()
-        .bucket(&garage.bucket)
-        .endpoint(&garage.endpoint)
-        .region(REGION)
-        .disable_config_load()
-        .disable_ec2_metadata()
-        .access_key_id(&garage.key_id)
-        .secret_access_key(&garage.secret);
-    Ok(opendal::Operator::new(builder)?)
 }
 
 /// Runs curl with SigV4 signing against `key` of the bucket.

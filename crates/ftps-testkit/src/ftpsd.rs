@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::files::tempdir;
 use crate::run::run_with_stdin;
+use crate::storage::{self, Backend, UserFiles};
 
 /// How long the server may take to print its ports.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,6 +69,12 @@ impl Ftpsd {
 
     /// [`Ftpsd::start`] with more command-line flags.
     pub fn start_with_args(&self, extra: &[&str]) -> Server {
+        if Backend::is_s3() {
+            // The storage is configured in a file; the flags still override the rest.
+            let dir = tempdir();
+            let config = self.write_config(dir.path(), "[\"127.0.0.1:0\"]", "");
+            return self.spawn(dir, Some(config), extra, RUST_LOG, &[]);
+        }
         self.spawn(tempdir(), None, extra, RUST_LOG, &[])
     }
 
@@ -112,12 +119,24 @@ impl Ftpsd {
     ) -> Server {
         let dir = tempdir();
         prepare(dir.path());
-        let config = dir.path().join("ftpsd.toml");
-        let text = format!(
+        let config = self.write_config(dir.path(), listen, extra);
+        self.spawn(dir, Some(config), &[], rust_log, wrapper)
+    }
+
+    /// Writes `dir/ftpsd.toml`: the state directory, the listeners and `extra`, and (when
+    /// this run keeps the users' files in S3, and `extra` configures no storage itself) the
+    /// shared Garage as the default storage under a key prefix of this server's own.
+    fn write_config(&self, dir: &Path, listen: &str, extra: &str) -> PathBuf {
+        let config = dir.join("ftpsd.toml");
+        let mut text = format!(
             "state_dir = \"state\"\nlisten = {listen}\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
         );
+        if Backend::is_s3() && !extra.contains("[storage") {
+            text.push('\n');
+            text.push_str(&storage::s3_default_storage(dir, &storage::fresh_prefix()));
+        }
         fs::write(&config, text).expect("write config file");
-        self.spawn(dir, Some(config), &[], rust_log, wrapper)
+        config
     }
 
     /// Runs the server in `dir` (its state in `dir/state`) and waits for its ports.
@@ -326,14 +345,49 @@ impl Server {
             .expect("VmRSS in /proc status")
     }
 
-    /// The data directory of the user `ftps`.
-    pub fn data_dir(&self) -> PathBuf {
-        self.state_dir.join("data")
+    /// The files of the user `ftps`: its local root (`<state>/data`), or its objects in
+    /// Garage when this run keeps the users' files in S3.
+    pub fn files(&self) -> UserFiles {
+        self.user_files("data")
     }
 
-    /// Writes a file into the data directory of the user `ftps`.
+    /// The files of a user whose root the users file gives as `root` (relative to the
+    /// state directory, or absolute): the local directory, or the key prefix in the
+    /// server's S3 store.
+    pub fn user_files(&self, root: &str) -> UserFiles {
+        match self.store_prefix() {
+            Some(prefix) => UserFiles::S3 {
+                prefix: format!("{prefix}/{}/", root.trim_matches('/')),
+            },
+            None => UserFiles::Local(self.state_dir.join(root)),
+        }
+    }
+
+    /// The key prefix of this server's S3 store, when its users' files are in the shared
+    /// Garage (read back from its configuration file).
+    fn store_prefix(&self) -> Option<String> {
+        if !Backend::is_s3() {
+            return None;
+        }
+        let text = fs::read_to_string(self.config.as_ref()?).ok()?;
+        let table = text
+            .split_once(&format!("[storage.s3.{}]", storage::STORE_NAME))?
+            .1;
+        table.lines().find_map(|line| {
+            let value = line.strip_prefix("prefix = \"")?.strip_suffix('"')?;
+            Some(value.to_string())
+        })
+    }
+
+    /// The local data directory of the user `ftps`. Panics when this run keeps the users'
+    /// files in S3: such a test needs a local root by nature.
+    pub fn data_dir(&self) -> PathBuf {
+        self.files().local_path().to_path_buf()
+    }
+
+    /// Writes a file into the root of the user `ftps`.
     pub fn put(&self, name: &str, content: &[u8]) {
-        fs::write(self.data_dir().join(name), content).expect("write file into the root");
+        self.files().put(name, content);
     }
 
     /// Runs `ftpsd ARGS...` (e.g. the `user` subcommands) with `stdin`, and returns its output.
@@ -341,23 +395,37 @@ impl Server {
         run_with_stdin(self.bin.command().args(args), stdin)
     }
 
-    /// Adds a user with its own fresh root directory (returned) via
-    /// `ftpsd user add NAME --root DIR --state-dir DIR --password-stdin EXTRA...`.
-    pub fn add_user(&self, name: &str, password: &str, extra: &[&str]) -> PathBuf {
-        let root = self.dir.path().join(format!("root-{name}"));
-        fs::create_dir_all(&root).expect("create user root");
-        let root_s = root.display().to_string();
+    /// Adds a user with its own fresh, empty root (returned) via
+    /// `ftpsd user add NAME --root ROOT --state-dir DIR --password-stdin EXTRA...`: a local
+    /// directory, or a key prefix of the server's S3 store when this run keeps the users'
+    /// files in S3.
+    pub fn add_user(&self, name: &str, password: &str, extra: &[&str]) -> UserFiles {
+        let (root_arg, files) = if Backend::is_s3() {
+            let root = format!("root-{name}");
+            let files = self.user_files(&root);
+            (root, files)
+        } else {
+            let root = self.dir.path().join(format!("root-{name}"));
+            fs::create_dir_all(&root).expect("create user root");
+            (root.display().to_string(), UserFiles::Local(root))
+        };
         let state = self.state_dir.display().to_string();
         let mut args = vec![
             "user",
             "add",
             name,
             "--root",
-            &root_s,
+            &root_arg,
             "--state-dir",
             &state,
             "--password-stdin",
         ];
+        // The server's configuration names its default store, so that the root is kept as
+        // a key prefix of it.
+        let config = self.config.as_ref().map(|c| c.display().to_string());
+        if let (true, Some(config)) = (Backend::is_s3(), &config) {
+            args.extend(["--config", config.as_str()]);
+        }
         args.extend_from_slice(extra);
         let out = self.ftpsd(&args, &format!("{password}\n"));
         assert!(
@@ -366,7 +434,7 @@ impl Server {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        root
+        files
     }
 
     /// The server's whole stderr so far (not shortened, unlike [`Server::log_text`]).

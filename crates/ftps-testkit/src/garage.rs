@@ -7,7 +7,8 @@
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::files::tempdir;
@@ -24,6 +25,8 @@ pub const REGION: &str = "garage";
 /// A running single-node Garage with one bucket; killed on drop.
 pub struct Garage {
     child: Option<Child>,
+    /// For [`Garage::shared`]: the pipe whose end (when this process ends) stops Garage.
+    lifeline: Option<ChildStdin>,
     dir: tempfile::TempDir,
     config: PathBuf,
     /// `http://127.0.0.1:PORT`, the S3 API.
@@ -60,6 +63,18 @@ impl Garage {
 
     /// Starts a node, gives it a layout, and makes the bucket `ftps` and a key for it.
     pub fn start() -> Garage {
+        Self::start_node(false)
+    }
+
+    /// One Garage for the whole test process, started on first use. A static is never
+    /// dropped, so this node is stopped (and its directory removed) by a shell that waits
+    /// on a pipe from this process: the pipe closes when the process ends, however it ends.
+    pub fn shared() -> &'static Garage {
+        static SHARED: OnceLock<Garage> = OnceLock::new();
+        SHARED.get_or_init(|| Self::start_node(true))
+    }
+
+    fn start_node(tied_to_this_process: bool) -> Garage {
         let dir = tempdir();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
@@ -88,18 +103,38 @@ api_bind_addr = "127.0.0.1:{admin}"
         );
         fs::write(&config, text).expect("write garage.toml");
         let log = fs::File::create(dir.path().join("garage.log")).expect("garage log");
-        let child = Command::new(Self::binary())
-            .arg("-c")
-            .arg(&config)
-            .arg("server")
+        let mut command = if tied_to_this_process {
+            // `read` returns at end of file on the pipe, that is when this process is gone.
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(
+                    "\"$0\" -c \"$1\" server </dev/null & pid=$!; \
+                     read -r _ || true; kill \"$pid\"; wait \"$pid\"; rm -rf \"$2\"",
+                )
+                .arg(Self::binary())
+                .arg(&config)
+                .arg(dir.path())
+                .stdin(Stdio::piped());
+            sh
+        } else {
+            let mut garage = Command::new(Self::binary());
+            garage
+                .arg("-c")
+                .arg(&config)
+                .arg("server")
+                .stdin(Stdio::null());
+            garage
+        };
+        let mut child = command
             .env("RUST_LOG", "garage=warn")
-            .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start garage");
+        let lifeline = child.stdin.take();
         let mut garage = Garage {
             child: Some(child),
+            lifeline,
             dir,
             config,
             endpoint: format!("http://127.0.0.1:{s3}"),
@@ -215,6 +250,26 @@ api_bind_addr = "127.0.0.1:{admin}"
         )
     }
 
+    /// An opendal operator on the bucket under `root` (a key prefix, or `/`), signed with
+    /// the key: the S3 client the tests and the bench use to look at the bucket directly.
+    pub fn operator(&self, root: &str) -> opendal::Operator {
+        opendal::install_default();
+        let builder = opendal::services::S3::default()
+            .bucket(&self.bucket)
+            .endpoint(&self.endpoint)
+            .region(REGION)
+            .root(root)
+            .disable_config_load()
+            .disable_ec2_metadata()
+            .access_key_id(&self.key_id)
+            .secret_access_key(&self.secret);
+        // Retries as ftpsd's own operator does, so that a test never fails on one dropped
+        // request of a loaded machine.
+        opendal::Operator::new(builder)
+            .expect("an S3 operator for Garage")
+            .layer(opendal::layers::RetryLayer::new().with_max_times(3))
+    }
+
     /// curl with SigV4 signing for this Garage and its key: an S3 client as it comes.
     pub fn signed_curl(&self) -> Command {
         let mut cmd = Command::new("curl");
@@ -269,6 +324,8 @@ api_bind_addr = "127.0.0.1:{admin}"
 
 impl Drop for Garage {
     fn drop(&mut self) {
+        // Closing the pipe stops a shared node's shell, which stops the node.
+        drop(self.lifeline.take());
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -11,6 +11,8 @@
 //! - [`pki`]: throw-away certificate authorities, client and server certificates, CRLs.
 //! - [`ftpsd`]: locating the ftpsd binary and running it on ports the OS picks.
 //! - [`garage`]: a real S3 server (Garage) on loopback, for S3-backed users.
+//! - [`storage`]: the test users' files on either backend (`FTPSD_TEST_STORAGE=s3` runs the
+//!   suites with every user's files in Garage).
 //! - [`reference`]: vsftpd, ProFTPD, Pure-FTPd (and ftpsd) with a generated configuration.
 //! - [`files`] and [`run`]: test files with known content, and running client programs.
 
@@ -22,6 +24,7 @@ pub mod line;
 pub mod pki;
 pub mod reference;
 pub mod run;
+pub mod storage;
 pub mod stream;
 pub mod tail;
 pub mod tls;
