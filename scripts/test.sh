@@ -48,6 +48,24 @@ status=${PIPESTATUS[0]}
 set -e
 echo "tests took $((SECONDS - started)) s"
 
+# The same protocol, interoperability and security suites again, with every test user's
+# files in Garage (FTPSD_TEST_STORAGE=s3: each test binary starts one Garage on loopback and
+# stops it when it ends). Tests that need a local file system by nature are skipped by name,
+# each with its reason, in crates/ftpsd/tests/s3-local-only.txt.
+started=$SECONDS
+for suite in protocol commands files security security_more curl lftp ftplib rclone compat; do
+    skips=()
+    while read -r file name _; do
+        [[ $file == "$suite" ]] && skips+=(--skip "$name")
+    done < <(grep -v '^#' crates/ftpsd/tests/s3-local-only.txt)
+    echo "== $suite on S3 storage ($((${#skips[@]} / 2)) local-only tests skipped)"
+    set +e
+    FTPSD_TEST_STORAGE=s3 cargo test -p ftpsd --locked --test "$suite" -- --exact "${skips[@]}" 2>&1 | tee -a "$log"
+    ((PIPESTATUS[0] == 0)) || status=1
+    set -e
+done
+echo "S3 runs took $((SECONDS - started)) s"
+
 # The benchmark's smoke run, so the harness cannot rot: every workload must complete
 # without errors; it asserts nothing about timings.
 bash bench/run.sh --quick || status=$?

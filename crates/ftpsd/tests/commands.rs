@@ -2,20 +2,19 @@
 //! HASH, CLNT, SITE), each with its success and error replies, spoken line by line to a real
 //! ftpsd. Transfers that must be interrupted (ABOR, STAT) open their own data connection.
 
-mod matrix;
 mod support;
 
 use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ftps_proto::Reply;
-use matrix::DualStack;
+use ftps_testkit::storage::{Backend, UserFiles};
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use support::client::{client_config, Control, Passive, Tls};
-use support::{ftpsd, logged_in, Server};
+use support::{ftpsd, logged_in, Server, RUST_LOG};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -40,6 +39,19 @@ async fn start_transfer(c: &mut Control, line: &str) -> (Reply, TlsStream<TcpStr
         .expect("handshake task")
         .expect("data TLS handshake");
     (first, data)
+}
+
+/// Puts `name`, too big to fit in socket buffers, so that a download of it is still running
+/// when the test acts: sparse on a disk; on S3 a real object, smaller but still far larger
+/// than the buffers.
+fn put_big(server: &Server, name: &str) {
+    match server.files() {
+        UserFiles::Local(root) => {
+            let big = fs::File::create(root.join(name)).unwrap();
+            big.set_len(512 * 1024 * 1024).unwrap();
+        }
+        files @ UserFiles::S3 { .. } => files.put(name, &vec![0u8; 64 * 1024 * 1024]),
+    }
 }
 
 /// The feature lines of a FEAT reply, trimmed.
@@ -85,7 +97,7 @@ async fn x_variants_behave_like_their_commands() {
     let pwd = c.expect("XPWD", 257).await;
     assert!(pwd.text().starts_with("\"/\""), "{pwd}");
     c.expect("XMKD dir", 257).await;
-    assert!(server.data_dir().join("dir").is_dir());
+    assert!(server.files().is_dir("dir"));
     c.expect("XMKD dir", 550).await;
     c.expect("XCWD dir", 250).await;
     let pwd = c.expect("XPWD", 257).await;
@@ -132,10 +144,7 @@ async fn stou_stores_under_a_unique_name() {
         let name = text
             .strip_prefix("FILE: ")
             .unwrap_or_else(|| panic!("150 must be `FILE: name` (RFC 1123): {}", t.first));
-        assert_eq!(
-            fs::read(server.data_dir().join("in").join(name)).expect("stored file"),
-            content
-        );
+        assert_eq!(server.files().read(&format!("in/{name}")), content);
         names.push(name.to_string());
     }
     assert_ne!(names[0], names[1], "STOU names must differ");
@@ -147,10 +156,10 @@ async fn stou_stores_under_a_unique_name() {
     );
     let t = c.transfer("STOU", Some(b"")).await;
     c.assert_transfer_ok(&t, "empty STOU");
-    let ro_root = server.add_user("reader", "reader-password-1", &["--read-only"]);
+    let ro_files = server.add_user("reader", "reader-password-1", &["--read-only"]);
     let mut ro = Control::login(&server, "reader", "reader-password-1").await;
     ro.expect("STOU", 550).await;
-    assert_eq!(fs::read_dir(ro_root).expect("root").count(), 0);
+    ro_files.assert_empty("STOU by a read-only user");
     let mut anonymous = Control::connect(server.explicit, &server.fingerprint).await;
     anonymous.auth_tls().await;
     anonymous.expect("STOU", 530).await;
@@ -162,15 +171,19 @@ async fn stou_without_a_data_connection_leaves_no_file() {
     c.expect("STOU", 425).await;
     c.expect("NOOP", 200).await;
     // The reserved name is removed in the background.
-    let mut left = 1;
+    let files = server.files();
+    let mut left = Vec::new();
     for _ in 0..50 {
-        left = fs::read_dir(server.data_dir()).expect("root").count();
-        if left == 0 {
+        left = files.names("");
+        if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(left, 0, "a failed STOU left a file behind");
+    assert!(
+        left.is_empty(),
+        "a failed STOU left a file behind: {left:?}"
+    );
 }
 
 // ---- TYPE A conversion and binary fidelity -------------------------------------------------
@@ -183,10 +196,7 @@ async fn type_a_converts_line_endings_both_ways() {
     c.expect("TYPE A", 200).await;
     // A client in TYPE A sends CRLF; the file is stored with LF.
     c.stor("text.txt", on_wire).await;
-    assert_eq!(
-        fs::read(server.data_dir().join("text.txt")).unwrap(),
-        on_disk
-    );
+    assert_eq!(server.files().read("text.txt"), on_disk);
     // RETR in TYPE A sends CRLF.
     assert_eq!(c.retr("text.txt").await, on_wire);
     c.expect("SIZE text.txt", 550).await;
@@ -204,7 +214,7 @@ async fn binary_round_trip_is_byte_identical() {
     data.extend_from_slice(b"\r\n\n\r\r\n");
     c.expect("TYPE I", 200).await;
     c.stor("blob.bin", &data).await;
-    assert_eq!(fs::read(server.data_dir().join("blob.bin")).unwrap(), data);
+    assert_eq!(server.files().read("blob.bin"), data);
     assert_eq!(c.retr("blob.bin").await, data);
 }
 
@@ -216,8 +226,7 @@ async fn abor_idle_and_during_a_transfer() {
     c.expect("ABOR", 225).await;
     c.expect("ABOR now", 501).await;
     // A file too big to fit in socket buffers, so the transfer is still running.
-    let big = fs::File::create(server.data_dir().join("big")).unwrap();
-    big.set_len(512 * 1024 * 1024).unwrap();
+    put_big(&server, "big");
     let (_, mut data) = start_transfer(&mut c, "RETR big").await;
     let mut buf = vec![0u8; 64 * 1024];
     data.read_exact(&mut buf).await.expect("some data");
@@ -235,8 +244,7 @@ async fn stat_during_a_transfer_and_stat_path() {
     let (server, mut c) = logged_in().await;
     let stat = c.expect("STAT", 211).await;
     assert!(stat.text().contains("Logged in as ftps"), "{stat}");
-    let big = fs::File::create(server.data_dir().join("big")).unwrap();
-    big.set_len(512 * 1024 * 1024).unwrap();
+    put_big(&server, "big");
     let (_, mut data) = start_transfer(&mut c, "RETR big").await;
     let mut buf = vec![0u8; 256 * 1024];
     data.read_exact(&mut buf).await.expect("some data");
@@ -249,7 +257,7 @@ async fn stat_during_a_transfer_and_stat_path() {
     c.expect_reply(426).await;
     c.expect_reply(226).await;
 
-    fs::create_dir(server.data_dir().join("d")).unwrap();
+    server.files().mkdir("d");
     server.put("d/one.txt", b"12345");
     server.put("d/.hidden", b"h");
     let listing = c.expect("STAT d", 213).await;
@@ -313,7 +321,17 @@ const EXPECTED_FEATURES: &[&str] = &[
 async fn feat_lists_exactly_what_is_implemented() {
     let (_server, mut c) = logged_in().await;
     let feat = c.expect("FEAT", 211).await;
-    assert_eq!(features(&feat), EXPECTED_FEATURES, "{feat}");
+    let expected: Vec<&str> = if Backend::is_s3() {
+        // docs/storage.md: MFMT is refused on S3, so not offered to an S3 user.
+        EXPECTED_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| *f != "MFMT")
+            .collect()
+    } else {
+        EXPECTED_FEATURES.to_vec()
+    };
+    assert_eq!(features(&feat), expected, "{feat}");
     c.expect("FEAT x", 501).await;
     // Every feature works: the MLST and HASH selections show in FEAT.
     let mlst = c.expect("OPTS MLST type;size;bogus;", 200).await;
@@ -362,7 +380,7 @@ async fn list_and_nlst_take_ls_options_without_globbing() {
     let (server, mut c) = logged_in().await;
     server.put("visible.txt", b"12345");
     server.put(".hidden", b"x");
-    fs::create_dir(server.data_dir().join("sub")).unwrap();
+    server.files().mkdir("sub");
     let plain = c.listing("LIST").await;
     assert!(
         plain.contains("visible.txt") && !plain.contains(".hidden"),
@@ -408,10 +426,10 @@ async fn utf8_paths_everywhere() {
     c.expect("MKD répertoire", 257).await;
     c.expect("CWD répertoire", 250).await;
     c.stor("日本語 ファイル.txt", b"utf8").await;
-    assert!(server
-        .data_dir()
-        .join("répertoire/日本語 ファイル.txt")
-        .is_file());
+    assert_eq!(
+        server.files().read("répertoire/日本語 ファイル.txt"),
+        b"utf8"
+    );
     let names = c.listing("NLST").await;
     assert_eq!(names.trim_end(), "日本語 ファイル.txt");
     let mlsd = c.listing("MLSD").await;
@@ -429,23 +447,19 @@ async fn utf8_paths_everywhere() {
 #[tokio::test]
 async fn mlst_mlsd_facts_and_selection() {
     let (server, mut c) = logged_in().await;
-    fs::create_dir(server.data_dir().join("d")).unwrap();
+    server.files().mkdir("d");
     server.put("d/f.txt", b"hello");
-    fs::set_permissions(
-        server.data_dir().join("d/f.txt"),
-        fs::Permissions::from_mode(0o640),
-    )
-    .unwrap();
     let mlst = c.expect("MLST d/f.txt", 250).await;
     let entry = mlst.lines[1].clone();
     assert!(entry.starts_with(' '), "RFC 3659 §7.2: {mlst}");
+    // The value of unix.mode: mlst_unix_mode_is_the_files_permission_bits.
     for fact in [
         "type=file;",
         "size=5;",
         "modify=",
         "perm=radfw;",
         "unique=",
-        "unix.mode=0640;",
+        "unix.mode=",
     ] {
         assert!(entry.contains(fact), "MLST lacks {fact}: {entry}");
     }
@@ -459,9 +473,9 @@ async fn mlst_mlsd_facts_and_selection() {
         !root.contains("type=pdir;"),
         "the root has no parent: {root}"
     );
-    c.expect("OPTS MLST size;unix.mode;", 200).await;
+    c.expect("OPTS MLST size;", 200).await;
     let mlst = c.expect("MLST d/f.txt", 250).await;
-    assert_eq!(mlst.lines[1], " size=5;unix.mode=0640; /d/f.txt");
+    assert_eq!(mlst.lines[1], " size=5; /d/f.txt");
     c.expect("OPTS MLST", 200).await;
     let mlst = c.expect("MLST d/f.txt", 250).await;
     assert_eq!(mlst.lines[1], "  /d/f.txt", "no facts selected");
@@ -473,18 +487,54 @@ async fn mlst_mlsd_facts_and_selection() {
 }
 
 #[tokio::test]
+async fn mlst_unix_mode_is_the_files_permission_bits() {
+    let (server, mut c) = logged_in().await;
+    server.files().mkdir("d");
+    server.put("d/f.txt", b"hello");
+    fs::set_permissions(
+        server.data_dir().join("d/f.txt"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let mlst = c.expect("MLST d/f.txt", 250).await;
+    assert!(mlst.lines[1].contains("unix.mode=0640;"), "{mlst}");
+    c.expect("OPTS MLST size;unix.mode;", 200).await;
+    let mlst = c.expect("MLST d/f.txt", 250).await;
+    assert_eq!(mlst.lines[1], " size=5;unix.mode=0640; /d/f.txt");
+}
+
+/// Whole seconds since the epoch.
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
 async fn size_and_mdtm_are_exact() {
     let (server, mut c) = logged_in().await;
+    let before = unix_seconds(SystemTime::now());
     server.put("f", &[7u8; 12345]);
-    let when = UNIX_EPOCH + Duration::from_secs(1_234_567_890);
-    fs::File::options()
-        .write(true)
-        .open(server.data_dir().join("f"))
-        .unwrap()
-        .set_modified(when)
-        .unwrap();
+    let after = unix_seconds(SystemTime::now());
     assert_eq!(c.expect("SIZE f", 213).await.text(), "12345");
-    assert_eq!(c.expect("MDTM f", 213).await.text(), "20090213233130");
+    if Backend::is_s3() {
+        // docs/storage.md: on S3, MDTM is the time the upload completed.
+        let mdtm = c.expect("MDTM f", 213).await;
+        let when = ftps_proto::listing::parse_mdtm_time(&mdtm.text())
+            .unwrap_or_else(|| panic!("MDTM: {mdtm}"));
+        let when = unix_seconds(when);
+        assert!(
+            (before..=after).contains(&when),
+            "MDTM {mdtm} is not the upload's time ({before}..={after})"
+        );
+    } else {
+        let when = UNIX_EPOCH + Duration::from_secs(1_234_567_890);
+        fs::File::options()
+            .write(true)
+            .open(server.data_dir().join("f"))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        assert_eq!(c.expect("MDTM f", 213).await.text(), "20090213233130");
+    }
     c.expect("MKD d", 257).await;
     c.expect("SIZE d", 550).await;
     c.expect("SIZE nope", 550).await;
@@ -550,23 +600,30 @@ async fn rest_beyond_4_gib_on_a_sparse_5_gib_file() {
 async fn mfmt_sets_the_modification_time() {
     let (server, mut c) = logged_in().await;
     server.put("f", b"x");
-    let reply = c.expect("MFMT 20200102030405 f", 213).await;
-    assert_eq!(reply.text(), "Modify=20200102030405; f");
-    assert_eq!(c.expect("MDTM f", 213).await.text(), "20200102030405");
-    let modified = fs::metadata(server.data_dir().join("f"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(
-        modified.duration_since(UNIX_EPOCH).unwrap().as_secs(),
-        1_577_934_245
-    );
     c.expect("MKD d", 257).await;
-    c.expect("MFMT 20200102030405 d", 213).await;
+    if Backend::is_s3() {
+        // docs/storage.md: refused with 502 on S3, where an object's time is when it was
+        // written; the time stays.
+        let written = c.expect("MDTM f", 213).await.text();
+        c.expect("MFMT 20200102030405 f", 502).await;
+        assert_eq!(c.expect("MDTM f", 213).await.text(), written);
+        c.expect("MFMT 20200102030405 d", 502).await;
+        c.expect("MFMT 20200102030405 nope", 502).await;
+    } else {
+        let reply = c.expect("MFMT 20200102030405 f", 213).await;
+        assert_eq!(reply.text(), "Modify=20200102030405; f");
+        assert_eq!(c.expect("MDTM f", 213).await.text(), "20200102030405");
+        let modified = fs::metadata(server.data_dir().join("f"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(unix_seconds(modified), 1_577_934_245);
+        c.expect("MFMT 20200102030405 d", 213).await;
+        c.expect("MFMT 20200102030405 nope", 550).await;
+    }
     c.expect("MFMT 2020 f", 501).await;
     c.expect("MFMT 20201301000000 f", 501).await;
     c.expect("MFMT 20200102030405", 501).await;
-    c.expect("MFMT 20200102030405 nope", 550).await;
     server.add_user("reader", "reader-password-1", &["--read-only"]);
     let mut ro = Control::login(&server, "reader", "reader-password-1").await;
     ro.expect("MFMT 20200102030405 anything", 550).await;
@@ -618,16 +675,26 @@ async fn site_chmod_and_help() {
             .mode()
             & 0o7777
     };
-    c.expect("SITE CHMOD 600 f", 200).await;
-    assert_eq!(mode(&server), 0o600);
-    c.expect("site chmod 0644 f", 200).await;
-    assert_eq!(mode(&server), 0o644);
+    // docs/storage.md: refused with 502 on S3, where objects have no permission bits.
+    if Backend::is_s3() {
+        c.expect("SITE CHMOD 600 f", 502).await;
+        c.expect("site chmod 0644 f", 502).await;
+    } else {
+        c.expect("SITE CHMOD 600 f", 200).await;
+        assert_eq!(mode(&server), 0o600);
+        c.expect("site chmod 0644 f", 200).await;
+        assert_eq!(mode(&server), 0o644);
+    }
     // No setuid, setgid or sticky bits; nothing that is not octal.
     c.expect("SITE CHMOD 4755 f", 501).await;
     c.expect("SITE CHMOD u+x f", 501).await;
     c.expect("SITE CHMOD 644", 501).await;
-    assert_eq!(mode(&server), 0o644);
-    c.expect("SITE CHMOD 644 nope", 550).await;
+    if Backend::is_s3() {
+        c.expect("SITE CHMOD 644 nope", 502).await;
+    } else {
+        assert_eq!(mode(&server), 0o644);
+        c.expect("SITE CHMOD 644 nope", 550).await;
+    }
     let help = c.expect("SITE HELP", 214).await;
     assert!(help.text().contains("SITE CHMOD"), "{help}");
     // Nothing that copies or executes.
@@ -643,8 +710,26 @@ async fn site_chmod_and_help() {
 
 // ---- RFC 2428: EPSV, EPRT, IPv6, EPSV ALL --------------------------------------------------
 
+/// A server listening on 127.0.0.1 and [::1]; returns it with the two explicit addresses.
+fn dual_stack() -> (Server, SocketAddr, SocketAddr) {
+    let server =
+        ftpsd().start_with_listen_and("[\"127.0.0.1:0\", \"[::1]:0\"]", "", RUST_LOG, |_| {});
+    let v4 = server
+        .explicit_all
+        .iter()
+        .copied()
+        .find(SocketAddr::is_ipv4);
+    let v6 = server
+        .explicit_all
+        .iter()
+        .copied()
+        .find(SocketAddr::is_ipv6);
+    let (v4, v6) = (v4.expect("an IPv4 listener"), v6.expect("an IPv6 listener"));
+    (server, v4, v6)
+}
+
 /// Logs in as `ftps` on one of a dual-stack server's addresses.
-async fn dual_login(server: &DualStack, addr: SocketAddr) -> Control {
+async fn dual_login(server: &Server, addr: SocketAddr) -> Control {
     let mut c = Control::connect(addr, &server.fingerprint).await;
     c.auth_tls().await;
     c.user_pass("ftps", &server.password).await;
@@ -678,9 +763,9 @@ async fn active_transfer(c: &mut Control, local: std::net::IpAddr, line: &str) -
 
 #[tokio::test]
 async fn epsv_and_eprt_over_ipv4_and_ipv6() {
-    let server = DualStack::start();
-    fs::write(server.data.join("f"), b"over both families").unwrap();
-    for addr in [server.v4, server.v6] {
+    let (server, v4, v6) = dual_stack();
+    server.put("f", b"over both families");
+    for addr in [v4, v6] {
         let mut c = dual_login(&server, addr).await;
         c.passive = Passive::Epsv;
         assert_eq!(c.retr("f").await, b"over both families", "EPSV via {addr}");
@@ -701,7 +786,7 @@ async fn epsv_and_eprt_over_ipv4_and_ipv6() {
         let own = addr.ip();
         c.expect(&format!("EPRT |{mine}|{own}|21|"), 504).await;
     }
-    let mut v6 = dual_login(&server, server.v6).await;
+    let mut v6 = dual_login(&server, v6).await;
     v6.expect("PASV", 425).await;
 }
 
@@ -760,14 +845,11 @@ async fn clear_data_transfers_when_the_administrator_allows_them() {
     c.expect("REST 1048576", 350).await;
     assert_eq!(c.retr("big.bin").await, &big[1024 * 1024..]);
     c.stor("up.bin", &big).await;
-    assert_eq!(fs::read(server.data_dir().join("up.bin")).unwrap(), big);
+    assert_eq!(server.files().read("up.bin"), big);
     c.expect("TYPE A", 200).await;
     assert_eq!(c.retr("text.txt").await, b"one\r\ntwo\r\n");
     c.stor("up.txt", b"a\r\nb\r\n").await;
-    assert_eq!(
-        fs::read(server.data_dir().join("up.txt")).unwrap(),
-        b"a\nb\n"
-    );
+    assert_eq!(server.files().read("up.txt"), b"a\nb\n");
 }
 
 /// An upload stopped by ABOR never becomes the file, even in clear, where the end of the
@@ -791,16 +873,13 @@ async fn abor_during_an_upload_leaves_no_file() {
         c.expect_reply(426).await;
         c.expect_reply(226).await;
         drop(data);
+        let files = server.files();
         assert_eq!(
-            fs::read(server.data_dir().join("kept.bin")).unwrap(),
+            files.read("kept.bin"),
             b"earlier version",
             "protected: {protected}"
         );
-        assert_eq!(
-            support::file_names(&server.data_dir()),
-            ["kept.bin"],
-            "protected: {protected}"
-        );
+        assert_eq!(files.names(""), ["kept.bin"], "protected: {protected}");
         c.expect("NOOP", 200).await;
     }
 }

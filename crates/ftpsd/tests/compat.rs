@@ -17,7 +17,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use matrix::{assert_same_tree, make_tree, url_path, DualStack, TREE};
+use ftps_testkit::storage::UserFiles;
+use matrix::{assert_same_tree, assert_same_user_tree, make_tree, url_path, DualStack, TREE};
 use support::client::{client_config, Tls};
 use support::{ftpsd, run_client, Run, Server};
 
@@ -208,8 +209,17 @@ fn local_dirs(server_dir: &Path) -> (PathBuf, PathBuf) {
     (local, down)
 }
 
-fn assert_gone(path: &Path, what: &str) {
-    assert!(!path.exists(), "{what}: {} still exists", path.display());
+fn assert_gone(files: &UserFiles, name: &str, what: &str) {
+    assert!(!files.exists(name), "{what}: {name} still exists");
+}
+
+/// Asserts that `dir/renamed` is a file and `dir/old` is gone.
+fn assert_renamed(files: &UserFiles, dir: &str, old: &str, renamed: &str) {
+    let (old, renamed) = (format!("{dir}/{old}"), format!("{dir}/{renamed}"));
+    assert!(
+        !files.is_dir(&renamed) && files.try_read(&renamed).is_some() && !files.exists(&old),
+        "after the rename: {renamed} should be a file and {old} gone"
+    );
 }
 
 // ---- curl --------------------------------------------------------------------------------
@@ -261,7 +271,8 @@ fn curl(case: Curl) {
         let url = format!("{base}/tree/{}", url_path(rel));
         curl_run(&with(&["--ftp-create-dirs", "-T", &file, &url])).assert_ok("curl upload");
     }
-    assert_same_tree(&local, &server.data_dir().join("tree"), "curl upload");
+    let files = server.files();
+    assert_same_user_tree(&local, &files, "tree", "curl upload");
     let listing = curl_run(&with(&[&format!("{base}/tree/sub/")]));
     listing.assert_ok("curl LIST");
     assert!(
@@ -283,8 +294,11 @@ fn curl(case: Curl) {
     let notes = local.join("sub/deeper/notes.txt").display().to_string();
     let ascii_url = format!("{base}/ascii.txt");
     curl_run(&with(&["-B", "--crlf", "-T", &notes, &ascii_url])).assert_ok("curl TYPE A upload");
-    let stored = fs::read(server.data_dir().join("ascii.txt")).expect("TYPE A upload");
-    assert_eq!(stored, matrix::NOTES, "TYPE A upload on disk");
+    assert_eq!(
+        files.read("ascii.txt"),
+        matrix::NOTES,
+        "TYPE A upload on disk"
+    );
     let text = curl_run(&with(&["-B", &ascii_url]));
     text.assert_ok("curl TYPE A download");
     assert_eq!(text.stdout.as_bytes(), matrix::NOTES, "TYPE A download");
@@ -303,8 +317,7 @@ fn curl(case: Curl) {
         &format!("{base}/"),
     ]);
     curl_run(&rename).assert_ok("curl rename");
-    let tree = server.data_dir().join("tree");
-    assert!(tree.join("renamed.bin").is_file() && !tree.join("one.bin").exists());
+    assert_renamed(&files, "tree", "one.bin", "renamed.bin");
     let mut delete = Vec::new();
     for (rel, _) in TREE {
         let rel = if rel == "one.bin" { "renamed.bin" } else { rel };
@@ -317,7 +330,7 @@ fn curl(case: Curl) {
     args.extend(delete);
     args.push(format!("{base}/"));
     curl_run(&args).assert_ok("curl delete");
-    assert_gone(&tree, "curl delete");
+    assert_gone(&files, "tree", "curl delete");
 }
 
 /// Three uploads in one curl command over `tls_max`.
@@ -348,8 +361,7 @@ fn curl_several_uploads(tls_max: &str) {
     let server = ftpsd().start();
     several_uploads_run(&server, tls_max).assert_ok("three uploads in one curl command");
     for i in 0..3u8 {
-        let stored = fs::read(server.data_dir().join(format!("f{i}"))).expect("stored");
-        assert_eq!(stored, vec![i; 1000]);
+        assert_eq!(server.files().read(&format!("f{i}")), vec![i; 1000]);
     }
 }
 
@@ -368,7 +380,7 @@ fn curl_active_7_88() {
         version.lines().next().unwrap_or("")
     );
     let server = ftpsd().start_with_config("[timeouts]\ntls_handshake = 2\n");
-    fs::write(server.data_dir().join("f"), b"active").expect("file");
+    server.put("f", b"active");
     let run = curl_run(&[
         "-k".into(),
         "--ssl-reqd".into(),
@@ -433,11 +445,11 @@ fn lftp_run(server: &Server, case: &Lftp, body: &str) -> Run {
 fn lftp(case: Lftp) {
     let server = ftpsd().start();
     let (local, down) = local_dirs(server.dir.path());
-    let tree = server.data_dir().join("tree");
+    let files = server.files();
     let p = case.parallel;
     let up = format!("mirror -R --parallel={p} \"{}\" /tree", local.display());
     lftp_run(&server, &case, &up).assert_ok("lftp mirror -R");
-    assert_same_tree(&local, &tree, "lftp mirror -R");
+    assert_same_user_tree(&local, &files, "tree", "lftp mirror -R");
     let list = lftp_run(&server, &case, "cls -l /tree/sub");
     list.assert_ok("lftp cls");
     assert!(list.stdout.contains("mib-plus-one.bin"), "{list}");
@@ -445,9 +457,9 @@ fn lftp(case: Lftp) {
     lftp_run(&server, &case, &get).assert_ok("lftp mirror");
     assert_same_tree(&local, &down, "lftp mirror");
     lftp_run(&server, &case, "mv /tree/one.bin /tree/renamed.bin").assert_ok("lftp mv");
-    assert!(tree.join("renamed.bin").is_file() && !tree.join("one.bin").exists());
+    assert_renamed(&files, "tree", "one.bin", "renamed.bin");
     lftp_run(&server, &case, "rm -r /tree").assert_ok("lftp rm -r");
-    assert_gone(&tree, "lftp rm -r");
+    assert_gone(&files, "tree", "lftp rm -r");
 }
 
 // ---- rclone ------------------------------------------------------------------------------
@@ -466,7 +478,7 @@ fn rclone(case: Rclone) {
         let root = server.add_user("rclone", password, &["--data-session-reuse", "optional"]);
         ("rclone", password.to_string(), root)
     } else {
-        ("ftps", server.password.clone(), server.data_dir())
+        ("ftps", server.password.clone(), server.files())
     };
     let obscured = Command::new("rclone")
         .args(["obscure", &password])
@@ -504,10 +516,9 @@ fn rclone(case: Rclone) {
         }
         run_client(&mut cmd, TIMEOUT)
     };
-    let tree = root.join("tree");
     let local_s = local.display().to_string();
     run(&["copy", &local_s, ":ftp:tree"]).assert_ok("rclone copy up");
-    assert_same_tree(&local, &tree, "rclone copy up");
+    assert_same_user_tree(&local, &root, "tree", "rclone copy up");
     let json = run(&["lsjson", "-R", ":ftp:tree"]);
     json.assert_ok("rclone lsjson");
     assert!(
@@ -520,11 +531,11 @@ fn rclone(case: Rclone) {
     fs::remove_file(local.join("one.bin")).expect("remove local file");
     fs::write(local.join("sub/added.txt"), b"added by sync").expect("add local file");
     run(&["sync", &local_s, ":ftp:tree"]).assert_ok("rclone sync");
-    assert_same_tree(&local, &tree, "rclone sync");
+    assert_same_user_tree(&local, &root, "tree", "rclone sync");
     run(&["moveto", ":ftp:tree/sub/added.txt", ":ftp:tree/renamed.txt"]).assert_ok("rclone moveto");
-    assert!(tree.join("renamed.txt").is_file() && !tree.join("sub/added.txt").exists());
+    assert_renamed(&root, "tree", "sub/added.txt", "renamed.txt");
     run(&["purge", ":ftp:tree"]).assert_ok("rclone purge");
-    assert_gone(&tree, "rclone purge");
+    assert_gone(&root, "tree", "rclone purge");
 }
 
 // ---- Python ftplib -----------------------------------------------------------------------
@@ -543,9 +554,9 @@ fn ftplib(case: Ftplib) {
     if case.ipv6 {
         let dual = DualStack::start();
         (dir, state, data, addr) = (
-            dual.dir.path().to_path_buf(),
+            dual.server.dir.path().to_path_buf(),
             dual.state.clone(),
-            dual.data.clone(),
+            dual.files(),
             dual.v6,
         );
         (user, password) = ("ftps".to_string(), dual.password.clone());
@@ -558,7 +569,7 @@ fn ftplib(case: Ftplib) {
             server.explicit,
         );
         if case.reuse {
-            (user, password, data) = ("ftps".into(), server.password.clone(), server.data_dir());
+            (user, password, data) = ("ftps".into(), server.password.clone(), server.files());
         } else {
             let root = server.add_user(
                 "stock",
@@ -585,18 +596,20 @@ fn ftplib(case: Ftplib) {
             .env("FTP_CAFILE", state.join("cert.pem"));
         run_client(&mut cmd, TIMEOUT)
     };
-    let tree = data.join("tree");
     run("upload").assert_ok("ftplib upload");
-    assert_same_tree(&local, &tree, "ftplib upload");
+    assert_same_user_tree(&local, &data, "tree", "ftplib upload");
     // storlines (TYPE A, CRLF on the wire) of a file with LF endings: stored with LF.
-    let ascii = fs::read(data.join("ascii.txt")).expect("TYPE A upload");
-    assert_eq!(ascii, matrix::NOTES, "TYPE A upload on disk");
+    assert_eq!(
+        data.read("ascii.txt"),
+        matrix::NOTES,
+        "TYPE A upload on disk"
+    );
     run("download").assert_ok("ftplib download");
     assert_same_tree(&local, &down, "ftplib download");
     let binary = fs::read(dir.join("ascii-binary.txt")).expect("TYPE I download");
     assert_eq!(binary, matrix::NOTES, "TYPE A upload fetched in TYPE I");
     run("cleanup").assert_ok("ftplib rename and delete");
-    assert_gone(&tree, "ftplib delete");
+    assert_gone(&data, "tree", "ftplib delete");
 }
 
 // ---- suppaftp ----------------------------------------------------------------------------
@@ -630,7 +643,7 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
         );
         ("suppa", "suppa-password-1".to_string(), root)
     } else {
-        ("ftps", server.password.clone(), server.data_dir())
+        ("ftps", server.password.clone(), server.files())
     };
     let mut ftp = suppaftp_connect(&server, tls, user, &password);
     for dir in ["tree", "tree/sub", "tree/sub/deeper"] {
@@ -641,7 +654,7 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
         ftp.put_file(format!("tree/{rel}"), &mut file)
             .unwrap_or_else(|e| panic!("STOR {rel}: {e}"));
     }
-    assert_same_tree(&local, &root.join("tree"), "suppaftp upload");
+    assert_same_user_tree(&local, &root, "tree", "suppaftp upload");
     let listing = ftp.list(Some("tree/sub")).expect("LIST");
     assert!(
         listing.iter().any(|l| l.ends_with(" mib-plus-one.bin")),
@@ -665,8 +678,7 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
     );
     ftp.rename("tree/one.bin", "tree/renamed.bin")
         .expect("rename");
-    let tree = root.join("tree");
-    assert!(tree.join("renamed.bin").is_file() && !tree.join("one.bin").exists());
+    assert_renamed(&root, "tree", "one.bin", "renamed.bin");
     for (rel, _) in TREE {
         let rel = if rel == "one.bin" { "renamed.bin" } else { rel };
         ftp.rm(format!("tree/{rel}")).expect("DELE");
@@ -674,7 +686,7 @@ fn suppaftp(tls: Tls, optional_reuse: bool) {
     for dir in ["tree/sub/deeper", "tree/sub", "tree"] {
         ftp.rmdir(dir).expect("RMD");
     }
-    assert_gone(&tree, "suppaftp delete");
+    assert_gone(&root, "tree", "suppaftp delete");
     ftp.quit().expect("QUIT");
 }
 
@@ -688,10 +700,7 @@ fn suppaftp_many_uploads() {
             .unwrap_or_else(|e| panic!("upload {i}: {e}\n{}", server.log_text()));
     }
     for i in 1..=50u32 {
-        assert_eq!(
-            fs::read(server.data_dir().join(format!("up{i}"))).unwrap(),
-            b"data"
-        );
+        assert_eq!(server.files().read(&format!("up{i}")), b"data");
     }
     assert!(!server.log_all().contains("did not resume"));
     ftp.quit().expect("QUIT");

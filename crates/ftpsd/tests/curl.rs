@@ -48,7 +48,9 @@ fn round_trip(server: &Server, base: &str, explicit: bool) {
         });
     }
     for f in &files {
-        support::assert_same_content(f, &server.data_dir().join(&f.name), "uploaded by curl");
+        server
+            .files()
+            .assert_same_content(f, &f.name, "uploaded by curl");
     }
 
     let listing = run("list", &mut |cmd| {
@@ -73,7 +75,7 @@ fn round_trip(server: &Server, base: &str, explicit: bool) {
         }
         cmd.arg(format!("{base}/"));
     });
-    support::assert_no_files(&server.data_dir(), "after curl DELE");
+    server.files().assert_empty("after curl DELE");
     for f in &files {
         assert!(
             !after.stdout.contains(&f.name),

@@ -120,7 +120,8 @@ impl Drop for SmallDisk {
 #[tokio::test]
 async fn a_full_disk_refuses_the_upload_keeps_nothing_and_serves_the_next_client() {
     let server = ftpsd().start();
-    let root = server.add_user("small", "small-password-1", &[]);
+    let files = server.add_user("small", "small-password-1", &[]);
+    let root = files.local_path().to_path_buf();
     let _disk = SmallDisk::mount(&root, "2m");
     fs::write(root.join("existing.bin"), b"before").unwrap();
     let mut c = Control::login(&server, "small", "small-password-1").await;

@@ -5,6 +5,7 @@ mod support;
 
 use std::fs;
 
+use ftps_testkit::storage::Backend;
 use support::client::{client_config, Control, Tls};
 use support::{ftpsd, logged_in};
 
@@ -20,8 +21,8 @@ async fn utf8_and_spaces_in_names() {
     ] {
         c.stor(name, name.as_bytes()).await;
         assert_eq!(
-            fs::read(server.data_dir().join(name)).unwrap(),
-            name.as_bytes(),
+            server.files().try_read(name).as_deref(),
+            Some(name.as_bytes()),
             "{name:?} stored under another name"
         );
         assert_eq!(c.retr(name).await, name.as_bytes(), "RETR {name:?}");
@@ -80,9 +81,10 @@ async fn commands_are_case_insensitive() {
 #[tokio::test]
 async fn relative_paths_follow_the_working_directory() {
     let (server, mut c) = logged_in().await;
-    fs::create_dir_all(server.data_dir().join("a/b")).unwrap();
-    fs::write(server.data_dir().join("a/b/f"), b"deep").unwrap();
-    fs::write(server.data_dir().join("top"), b"top").unwrap();
+    let files = server.files();
+    files.mkdir("a/b");
+    files.put("a/b/f", b"deep");
+    files.put("top", b"top");
     c.expect("CWD a", 250).await;
     c.expect("CWD b", 250).await;
     assert_eq!(c.retr("f").await, b"deep");
@@ -106,7 +108,7 @@ async fn relative_paths_follow_the_working_directory() {
 async fn list_accepts_ls_options() {
     // Clients send `LIST -a` or `LIST -la`: options, not a file named "-la".
     let (server, mut c) = logged_in().await;
-    fs::write(server.data_dir().join("visible"), b"x").unwrap();
+    server.put("visible", b"x");
     for cmd in ["LIST -a", "LIST -la", "LIST -l"] {
         let list = c.listing(cmd).await;
         assert!(
@@ -132,8 +134,9 @@ async fn empty_directory_listings() {
 #[tokio::test]
 async fn large_directory_listing() {
     let (server, mut c) = logged_in().await;
+    let files = server.files();
     for i in 0..3000 {
-        fs::write(server.data_dir().join(format!("file-{i:05}")), b"").unwrap();
+        files.put(&format!("file-{i:05}"), b"");
     }
     let nlst = c.listing("NLST").await;
     assert_eq!(nlst.lines().count(), 3000);
@@ -147,13 +150,14 @@ async fn large_directory_listing() {
 #[tokio::test]
 async fn rename_across_directories_and_over_files() {
     let (server, mut c) = logged_in().await;
-    let root = server.data_dir();
-    fs::create_dir(root.join("d")).unwrap();
-    fs::write(root.join("a"), b"A").unwrap();
-    fs::write(root.join("b"), b"B").unwrap();
+    let files = server.files();
+    files.mkdir("d");
+    files.put("a", b"A");
+    files.put("b", b"B");
     c.expect("RNFR a", 350).await;
     c.expect("RNTO d/a2", 250).await;
-    assert_eq!(fs::read(root.join("d/a2")).unwrap(), b"A");
+    assert_eq!(files.read("d/a2"), b"A");
+    assert!(!files.exists("a"), "the renamed file is still there");
     // RNFR then another command: the pending rename is forgotten.
     c.expect("RNFR b", 350).await;
     c.expect("NOOP", 200).await;
@@ -162,24 +166,32 @@ async fn rename_across_directories_and_over_files() {
     c.expect("RNFR d/a2", 350).await;
     let reply = c.cmd("RNTO b").await;
     match reply.code.0 {
-        250 => assert_eq!(fs::read(root.join("b")).unwrap(), b"A"),
-        550 | 553 => assert_eq!(fs::read(root.join("b")).unwrap(), b"B"),
+        250 => assert_eq!(files.read("b"), b"A"),
+        550 | 553 => assert_eq!(files.read("b"), b"B"),
         _ => panic!("RNTO onto a file: {reply}"),
     }
     // A directory with its content.
-    fs::write(root.join("d/inner"), b"i").unwrap();
+    files.put("d/inner", b"i");
     c.expect("RNFR d", 350).await;
     c.expect("RNTO e", 250).await;
-    assert_eq!(fs::read(root.join("e/inner")).unwrap(), b"i");
+    assert_eq!(files.read("e/inner"), b"i");
 }
 
 #[tokio::test]
 async fn stor_onto_a_directory_fails() {
     let (server, mut c) = logged_in().await;
-    fs::create_dir(server.data_dir().join("d")).unwrap();
+    server.files().mkdir("d");
     let t = c.transfer("STOR d", Some(b"x")).await;
     assert_eq!(t.code(), 550, "{t:?}");
-    assert!(server.data_dir().join("d").is_dir());
+    assert!(server.files().is_dir("d"));
+    if Backend::is_s3() {
+        // A key `d` could sit beside the directory's keys `d/...`.
+        assert_eq!(
+            server.files().try_read("d"),
+            None,
+            "STOR d wrote an object d"
+        );
+    }
     c.expect("SIZE d", 550).await;
 }
 
@@ -188,19 +200,16 @@ async fn stor_into_a_missing_directory_fails() {
     let (server, mut c) = logged_in().await;
     let t = c.transfer("STOR nodir/f", Some(b"x")).await;
     assert_eq!(t.code(), 550, "{t:?}");
-    assert!(!server.data_dir().join("nodir").exists());
+    assert!(!server.files().exists("nodir"));
 }
 
 #[tokio::test]
 async fn stou_creates_a_new_file_or_is_not_implemented() {
     let (server, mut c) = logged_in().await;
-    fs::write(server.data_dir().join("f"), b"keep").unwrap();
+    let files = server.files();
+    files.put("f", b"keep");
     let t = c.transfer("STOU", Some(b"unique")).await;
-    let names: Vec<String> = fs::read_dir(server.data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "f")
-        .collect();
+    let names: Vec<String> = files.names("").into_iter().filter(|n| n != "f").collect();
     if t.code() == 502 {
         // Not implemented: then it must not be advertised either.
         assert!(names.is_empty(), "{names:?}");
@@ -209,17 +218,14 @@ async fn stou_creates_a_new_file_or_is_not_implemented() {
     } else {
         assert_eq!(t.code(), 226, "{t:?}\n{}", c.transcript);
         assert_eq!(names.len(), 1, "{names:?}");
-        assert_eq!(
-            fs::read(server.data_dir().join(&names[0])).unwrap(),
-            b"unique"
-        );
+        assert_eq!(files.read(&names[0]), b"unique");
         assert!(
             t.first.text().contains(&names[0]),
             "150 should name the file (RFC 1123): {}",
             t.first
         );
     }
-    assert_eq!(fs::read(server.data_dir().join("f")).unwrap(), b"keep");
+    assert_eq!(files.read("f"), b"keep");
 }
 
 #[tokio::test]
@@ -227,7 +233,7 @@ async fn a_long_session_keeps_resuming() {
     // Tickets and cached sessions must last for many transfers (ProFTPD once lost them).
     for tls in [Tls::V12, Tls::V13] {
         let server = ftpsd().start();
-        fs::write(server.data_dir().join("f"), b"again").unwrap();
+        server.put("f", b"again");
         let mut c = Control::login_with(&server, client_config(&server.fingerprint, tls)).await;
         for i in 0..60 {
             let t = c.transfer("RETR f", None).await;
@@ -245,12 +251,12 @@ async fn a_long_session_keeps_resuming() {
 #[tokio::test]
 async fn rest_beyond_the_end_gets_554() {
     let (server, mut c) = logged_in().await;
-    fs::write(server.data_dir().join("f"), b"12345").unwrap();
+    server.put("f", b"12345");
     c.expect("TYPE I", 200).await;
     c.expect("REST 6", 350).await;
     let t = c.transfer("STOR f", Some(b"x")).await;
     assert_eq!(t.code(), 554, "{t:?}");
-    assert_eq!(fs::read(server.data_dir().join("f")).unwrap(), b"12345");
+    assert_eq!(server.files().read("f"), b"12345");
     c.expect("REST 100", 350).await;
     let t = c.transfer("RETR f", None).await;
     assert_eq!(t.code(), 554, "{t:?}");
@@ -277,7 +283,7 @@ async fn symlinks_inside_the_root_are_followed() {
 #[tokio::test]
 async fn mlst_facts_follow_rfc3659() {
     let (server, mut c) = logged_in().await;
-    fs::write(server.data_dir().join("f"), b"12345").unwrap();
+    server.put("f", b"12345");
     let mlst = c.expect("MLST f", 250).await;
     let line = mlst
         .lines
@@ -309,7 +315,7 @@ async fn mlst_facts_follow_rfc3659() {
 async fn pipelined_transfer_commands() {
     // EPSV and RETR in one write: the client connects after reading 229, the server waits.
     let (server, mut c) = logged_in().await;
-    fs::write(server.data_dir().join("f"), b"pipelined").unwrap();
+    server.put("f", b"pipelined");
     c.send_raw(b"TYPE I\r\nEPSV\r\nRETR f\r\nNOOP\r\n").await;
     c.expect_reply(200).await;
     let epsv = c.expect_reply(229).await;
@@ -339,7 +345,7 @@ async fn ipv6_listener() {
         .iter()
         .find(|a| a.is_ipv6())
         .unwrap_or_else(|| panic!("no IPv6 listener: {:?}", server.explicit_all));
-    fs::write(server.data_dir().join("f"), b"over ipv6").unwrap();
+    server.put("f", b"over ipv6");
     let tls = client_config(&server.fingerprint, Tls::Any);
     let mut c = Control::connect_with(v6, tls).await;
     c.auth_tls().await;

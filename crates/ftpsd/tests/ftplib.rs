@@ -5,6 +5,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use ftps_testkit::storage::UserFiles;
 use support::{ftpsd, Run, Server, TestFile};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/ftplib_client.py");
@@ -36,7 +37,7 @@ fn python(server: &Server, mode: Mode, user: &str, password: &str, args: &[Strin
     support::run_client(&mut cmd, TIMEOUT)
 }
 
-fn round_trip(server: &Server, mode: Mode, user: &str, password: &str, root: &std::path::Path) {
+fn round_trip(server: &Server, mode: Mode, user: &str, password: &str, root: &UserFiles) {
     let files = support::standard_files(&server.scratch("local"));
     let out = server.scratch("downloaded");
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
@@ -52,7 +53,7 @@ fn round_trip(server: &Server, mode: Mode, user: &str, password: &str, root: &st
     upload.extend(files.iter().map(|f| f.path.display().to_string()));
     run(upload);
     for f in &files {
-        support::assert_same_content(f, &root.join(&f.name), "uploaded by ftplib");
+        root.assert_same_content(f, &f.name, "uploaded by ftplib");
     }
 
     let listing = run(vec!["list".into()]);
@@ -68,7 +69,7 @@ fn round_trip(server: &Server, mode: Mode, user: &str, password: &str, root: &st
     let mut delete = vec!["delete".to_string()];
     delete.extend(names.iter().cloned());
     let after = run(delete);
-    support::assert_no_files(root, "after ftplib delete");
+    root.assert_empty("after ftplib delete");
     for f in &files {
         assert!(
             !after.stdout.contains(&f.name),
@@ -92,7 +93,7 @@ fn ftplib_seed_example_with_optional_session_reuse_user() {
 #[test]
 fn ftplib_resuming_subclass_with_default_user() {
     let server = ftpsd().start();
-    let root = server.data_dir();
+    let root = server.files();
     round_trip(
         &server,
         Mode::Reuse,
@@ -119,9 +120,9 @@ fn ftplib_seed_example_is_refused_when_session_reuse_is_required() {
         !upload.status.success(),
         "non-resumed upload accepted:\n{upload}"
     );
-    let stored = server.data_dir().join("small.bin");
+    let stored = server.files().try_read("small.bin");
     assert!(
-        !stored.exists() || std::fs::metadata(&stored).unwrap().len() == 0,
+        stored.is_none_or(|data| data.is_empty()),
         "a non-resumed data connection stored data"
     );
     let list = python(
@@ -219,7 +220,7 @@ fn the_seeds_plain_ftplib_examples_get_a_522_that_names_the_fix() {
     assert!(!transfer.status.success(), "{transfer}");
     assert_readable_522(&transfer);
     assert!(
-        !server.data_dir().join("upload.txt").exists(),
+        !server.files().exists("upload.txt"),
         "the refused upload was stored"
     );
     // One refusal each, logged as such.

@@ -62,7 +62,9 @@ fn round_trip(server: &Server, url: &str) {
     }
     lftp(server, url, &put).assert_ok("lftp put");
     for f in &files {
-        support::assert_same_content(f, &server.data_dir().join(&f.name), "uploaded by lftp");
+        server
+            .files()
+            .assert_same_content(f, &f.name, "uploaded by lftp");
     }
 
     let listing = lftp(server, url, "ls");
@@ -91,7 +93,7 @@ fn round_trip(server: &Server, url: &str) {
     writeln!(rm, "echo \"{MARK}\"\ncache flush\nls").unwrap();
     let after = lftp(server, url, &rm);
     after.assert_ok("lftp rm");
-    support::assert_no_files(&server.data_dir(), "after lftp rm");
+    server.files().assert_empty("after lftp rm");
     let after_listing = after.stdout.split(MARK).nth(1).unwrap_or_default();
     for f in &files {
         assert!(
@@ -153,11 +155,9 @@ fn lftp_mirror_of_a_tree() {
                 .iter()
                 .find(|f| f.path == src.join(&name))
                 .expect("made file");
-            support::assert_same_content(
-                f,
-                &server.data_dir().join("tree").join(&name),
-                "mirror -R",
-            );
+            server
+                .files()
+                .assert_same_content(f, &format!("tree/{name}"), "mirror -R");
             support::assert_same_content(f, &back.join("tree").join(&name), "mirror");
         }
     }

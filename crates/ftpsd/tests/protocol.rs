@@ -6,9 +6,10 @@ mod support;
 use std::fs;
 use std::time::{Duration, Instant};
 
+use ftps_testkit::storage::{Backend, UserFiles};
 use rustls::HandshakeKind;
 use support::client::{client_config, Control, Passive, Tls};
-use support::{ftpsd, logged_in, logged_in_with};
+use support::{ftpsd, logged_in, logged_in_with, Server};
 
 // ---- TLS requirements -------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ async fn transfers_need_prot_p() {
         let t = c.transfer(cmd, upload).await;
         assert_eq!(t.code(), 521, "{cmd} with PROT C: {t:?}\n{}", c.transcript);
     }
-    assert!(!server.data_dir().join("up.txt").exists());
+    assert!(!server.files().exists("up.txt"));
     // And once protected it works.
     c.expect("PROT P", 200).await;
     c.protected = true;
@@ -145,12 +146,12 @@ async fn data_connection_without_resumption_gets_522() {
 #[tokio::test]
 async fn data_session_reuse_optional_user_accepts_full_handshakes() {
     let server = ftpsd().start();
-    let root = server.add_user(
+    let files = server.add_user(
         "legacy",
         "legacy-pass-1",
         &["--data-session-reuse", "optional"],
     );
-    fs::write(root.join("f"), b"data").unwrap();
+    files.put("f", b"data");
     let mut c = Control::login(&server, "legacy", "legacy-pass-1").await;
     let stranger = client_config(&server.fingerprint, Tls::Any);
     let t = c.transfer_with("RETR f", None, Some(stranger)).await;
@@ -314,9 +315,9 @@ async fn no_data_connection_within_the_timeout_gets_425() {
 #[tokio::test]
 async fn read_only_user_cannot_write() {
     let server = ftpsd().start();
-    let root = server.add_user("reader", "reader-pass-1", &["--read-only"]);
-    fs::write(root.join("f"), b"read me").unwrap();
-    fs::create_dir(root.join("d")).unwrap();
+    let files = server.add_user("reader", "reader-pass-1", &["--read-only"]);
+    files.put("f", b"read me");
+    files.mkdir("d");
     let mut c = Control::login(&server, "reader", "reader-pass-1").await;
     assert_eq!(c.retr("f").await, b"read me");
     for cmd in ["STOR new", "APPE f"] {
@@ -332,9 +333,11 @@ async fn read_only_user_cannot_write() {
     } else {
         assert_eq!(rnfr.code.0, 550, "{rnfr}");
     }
-    assert_eq!(fs::read(root.join("f")).unwrap(), b"read me");
-    assert!(!root.join("new").exists() && !root.join("x").exists() && !root.join("g").exists());
-    assert!(root.join("d").is_dir());
+    assert_eq!(files.read("f"), b"read me");
+    for name in ["new", "x", "g"] {
+        assert!(!files.exists(name), "a read-only user created {name}");
+    }
+    assert!(files.is_dir("d"));
 }
 
 // ---- Transfers and file commands --------------------------------------------------------
@@ -360,19 +363,26 @@ async fn rest_stor_resumes_an_upload() {
     c.expect("TYPE I", 200).await;
     c.expect("REST 5", 350).await;
     c.stor("f", b"56789").await;
-    assert_eq!(
-        fs::read(server.data_dir().join("f")).unwrap(),
-        b"0123456789"
-    );
+    assert_eq!(server.files().read("f"), b"0123456789");
     // Resuming in the middle overwrites from there on.
     c.expect("REST 2", 350).await;
     c.stor("f", b"ab").await;
-    let got = fs::read(server.data_dir().join("f")).unwrap();
-    assert!(
-        got == b"01ab" || got == b"01ab456789",
-        "REST 2 + STOR: {:?}",
-        String::from_utf8_lossy(&got)
-    );
+    let got = server.files().read("f");
+    if Backend::is_s3() {
+        // docs/storage.md: on S3, REST n + STOR is an APPE keeping the first n bytes.
+        assert_eq!(
+            got,
+            b"01ab",
+            "REST 2 + STOR on S3: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    } else {
+        assert!(
+            got == b"01ab" || got == b"01ab456789",
+            "REST 2 + STOR: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
 }
 
 #[tokio::test]
@@ -387,7 +397,7 @@ async fn appe_appends_and_stor_replaces() {
     c.assert_transfer_ok(&t, "APPE new");
     assert_eq!(c.retr("new").await, b"created");
     c.stor("f", b"short").await;
-    assert_eq!(fs::read(server.data_dir().join("f")).unwrap(), b"short");
+    assert_eq!(server.files().read("f"), b"short");
 }
 
 #[tokio::test]
@@ -408,7 +418,7 @@ async fn consecutive_uploads_resume_the_session_over_tls13() {
 async fn size_mdtm_mlst_mlsd() {
     let (server, mut c) = logged_in().await;
     server.put("f.bin", &[7u8; 1234]);
-    fs::create_dir(server.data_dir().join("sub")).unwrap();
+    server.files().mkdir("sub");
     c.expect("TYPE I", 200).await;
     let size = c.expect("SIZE f.bin", 213).await;
     assert_eq!(size.text(), "1234");
@@ -494,36 +504,64 @@ async fn feat_lists_the_extensions() {
         features.iter().any(|f| f.starts_with("MLST")),
         "FEAT lacks MLST: {features:?}"
     );
+    // docs/storage.md: MFMT is not offered before login where the default storage is S3.
+    assert_eq!(
+        features.iter().any(|f| f == "MFMT"),
+        !Backend::is_s3(),
+        "MFMT in FEAT: {features:?}"
+    );
 }
 
 #[tokio::test]
 async fn directories_rename_and_delete() {
     let (server, mut c) = logged_in().await;
-    let root = server.data_dir();
+    let files = server.files();
     c.expect("MKD a", 257).await;
     c.expect("CWD a", 250).await;
     let pwd = c.expect("PWD", 257).await;
     assert!(pwd.text().starts_with("\"/a\""), "{pwd}");
     c.stor("f", b"in a").await;
-    assert_eq!(fs::read(root.join("a/f")).unwrap(), b"in a");
+    assert_eq!(files.read("a/f"), b"in a");
     c.expect("CDUP", 250).await;
     c.expect("RNFR a/f", 350).await;
     c.expect("RNTO g", 250).await;
-    assert_eq!(fs::read(root.join("g")).unwrap(), b"in a");
+    assert_eq!(files.read("g"), b"in a");
     c.expect("RMD a", 250).await;
     c.expect("DELE g", 250).await;
-    support::assert_no_files(&root, "after RMD and DELE");
+    files.assert_empty("after RMD and DELE");
     c.expect("QUIT", 221).await;
     c.expect_closed().await;
 }
 
 // ---- Path escapes -----------------------------------------------------------------------
 
-/// The user `ftps` has its root at STATE/data, so STATE/key.pem is just outside it.
+/// What lies just outside the root of the user `ftps`: the state directory (its root is
+/// STATE/data), or on S3 the store's prefix, whose `data/` is the user's.
+fn outside_the_root(server: &Server) -> UserFiles {
+    match server.files() {
+        UserFiles::Local(root) => {
+            UserFiles::Local(root.parent().expect("the root's parent").to_path_buf())
+        }
+        UserFiles::S3 { prefix } => UserFiles::S3 {
+            prefix: prefix
+                .strip_suffix("data/")
+                .unwrap_or_else(|| panic!("the user's prefix {prefix} is not <store>/data/"))
+                .to_string(),
+        },
+    }
+}
+
+/// STATE/key.pem is just outside the root of the user `ftps`; on S3, decoys are put where
+/// `..` would lead.
 #[tokio::test]
 async fn dot_dot_and_absolute_paths_stay_in_the_root() {
     let (server, mut c) = logged_in().await;
-    let key = fs::read(server.state_dir.join("key.pem")).expect("key.pem");
+    let outside = outside_the_root(&server);
+    if Backend::is_s3() {
+        outside.put("key.pem", b"a key beside the user's prefix");
+        outside.put("users.toml", b"[users]");
+    }
+    let key = outside.read("key.pem");
     for path in [
         "../key.pem",
         "/../key.pem",
@@ -564,12 +602,12 @@ async fn dot_dot_and_absolute_paths_stay_in_the_root() {
     let _ = c.cmd("RNTO ../moved").await;
     for name in ["evil", "evil-dir", "moved"] {
         assert!(
-            !server.state_dir.join(name).exists(),
+            !outside.exists(name),
             "{name} was created outside the root ({t:?})\n{}",
             c.transcript
         );
     }
-    assert_eq!(fs::read(server.state_dir.join("key.pem")).unwrap(), key);
+    assert_eq!(outside.read("key.pem"), key);
 }
 
 #[tokio::test]

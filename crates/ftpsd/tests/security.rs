@@ -6,6 +6,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ftps_testkit::storage::{self, Backend, UserFiles};
 use support::client::{client_config, client_config_alpn, Control, Login, Tls};
 use support::{ftpsd, logged_in, logged_in_with, Server};
 use tokio::io::AsyncReadExt;
@@ -325,21 +326,16 @@ async fn an_upload_appears_only_when_complete() {
     let mut data = data.expect("data connection");
     data.write(&vec![1u8; 300_000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let files = server.files();
     assert!(
-        !server.data_dir().join("big").exists(),
+        !files.exists("big"),
         "a partial upload is visible under its name"
     );
     data.upload(&[2u8; 1000]).await.unwrap();
     c.expect_reply(226).await;
-    assert_eq!(
-        fs::metadata(server.data_dir().join("big")).unwrap().len(),
-        301_000
-    );
+    assert_eq!(files.read("big").len(), 301_000);
     // No temporary file is left behind or listed.
-    let names: Vec<_> = fs::read_dir(server.data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = files.names("");
     assert_eq!(names, ["big"], "files in the root: {names:?}");
 }
 
@@ -354,7 +350,7 @@ async fn a_truncated_upload_is_discarded_with_426() {
     data.break_off();
     let reply = c.reply().await;
     assert_eq!(reply.code.0, 426, "{reply}\n{}", c.transcript);
-    assert_eq!(fs::read(server.data_dir().join("f")).unwrap(), b"original");
+    assert_eq!(server.files().read("f"), b"original");
     // The session goes on.
     assert_eq!(c.retr("f").await, b"original");
     let listing = c.listing("LIST -a").await;
@@ -364,7 +360,7 @@ async fn a_truncated_upload_is_discarded_with_426() {
     );
     // The discarded upload's temporary file is removed, not left to fill the disk.
     assert_eq!(
-        support::file_names(&server.data_dir()),
+        server.files().names(""),
         ["f"],
         "files in the root after a discarded upload"
     );
@@ -400,7 +396,7 @@ async fn more_replies() {
     c.expect("MKD d", 257).await;
     c.expect("RMD d", 250).await;
     c.expect("MKD d", 257).await;
-    fs::write(server.data_dir().join("d/inner"), b"x").unwrap();
+    server.put("d/inner", b"x");
     c.expect("RMD d", 550).await;
     let r = c.expect("DELE d", 550).await;
     assert!(r.text().contains("RMD"), "DELE of a directory: {r:?}");
@@ -414,10 +410,7 @@ async fn type_a_converts_line_endings() {
     c.expect("TYPE A", 200).await;
     assert_eq!(c.retr("unix.txt").await, b"one\r\ntwo\r\n");
     c.stor("up.txt", b"a\r\nb\r\n").await;
-    assert_eq!(
-        fs::read(server.data_dir().join("up.txt")).unwrap(),
-        b"a\nb\n"
-    );
+    assert_eq!(server.files().read("up.txt"), b"a\nb\n");
     c.expect("TYPE I", 200).await;
     assert_eq!(c.retr("unix.txt").await, b"one\ntwo\n");
 }
@@ -464,7 +457,7 @@ async fn reply_text_cannot_be_forged_by_a_file_name() {
 async fn missing_root_refuses_login() {
     let server = ftpsd().start();
     let root = server.add_user("gone", "gone-pass-1", &[]);
-    fs::remove_dir_all(&root).unwrap();
+    fs::remove_dir_all(root.local_path()).unwrap();
     let mut c = Control::connect_auth(&server).await;
     c.expect("USER gone", 331).await;
     c.expect("PASS gone-pass-1", 530).await;
@@ -563,39 +556,53 @@ async fn concurrent_sessions_transfer_independently() {
     for t in tasks {
         t.await.expect("session task");
     }
-    assert_eq!(fs::read_dir(server.data_dir()).unwrap().count(), 8);
+    let names = server.files().names("");
+    assert_eq!(names.len(), 8, "files in the root: {names:?}");
 }
 
 // ---- Virtual hosts (RFC 7151 HOST) ------------------------------------------------------
 
-/// A server with a virtual host `vhost.test` whose users file holds only `vu`.
+/// A server with a virtual host `vhost.test` whose users file holds only `vu`, whose root
+/// (a local directory, or the key prefix `vhost-root` in S3) holds `f`.
 fn vhost_server() -> Server {
-    let mut users = std::path::PathBuf::new();
     let server = ftpsd().start_with_config_and(
         "[hosts.\"vhost.test\"]\nusers_file = \"vhost-users.toml\"\n",
         |dir| {
-            users = dir.join("vhost-users.toml");
-            add_user_to(&users, "vu", "vhost-pass-1", &dir.join("vhost-root"));
+            let users = dir.join("vhost-users.toml");
+            if Backend::is_s3() {
+                // `--storage` checks the store against a configuration; the server's own is
+                // written after this.
+                let config = dir.join("vhost-store.toml");
+                let store = storage::s3_default_storage(dir, &storage::fresh_prefix());
+                fs::write(&config, store).unwrap();
+                let config = config.display().to_string();
+                let store = ["--config", &config, "--storage", storage::STORE_NAME];
+                add_user_to(&users, "vu", "vhost-pass-1", "vhost-root", &store);
+            } else {
+                let root = dir.join("vhost-root");
+                fs::create_dir_all(&root).unwrap();
+                let root = root.display().to_string();
+                add_user_to(&users, "vu", "vhost-pass-1", &root, &[]);
+            }
         },
     );
-    fs::write(server.dir.path().join("vhost-root/f"), b"virtual").unwrap();
+    let files = if Backend::is_s3() {
+        server.user_files("vhost-root")
+    } else {
+        UserFiles::Local(server.dir.path().join("vhost-root"))
+    };
+    files.put("f", b"virtual");
     server
 }
 
-/// `ftpsd user add NAME --users FILE`: a users file of its own (before the server starts).
-fn add_user_to(users: &std::path::Path, name: &str, password: &str, root: &std::path::Path) {
-    fs::create_dir_all(root).unwrap();
+/// `ftpsd user add NAME --root ROOT --users FILE EXTRA...`: a users file of its own (before
+/// the server starts).
+fn add_user_to(users: &std::path::Path, name: &str, password: &str, root: &str, extra: &[&str]) {
     let out = support::run_with_stdin(
-        std::process::Command::new(support::FTPSD).args([
-            "user",
-            "add",
-            name,
-            "--root",
-            &root.display().to_string(),
-            "--users",
-            &users.display().to_string(),
-            "--password-stdin",
-        ]),
+        std::process::Command::new(support::FTPSD)
+            .args(["user", "add", name, "--root", root])
+            .args(["--users", &users.display().to_string(), "--password-stdin"])
+            .args(extra),
         &format!("{password}\n"),
     );
     assert!(out.status.success(), "user add --users: {out:?}");

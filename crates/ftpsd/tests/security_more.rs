@@ -5,10 +5,10 @@
 mod support;
 
 use std::fs;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ftps_testkit::storage::UserFiles;
 use rustls::{ClientConfig, HandshakeKind};
 use support::client::{client_config, Control, Tls};
 use support::pki::{self, Ca, ClientCert};
@@ -30,7 +30,7 @@ fn set_user_keys(server: &Server, name: &str, keys: &str) {
 
 /// Adds the user `robot` (whose password is never used) with `keys` in its table of the
 /// users file; returns its root.
-fn add_robot(server: &Server, keys: &str) -> PathBuf {
+fn add_robot(server: &Server, keys: &str) -> UserFiles {
     let root = server.add_user("robot", "robot-password-unused-1", &[]);
     set_user_keys(server, "robot", keys);
     root
@@ -130,7 +130,7 @@ async fn certificate_login_is_232_and_data_connections_carry_the_certificate() {
         "login = \"certificate\"\ncertificate = { cn = \"backup-robot\" }\n\
          data_session_reuse = \"optional\"",
     );
-    fs::write(root.join("f"), b"for the robot").unwrap();
+    root.put("f", b"for the robot");
     let cert = ca.client("backup-robot", &[], 10);
     let other = ca.client("backup-robot", &[], 11);
 
@@ -144,10 +144,7 @@ async fn certificate_login_is_232_and_data_connections_carry_the_certificate() {
     // present the same certificate.
     assert_eq!(c.retr("f").await, b"for the robot");
     c.stor("up", b"uploaded with a certificate").await;
-    assert_eq!(
-        fs::read(root.join("up")).unwrap(),
-        b"uploaded with a certificate"
-    );
+    assert_eq!(root.read("up"), b"uploaded with a certificate");
     let names = c.listing("NLST").await;
     assert!(names.contains("up"), "{names}");
     // A data connection with the same certificate that does not resume (a fresh
@@ -424,7 +421,7 @@ async fn two_hundred_transfers_over_one_tls13_control_session() {
     for i in (0..200u32).filter(|i| i % 2 == 0) {
         let content = format!("upload number {i}").repeat(i as usize % 7 + 1);
         assert_eq!(
-            fs::read(server.data_dir().join(format!("up{i}"))).unwrap(),
+            server.files().read(&format!("up{i}")),
             content.as_bytes(),
             "upload {i}"
         );
@@ -767,7 +764,7 @@ async fn after_ccc_data_connections_still_need_the_control_certificate() {
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }\n\
          data_session_reuse = \"optional\"",
     );
-    fs::write(root.join("f"), b"robot only").unwrap();
+    root.put("f", b"robot only");
     let cert = ca.client("robot", &[], 60);
     let other = ca.client("someone-else", &[], 61);
     let mut c = connect_tls(&server, cert.config(&server.fingerprint, Tls::Any)).await;
@@ -837,7 +834,7 @@ async fn certificate_login_over_tls12() {
         &server,
         "login = \"certificate\"\ncertificate = { cn = \"robot\" }",
     );
-    fs::write(root.join("f"), b"tls 1.2").unwrap();
+    root.put("f", b"tls 1.2");
     let cert = ca.client("robot", &[], 80);
     let mut c = connect_tls(&server, cert.config(&server.fingerprint, Tls::V12)).await;
     c.expect("USER robot", 232).await;

@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use super::support::{self, FTPSD};
+use ftps_testkit::storage::UserFiles;
 
-/// An ftpsd listening on 127.0.0.1 and [::1] (explicit FTPS only), killed on drop.
+use super::support::{self, Server};
+
+/// An ftpsd listening on 127.0.0.1 and [::1] (explicit FTPS), killed on drop. Its users'
+/// files are wherever the test kit puts them (a local directory, or Garage on S3 runs).
 pub struct DualStack {
-    child: Child,
-    pub dir: tempfile::TempDir,
+    pub server: Server,
     pub state: PathBuf,
-    pub data: PathBuf,
     pub v4: SocketAddr,
     pub v6: SocketAddr,
     pub password: String,
@@ -24,56 +24,35 @@ pub struct DualStack {
 
 impl DualStack {
     pub fn start() -> DualStack {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let state = dir.path().join("state");
-        let mut child = Command::new(FTPSD)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
-            .arg("--no-implicit")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ftpsd");
-        let stdout = child.stdout.take().expect("stdout");
-        let (mut v4, mut v6, mut password, mut fingerprint) = (None, None, None, None);
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("ftpsd output");
-            if let Some(p) = line.strip_prefix("created user ftps with password: ") {
-                password = Some(p.trim().to_string());
-            } else if let Some(f) = line.strip_prefix("certificate sha256 fingerprint: ") {
-                fingerprint = Some(f.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("listening explicit ") {
-                let addr: SocketAddr = a.trim().parse().expect("address");
-                if addr.is_ipv4() {
-                    v4 = Some(addr);
-                } else {
-                    v6 = Some(addr);
-                }
-            }
-            if v4.is_some() && v6.is_some() && password.is_some() && fingerprint.is_some() {
-                break;
-            }
-        }
+        let server = support::ftpsd().start_with_listen_and(
+            "[\"127.0.0.1:0\", \"[::1]:0\"]",
+            "",
+            support::RUST_LOG,
+            |_| {},
+        );
+        let v4 = *server
+            .explicit_all
+            .iter()
+            .find(|a| a.is_ipv4())
+            .expect("IPv4 listener");
+        let v6 = *server
+            .explicit_all
+            .iter()
+            .find(|a| a.is_ipv6())
+            .expect("IPv6 listener");
         DualStack {
-            child,
-            data: state.join("data"),
-            state,
-            dir,
-            v4: v4.expect("IPv4 listener"),
-            v6: v6.expect("IPv6 listener"),
-            password: password.expect("password"),
-            fingerprint: fingerprint.expect("fingerprint"),
+            state: server.state_dir.clone(),
+            v4,
+            v6,
+            password: server.password.clone(),
+            fingerprint: server.fingerprint.clone(),
+            server,
         }
     }
-}
 
-impl Drop for DualStack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The files of the user `ftps`.
+    pub fn files(&self) -> UserFiles {
+        self.server.files()
     }
 }
 
@@ -129,17 +108,45 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
-/// Asserts that two trees hold the same files with the same content.
+/// Relative path → SHA-256 of every file under `dir` of a user's files (directories left
+/// out, as in [`tree_digests`]).
+pub fn user_tree_digests(files: &UserFiles, dir: &str) -> BTreeMap<String, String> {
+    let prefix = format!("{}/", dir.trim_matches('/'));
+    files
+        .tree_hashes()
+        .into_iter()
+        .filter(|(_, hash)| hash != "dir")
+        .filter_map(|(rel, hash)| Some((rel.strip_prefix(&prefix)?.to_string(), hash)))
+        .collect()
+}
+
+/// Asserts that two local trees hold the same files with the same content.
 pub fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
     let (want, got) = (tree_digests(expected), tree_digests(actual));
+    compare_trees(&want, &got, expected, &actual.display().to_string(), what);
+}
+
+/// Asserts that the directory `dir` of a user's files holds the same files with the same
+/// content as the local tree `expected`.
+pub fn assert_same_user_tree(expected: &Path, files: &UserFiles, dir: &str, what: &str) {
+    let (want, got) = (tree_digests(expected), user_tree_digests(files, dir));
+    compare_trees(&want, &got, expected, &format!("the user's {dir}"), what);
+}
+
+fn compare_trees(
+    want: &BTreeMap<String, String>,
+    got: &BTreeMap<String, String>,
+    expected: &Path,
+    actual: &str,
+    what: &str,
+) {
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         got.keys().collect::<Vec<_>>(),
-        "{what}: file lists differ ({} vs {})",
-        expected.display(),
-        actual.display()
+        "{what}: file lists differ ({} vs {actual})",
+        expected.display()
     );
-    for (rel, digest) in &want {
+    for (rel, digest) in want {
         assert_eq!(
             Some(digest),
             got.get(rel),

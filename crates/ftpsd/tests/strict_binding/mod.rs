@@ -16,6 +16,7 @@ use ftps_client::{Config, Connector, TlsVersions, Trust};
 
 use crate::support::{ftpsd, run_client, Run, Server};
 use ftps_testkit::reference::{self, Kind};
+use ftps_testkit::storage::UserFiles;
 
 /// Longest run of one client command.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -36,8 +37,8 @@ struct Target {
     port: u16,
     user: String,
     password: String,
-    /// The login directory on this machine's disk.
-    root: PathBuf,
+    /// The login directory's files (vsftpd's: on this machine's disk).
+    root: UserFiles,
     fingerprint: [u8; 32],
     /// Local files of the client.
     scratch: PathBuf,
@@ -95,7 +96,7 @@ fn check(vsftpd_expected: &str, workload: fn(&Target) -> Outcome) {
         port: server.explicit.port(),
         user: "ftps".into(),
         password: server.password.clone(),
-        root: server.data_dir(),
+        root: server.files(),
         fingerprint: ftps_client::Trust::parse_fingerprint(&server.fingerprint)
             .expect("ftpsd's fingerprint"),
         scratch: server.scratch("client"),
@@ -110,7 +111,7 @@ fn check(vsftpd_expected: &str, workload: fn(&Target) -> Outcome) {
         port: reference.explicit_port,
         user: reference.user.clone(),
         password: reference.password.clone(),
-        root: reference.root.clone(),
+        root: UserFiles::Local(reference.root.clone()),
         fingerprint: reference.fingerprint,
         scratch: reference.dir.path().join("client"),
     };
@@ -136,7 +137,7 @@ fn check(vsftpd_expected: &str, workload: fn(&Target) -> Outcome) {
             eprintln!("vsftpd failed as its row says: {e}");
             return;
         }
-        for entry in fs::read_dir(&target.root).expect("vsftpd root") {
+        for entry in fs::read_dir(target.root.local_path()).expect("vsftpd root") {
             let path = entry.expect("entry").path();
             let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
         }
@@ -194,13 +195,17 @@ fn ok_or(run: Run, what: &str) -> Result<Run, String> {
     }
 }
 
-/// Checks that `dir` holds exactly `files`, by name and content.
-fn same_files(dir: &Path, files: &[(String, Vec<u8>)], what: &str) -> Result<(), String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map_err(|e| format!("{what}: {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
+/// Checks that the directory `dir` of `root` holds exactly `files`, by name and content.
+fn same_files(
+    root: &UserFiles,
+    dir: &str,
+    files: &[(String, Vec<u8>)],
+    what: &str,
+) -> Result<(), String> {
+    if !root.is_dir(dir) {
+        return Err(format!("{what}: no directory {dir}"));
+    }
+    let names = root.names(dir);
     let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     want.sort();
     if names != want {
@@ -211,7 +216,12 @@ fn same_files(dir: &Path, files: &[(String, Vec<u8>)], what: &str) -> Result<(),
         ));
     }
     for (name, data) in files {
-        let stored = fs::read(dir.join(name)).unwrap_or_default();
+        let path = if dir.is_empty() {
+            name.clone()
+        } else {
+            format!("{dir}/{name}")
+        };
+        let stored = root.try_read(&path).unwrap_or_default();
         if stored != *data {
             return Err(format!(
                 "{what}: {name} has {} bytes where {} were sent",
@@ -256,7 +266,7 @@ fn curl_twenty_uploads(t: &Target) -> Outcome {
         .args(["-T", &format!("{{{glob}}}")])
         .arg(format!("ftp://127.0.0.1:{}/curl20/", t.port));
     ok_or(run_client(&mut cmd, TIMEOUT), "curl uploads")?;
-    same_files(&t.root.join("curl20"), &files, "curl uploads")?;
+    same_files(&t.root, "curl20", &files, "curl uploads")?;
     // And back: 20 downloads in one command (URL globbing).
     let back = t.scratch.join("curl-back");
     fs::create_dir_all(&back).expect("download dir");
@@ -267,7 +277,7 @@ fn curl_twenty_uploads(t: &Target) -> Outcome {
         .arg("-o")
         .arg(back.join("f#1.bin"));
     ok_or(run_client(&mut cmd, TIMEOUT), "curl downloads")?;
-    same_files(&back, &files, "curl downloads")?;
+    same_files(&UserFiles::Local(back), "", &files, "curl downloads")?;
     Ok(files.len())
 }
 
@@ -292,7 +302,7 @@ fn lftp_mirror_500(t: &Target) -> Outcome {
         .env("LFTP_PASSWORD", &t.password)
         .env("HOME", &t.scratch);
     ok_or(run_client(&mut cmd, TIMEOUT), "lftp mirror -R")?;
-    same_files(&t.root.join("lftp500"), &files, "lftp mirror -R")?;
+    same_files(&t.root, "lftp500", &files, "lftp mirror -R")?;
     Ok(files.len())
 }
 
@@ -322,9 +332,9 @@ fn rclone_default(t: &Target) -> Outcome {
         )
     };
     rclone(&local.display().to_string(), ":ftp:rclone")?;
-    same_files(&t.root.join("rclone"), &files, "rclone upload")?;
+    same_files(&t.root, "rclone", &files, "rclone upload")?;
     rclone(":ftp:rclone", &back.display().to_string())?;
-    same_files(&back, &files, "rclone download")?;
+    same_files(&UserFiles::Local(back), "", &files, "rclone download")?;
     Ok(files.len())
 }
 
@@ -342,9 +352,10 @@ fn ftplib_300(t: &Target) -> Outcome {
     if !run.stdout.contains("listed 300") || !run.stdout.contains("downloaded 300") {
         return Err(format!("ftplib listed another number of files:\n{run}"));
     }
-    let stored = fs::read_dir(t.root.join("ftplib300"))
-        .map_err(|e| e.to_string())?
-        .count();
+    if !t.root.is_dir("ftplib300") {
+        return Err("no directory ftplib300".into());
+    }
+    let stored = t.root.names("ftplib300").len();
     if stored != 300 {
         return Err(format!("{stored} files stored, 300 expected"));
     }
