@@ -40,6 +40,10 @@ pub struct Config {
     pub hosts: std::collections::BTreeMap<String, HostConfig>,
     /// Where users' files live besides local directories.
     pub storage: StorageConfig,
+    /// Bandwidth limits for the whole server and defaults per session.
+    pub bandwidth: crate::bandwidth::ServerBandwidth,
+    /// Which client addresses may connect at all.
+    pub addresses: crate::addresses::AddressRules,
 }
 
 /// A virtual host: its own users (and so roots) and, optionally, its own certificate.
@@ -75,6 +79,8 @@ impl Default for Config {
             limits: Limits::default(),
             hosts: Default::default(),
             storage: StorageConfig::default(),
+            bandwidth: Default::default(),
+            addresses: Default::default(),
         }
     }
 }

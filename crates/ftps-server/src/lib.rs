@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addresses;
+pub mod bandwidth;
 pub mod certid;
 pub mod config;
 pub mod context;

@@ -15,6 +15,8 @@ use ftps_server::policy::{Access, SessionReuse};
 use ftps_server::users::{self, UserDb};
 use ftps_server::{prepare_state, Server};
 
+mod user_set;
+
 /// A fast, secure FTPS server.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -99,6 +101,13 @@ enum UserCmd {
     },
     /// List users.
     List,
+    /// Show one user's settings (the password hash is not shown).
+    Show {
+        /// User name.
+        name: String,
+    },
+    /// Change a user's limits and rules (the flags given; the rest stays).
+    Set(user_set::SetArgs),
     /// Set a new password.
     Passwd {
         /// User name.
@@ -377,6 +386,21 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 println!("password for {name}: {password}");
             }
             eprintln!("added user {name} to {}", path.display());
+        }
+        UserCmd::Show { name } => {
+            let db = UserDb::load(&path)?;
+            let entry = db
+                .get(&name)
+                .ok_or_else(|| anyhow::anyhow!("no such user: {name:?}"))?;
+            print!("{}", users::show_entry(&name, entry)?);
+        }
+        UserCmd::Set(args) => {
+            let mut db = UserDb::load(&path)?;
+            let mut outcome = Ok(());
+            db.update(&args.name, |entry| outcome = args.apply(entry))?;
+            outcome?;
+            db.save()?;
+            eprintln!("updated user {}", args.name);
         }
         UserCmd::Del { name } => {
             let mut db = UserDb::load(&path)?;

@@ -114,6 +114,9 @@ impl UserDb {
             certificate: None,
             allow_fxp: false,
             storage: None,
+            limits: Default::default(),
+            bandwidth: Default::default(),
+            addresses: Default::default(),
         };
         self.users.insert(name.to_owned(), entry);
         Ok(())
@@ -147,6 +150,16 @@ impl UserDb {
     /// Sets or clears the S3 store of a user's files (`None`: the server's default).
     pub fn set_storage(&mut self, name: &str, storage: Option<String>) -> Result<(), UsersError> {
         self.entry_mut(name)?.storage = storage;
+        Ok(())
+    }
+
+    /// Changes the entry of `name` with `change` (the `ftpsd user set` settings).
+    pub fn update(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut UserEntry),
+    ) -> Result<(), UsersError> {
+        change(self.entry_mut(name)?);
         Ok(())
     }
 

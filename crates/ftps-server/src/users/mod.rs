@@ -24,6 +24,7 @@
 //! server's live view: reloads, logins, whether a session's login still holds).
 
 mod file;
+mod limits;
 mod password;
 mod store;
 
@@ -32,10 +33,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::addresses::AddressRules;
+use crate::bandwidth::UserBandwidth;
 use crate::certid::{CertIdentity, CertificateMatch};
 use crate::policy::{Access, SessionReuse};
 
 pub use file::UserDb;
+pub use limits::UserLimits;
 pub use password::{generate_password, hash_password};
 pub use store::{AuthenticatedUser, LoginFailed, UserStore, DEFAULT_CREDENTIAL_CACHE};
 
@@ -123,6 +127,37 @@ pub struct UserEntry {
     /// Allow PORT/EPRT to another host than the client's (site-to-site transfer, FXP).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_fxp: bool,
+    /// The user's own limits (`[users.NAME.limits]`).
+    #[serde(default, skip_serializing_if = "UserLimits::is_empty")]
+    pub limits: UserLimits,
+    /// The user's bandwidth limits (`[users.NAME.bandwidth]`).
+    #[serde(default, skip_serializing_if = "UserBandwidth::is_empty")]
+    pub bandwidth: UserBandwidth,
+    /// The addresses the user may log in from (`[users.NAME.addresses]`).
+    #[serde(default, skip_serializing_if = "AddressRules::is_empty")]
+    pub addresses: AddressRules,
+}
+
+/// One user's entry as `ftpsd user show` prints it: the users file's TOML for that user,
+/// with the password hash replaced by whether one is set.
+pub fn show_entry(name: &str, entry: &UserEntry) -> Result<String, toml::ser::Error> {
+    let mut shown = entry.clone();
+    let has_password = shown.password.take().is_some();
+    let mut users = std::collections::BTreeMap::new();
+    users.insert(name.to_string(), shown);
+    let mut text = toml::to_string(&ShownUsers { users })?;
+    text.push_str(if has_password {
+        "# password: set\n"
+    } else {
+        "# password: none (no password login)\n"
+    });
+    Ok(text)
+}
+
+/// The `[users.NAME]` wrapper [`show_entry`] serializes.
+#[derive(Serialize)]
+struct ShownUsers {
+    users: std::collections::BTreeMap<String, UserEntry>,
 }
 
 impl UserEntry {

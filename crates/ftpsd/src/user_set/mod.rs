@@ -1,0 +1,28 @@
+//! `ftpsd user set NAME ...`: changes a user's policy settings in the users file; one flag
+//! group per area, each in its own module.
+
+mod addresses;
+mod bandwidth;
+
+use clap::Args;
+use ftps_server::users::UserEntry;
+
+/// The settings `ftpsd user set` can change.
+#[derive(Args)]
+pub struct SetArgs {
+    /// User name.
+    pub name: String,
+    #[command(flatten)]
+    bandwidth: bandwidth::BandwidthArgs,
+    #[command(flatten)]
+    addresses: addresses::AddressArgs,
+}
+
+impl SetArgs {
+    /// Applies every given flag to `entry`; an error names the flag and what is wrong.
+    pub fn apply(&self, entry: &mut UserEntry) -> anyhow::Result<()> {
+        self.bandwidth.apply(entry)?;
+        self.addresses.apply(entry)?;
+        Ok(())
+    }
+}
