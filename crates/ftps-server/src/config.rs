@@ -439,6 +439,10 @@ pub struct Limits {
     /// How long a successful password check is remembered so the same user with the same
     /// password skips argon2, in seconds (0: never). Stored hashes stay argon2id.
     pub credential_cache_seconds: u64,
+    /// The largest file, in bytes, an upload may make (552 beyond; 0: no limit). A user's
+    /// `limits.max_file_size` in the users file replaces it. Bytes, or "10M", "2G".
+    #[serde(deserialize_with = "crate::limits::size::deserialize_size")]
+    pub max_file_size: u64,
 }
 
 impl Default for Limits {
@@ -455,6 +459,7 @@ impl Default for Limits {
             failure_window_seconds: 900,
             ban_seconds: 900,
             credential_cache_seconds: 600,
+            max_file_size: 0,
         }
     }
 }
@@ -726,6 +731,35 @@ mod tests {
             d.limits.login_failure_delay_ms
         );
         assert_eq!(c.tls.data_session_reuse, d.tls.data_session_reuse);
+        assert_eq!(c.limits.max_file_size, d.limits.max_file_size);
+        assert_eq!(c.addresses, d.addresses);
+    }
+
+    #[test]
+    fn address_rules_and_the_file_size_limit() {
+        let c = Config::parse(
+            "[addresses]\nallow = [\"192.0.2.0/24\", \"::1\"]\ndeny = [\"192.0.2.9\"]\n\
+             [limits]\nmax_file_size = \"2G\"\n",
+        )
+        .unwrap();
+        assert!(c.addresses.check("192.0.2.1".parse().unwrap()).is_ok());
+        assert!(c.addresses.check("192.0.2.9".parse().unwrap()).is_err());
+        assert!(c.addresses.check("198.51.100.1".parse().unwrap()).is_err());
+        assert_eq!(c.limits.max_file_size, 2 << 30);
+        let c = Config::parse("[limits]\nmax_file_size = 4096\n").unwrap();
+        assert_eq!(c.limits.max_file_size, 4096);
+        for (text, message) in [
+            ("[addresses]\ndeny = [\"10.0.0.300\"]\n", "\"10.0.0.300\""),
+            (
+                "[addresses]\nallow = [\"10.1.2.3/8\"]\n",
+                "did you mean 10.0.0.0/8",
+            ),
+            ("[addresses]\nblock = []\n", "block"),
+            ("[limits]\nmax_file_size = \"big\"\n", "\"big\""),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(message), "{text:?}: {e}");
+        }
     }
 
     #[test]

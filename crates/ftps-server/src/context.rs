@@ -52,6 +52,8 @@ pub struct Shared {
     pub siblings: Arc<Siblings>,
     /// Bounds the `HASH` digests running at once.
     pub hash_permits: Arc<tokio::sync::Semaphore>,
+    /// The bandwidth limits' buckets: the server's and its users'.
+    pub bandwidth: crate::bandwidth::Bandwidth,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The id of the next session, for the logs.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod credcache;
 pub mod limits;
+pub mod permissions;
 pub mod policy;
 pub mod server;
 mod session;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 
+pub mod size;
+
 /// Tracked entries above which expired ones are pruned.
 const PRUNE_ABOVE: usize = 10_000;
 /// The failed-login delay doubles per recent failure up to this factor.
@@ -235,9 +237,16 @@ pub struct SessionPermit {
 impl SessionPermit {
     /// Counts this session against `user`'s limit, or refuses.
     pub fn login(&mut self, user: &UserKey) -> Result<(), Refusal> {
+        self.login_limited(user, None)
+    }
+
+    /// [`SessionPermit::login`] with the user's own session limit (`max_sessions` of its
+    /// entry in the users file) in place of `max_sessions_per_user` when it has one.
+    pub fn login_limited(&mut self, user: &UserKey, own: Option<u32>) -> Result<(), Refusal> {
+        let max = own.unwrap_or(self.limiter.limits.max_sessions_per_user);
         let mut state = self.limiter.state();
         let count = state.per_user.entry(user.clone()).or_insert(0);
-        if *count >= self.limiter.limits.max_sessions_per_user {
+        if *count >= max {
             return Err(Refusal::TooManyForUser);
         }
         *count += 1;
@@ -317,6 +326,39 @@ mod tests {
         assert_eq!(p4.login(&user("alice")), Err(Refusal::TooManyForUser));
         drop(p2);
         p4.login(&user("alice")).unwrap();
+    }
+
+    #[test]
+    fn a_users_own_limit_replaces_the_servers() {
+        let l = Limiter::new(limits_with_per_user(1));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut permits: Vec<_> = (0..4).map(|_| l.admit(ip).unwrap()).collect();
+        // Three for a user whose entry allows three, then the fourth is refused.
+        for p in &mut permits[..3] {
+            p.login_limited(&user("team"), Some(3)).unwrap();
+        }
+        assert_eq!(
+            permits[3].login_limited(&user("team"), Some(3)),
+            Err(Refusal::TooManyForUser)
+        );
+        // A lower own limit holds below the server's too.
+        let l = Limiter::new(limits_with_per_user(5));
+        let mut p = l.admit(ip).unwrap();
+        let mut q = l.admit(ip).unwrap();
+        p.login_limited(&user("solo"), Some(1)).unwrap();
+        assert_eq!(
+            q.login_limited(&user("solo"), Some(1)),
+            Err(Refusal::TooManyForUser)
+        );
+        // Others keep the server's limit.
+        q.login_limited(&user("other"), None).unwrap();
+    }
+
+    fn limits_with_per_user(max: u32) -> Limits {
+        Limits {
+            max_sessions_per_user: max,
+            ..Limits::default()
+        }
     }
 
     #[test]

@@ -179,6 +179,7 @@ impl Server {
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let limiter = Limiter::new(config.limits.clone());
+        let bandwidth = crate::bandwidth::Bandwidth::new(&config.bandwidth);
         Ok(Server {
             shared: Arc::new(Shared {
                 config,
@@ -192,6 +193,7 @@ impl Server {
                 s3_stores,
                 siblings: Default::default(),
                 hash_permits: hash_permits(),
+                bandwidth,
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),
@@ -416,7 +418,11 @@ async fn accept_loop(
 ) {
     loop {
         match listener.accept().await {
-            Ok((tcp, _)) => {
+            Ok((tcp, peer)) => {
+                if let Err(rule) = shared.config.addresses.check(peer.ip()) {
+                    refuse_address(tcp, peer, rule, context.implicit);
+                    continue;
+                }
                 let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
                 tracker.spawn(crate::session::run(
                     shared.clone(),
@@ -431,6 +437,26 @@ async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Closes a connection from an address the server's `[addresses]` rules refuse, before
+/// any other work: an explicit-FTPS client is told why (421); an implicit-FTPS client
+/// could not read a plaintext reply, so it is only closed. Logged with the rule.
+fn refuse_address(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    rule: crate::addresses::Refused,
+    implicit: bool,
+) {
+    info!(peer = %peer, rule = %rule, implicit, "connection refused by the address rules");
+    if !implicit {
+        let reply = ftps_proto::Reply::new(
+            ftps_proto::ReplyCode::SERVICE_NOT_AVAILABLE,
+            "Service not available: connections from your address are not allowed.",
+        );
+        // A fresh socket's send buffer takes the line at once; never wait for a client.
+        let _ = tcp.try_write(&reply.to_bytes());
     }
 }
 

@@ -11,12 +11,14 @@ use tracing::{info, warn};
 
 use super::state::{ControlSecurity, LoggedIn, Login};
 use super::{canonical_ip, Flow, Result, Session};
+use crate::addresses::AddressRules;
 use crate::certid::CertIdentity;
 use crate::limits::{Refusal, UserKey};
+use crate::storage::guarded::GuardedStorage;
 use crate::storage::local::LocalStorage;
-use crate::storage::Storage;
+use crate::storage::{LimitedStorage, Storage};
 use crate::tls::UserBinding;
-use crate::users::AuthenticatedUser;
+use crate::users::{AuthenticatedUser, UserLimits};
 
 impl Session {
     /// Upgrades the control connection to TLS with this session's own TLS configuration.
@@ -353,11 +355,24 @@ impl Session {
         }
     }
 
-    /// Finishes a successful login: session limits, the root directory, the reply.
+    /// Finishes a successful login: the user's address rules, session limits, the root
+    /// directory, the reply.
     async fn complete_login(&mut self, user: AuthenticatedUser, code: ReplyCode) -> Result {
         let name = user.name.clone();
         let key = self.user_key(&name);
-        if let Err(refusal) = self.permit.login(&key) {
+        let (limits, addresses) = self.user_policy(&name);
+        // The credentials were right, so this is no failed login: nothing is counted.
+        if let Err(rule) = addresses.check(canonical_ip(self.peer.ip())) {
+            info!(user = %name, address = %self.peer.ip(), rule = %rule, "login refused: address not allowed for this user");
+            self.login = Login::Anonymous;
+            return self
+                .reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    format!("Login refused: logins as {name} are not allowed from your address."),
+                )
+                .await;
+        }
+        if let Err(refusal) = self.permit.login_limited(&key, limits.max_sessions) {
             info!(user = %name, "login refused: too many sessions for this user");
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, refusal.message())
                 .await;
@@ -399,6 +414,19 @@ impl Session {
     /// root as a key prefix, or else its local root directory. `None` (logged) if that
     /// cannot be opened.
     fn open_storage(&self, user: &AuthenticatedUser) -> Option<Arc<dyn Storage>> {
+        let storage = self.limit_file_size(&user.name, self.open_backend(user)?);
+        if user.permissions.is_empty() {
+            return Some(storage);
+        }
+        Some(Arc::new(GuardedStorage::new(
+            storage,
+            user.permissions.clone(),
+            user.access,
+        )))
+    }
+
+    /// The user's own backend: see [`Session::open_storage`].
+    fn open_backend(&self, user: &AuthenticatedUser) -> Option<Arc<dyn Storage>> {
         let store = user
             .storage
             .as_ref()
@@ -418,6 +446,26 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// `backend` under the file size limit of the user `name` (its own `max_file_size`, else
+    /// the server's), if there is one; right on the backend, below any other wrapper.
+    fn limit_file_size(&self, name: &str, backend: Arc<dyn Storage>) -> Arc<dyn Storage> {
+        let (limits, _) = self.user_policy(name);
+        match limits.file_size_limit(self.config().limits.max_file_size) {
+            Some(max) => Arc::new(LimitedStorage::new(backend, max)),
+            None => backend,
+        }
+    }
+
+    /// The limits and address rules of the user `name` as the users file says now; none
+    /// for a user that is gone.
+    fn user_policy(&self, name: &str) -> (UserLimits, AddressRules) {
+        self.users()
+            .snapshot()
+            .get(name)
+            .map(|entry| (entry.limits.clone(), entry.addresses.clone()))
+            .unwrap_or_default()
     }
 
     /// `name` on this session's virtual host, as the limits count users.

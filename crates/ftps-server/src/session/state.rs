@@ -15,6 +15,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 
 use super::data::DataSetup;
+use crate::bandwidth::SessionBandwidth;
 use crate::policy::{Access, SessionReuse};
 use crate::storage::{Storage, VirtualPath};
 use crate::tls::{BoundLogin, SessionTls};
@@ -52,6 +53,8 @@ pub(crate) struct LoggedIn {
     /// Loads of the users file the login came from: after each, the session checks that
     /// its user still exists with the same credentials.
     user_reloads: watch::Receiver<u64>,
+    /// The session's bandwidth buckets, kept from one transfer to the next.
+    bandwidth: SessionBandwidth,
 }
 
 impl LoggedIn {
@@ -68,7 +71,13 @@ impl LoggedIn {
             cwd: VirtualPath::root(),
             _tickets_shared: tickets_shared,
             user_reloads,
+            bandwidth: SessionBandwidth::default(),
         }
+    }
+
+    /// The session's bandwidth buckets.
+    pub(crate) fn bandwidth(&self) -> &SessionBandwidth {
+        &self.bandwidth
     }
 
     /// The user's name.
@@ -81,9 +90,10 @@ impl LoggedIn {
         self.user.access
     }
 
-    /// Whether the user may change files.
+    /// Whether the user may change files somewhere: its access level, or a permission rule
+    /// that grants a write (the rules themselves are checked by the user's storage).
     pub(crate) fn can_write(&self) -> bool {
-        self.user.access.can_write()
+        self.user.access.can_write() || self.user.permissions.grants_any_write()
     }
 
     /// Whether the user may send PORT/EPRT to other hosts than its own (FXP).

@@ -18,12 +18,17 @@
 //! - [`local`]: a directory on this machine that no path can escape, symbolic links
 //!   included;
 //! - [`s3`]: the objects under a key prefix of an S3 bucket.
+//!
+//! [`LimitedStorage`] puts any backend under a file size limit.
 
+pub mod guarded;
+mod limited;
 pub mod local;
 mod path;
 #[cfg(feature = "s3")]
 pub mod s3;
 
+pub use limited::{create_limited, FileTooLarge, LimitedStorage};
 pub use path::VirtualPath;
 
 use std::ffi::OsString;

@@ -117,6 +117,7 @@ impl UserDb {
             limits: Default::default(),
             bandwidth: Default::default(),
             addresses: Default::default(),
+            permissions: Default::default(),
         };
         self.users.insert(name.to_owned(), entry);
         Ok(())

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::addresses::AddressRules;
 use crate::bandwidth::UserBandwidth;
 use crate::certid::{CertIdentity, CertificateMatch};
+use crate::permissions::PathPermissions;
 use crate::policy::{Access, SessionReuse};
 
 pub use file::UserDb;
@@ -133,6 +134,10 @@ pub struct UserEntry {
     /// The user's bandwidth limits (`[users.NAME.bandwidth]`).
     #[serde(default, skip_serializing_if = "UserBandwidth::is_empty")]
     pub bandwidth: UserBandwidth,
+    /// What the user may do where (`[users.NAME.permissions]`); paths no rule covers get
+    /// what `access` gives.
+    #[serde(default, skip_serializing_if = "PathPermissions::is_empty")]
+    pub permissions: PathPermissions,
     /// The addresses the user may log in from (`[users.NAME.addresses]`).
     #[serde(default, skip_serializing_if = "AddressRules::is_empty")]
     pub addresses: AddressRules,

@@ -32,6 +32,8 @@ pub struct AuthenticatedUser {
     pub storage: Option<String>,
     /// The `root` as the users file writes it: the key prefix in an S3 store.
     pub key_prefix: String,
+    /// What the user may do where, as the users file said at login.
+    pub permissions: std::sync::Arc<crate::permissions::PathPermissions>,
     /// The credentials the login was checked against; a reload that changes them (or
     /// removes the user) ends the session.
     credentials: Credentials,
@@ -64,6 +66,7 @@ fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUse
         allow_fxp: entry.allow_fxp,
         storage: entry.storage.clone(),
         key_prefix: entry.root.to_string_lossy().into_owned(),
+        permissions: std::sync::Arc::new(entry.permissions.clone()),
         credentials: Credentials::of(entry),
     }
 }

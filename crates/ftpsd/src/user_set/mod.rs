@@ -3,6 +3,7 @@
 
 mod addresses;
 mod bandwidth;
+mod permissions;
 
 use clap::Args;
 use ftps_server::users::UserEntry;
@@ -16,6 +17,8 @@ pub struct SetArgs {
     bandwidth: bandwidth::BandwidthArgs,
     #[command(flatten)]
     addresses: addresses::AddressArgs,
+    #[command(flatten)]
+    permissions: permissions::PermissionArgs,
 }
 
 impl SetArgs {
@@ -23,6 +26,7 @@ impl SetArgs {
     pub fn apply(&self, entry: &mut UserEntry) -> anyhow::Result<()> {
         self.bandwidth.apply(entry)?;
         self.addresses.apply(entry)?;
+        self.permissions.apply(entry)?;
         Ok(())
     }
 }

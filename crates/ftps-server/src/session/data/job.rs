@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pump::{Abort, AbortOnDrop, BlockingData, TransferError, TransferResult};
+use crate::bandwidth::Throttle;
 use crate::session::listing::{send_listing, ListJob};
 use crate::storage::{Download, Upload};
 use crate::stream::DataStream;
@@ -30,21 +31,24 @@ pub(super) enum Job {
 }
 
 impl Job {
-    /// Runs the transfer on a blocking thread (see [`super::pump`]); dropping the returned
-    /// future (on `ABOR`) shuts the data connection down, which stops that thread.
+    /// Runs the transfer on a blocking thread (see [`super::pump`]), paced by `throttle`
+    /// if given; dropping the returned future (on `ABOR`) shuts the data connection down,
+    /// which stops that thread.
     pub(super) async fn run(
         self,
         data: DataStream,
         progress: Arc<AtomicU64>,
         stall: Duration,
         abort: Arc<Abort>,
+        throttle: Option<Throttle>,
     ) -> TransferResult {
         let guard = AbortOnDrop::new(abort.clone());
-        let mut conn = BlockingData::new(data, stall, abort).map_err(TransferError::Connection)?;
-        // An upload ends once the client's end of data is read (close_notify, or FIN for a
-        // clear upload); it sends no data after that, so its socket closes at once without
-        // a reset.
-        let client_closed = matches!(self, Job::Receive { .. });
+        let mut conn =
+            BlockingData::new(data, stall, abort, throttle).map_err(TransferError::Connection)?;
+        // A complete upload ends once the client's end of data is read (close_notify, or FIN
+        // for a clear upload); it sends no data after that, so its socket closes at once
+        // without a reset.
+        let is_upload = matches!(self, Job::Receive { .. });
         let moved = tokio::task::spawn_blocking(move || {
             let result = match self {
                 Job::Send { download, ascii } => conn.send_file(download, ascii, &progress),
@@ -57,7 +61,12 @@ impl Job {
             };
             // After a success: close_notify and FIN, keeping the socket for `linger`.
             let lingering = match result {
-                Ok(_) => conn.close_write().filter(|_| !client_closed),
+                Ok(_) => conn.close_write().filter(|_| !is_upload),
+                // An upload refused on this side (too large, disk full): the client is most
+                // likely still sending. What it sends is read and dropped for a while, so
+                // that it reads the refusal rather than a reset of a connection with unread
+                // data.
+                Err(TransferError::Local(_)) if is_upload => conn.close_write(),
                 Err(_) => None,
             };
             (result, lingering)

@@ -9,16 +9,22 @@
 //! socket down under it ([`Abort`]).
 //!
 //! A clear (`PROT C`) download is handed to the kernel with `sendfile`.
+//!
+//! A transfer under a bandwidth limit carries a [`Throttle`]: it moves a step at a time and
+//! waits after each as the buckets require, in [`Abort::sleep`], which `ABOR`, a lost
+//! control connection and shutdown cut short. A transfer without one has no other cost
+//! than a test of an `Option` per chunk.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use ftps_proto::ascii;
 use rustls::ServerConnection;
 
+use crate::bandwidth::Throttle;
 use crate::storage::{Download, DownloadSource, Upload};
 use crate::stream::{DataStream, MaybeTls, DATA_READ_BUFFER};
 
@@ -51,15 +57,19 @@ pub(crate) struct BlockingData {
     pending: Vec<u8>,
     tls: Option<Box<ServerConnection>>,
     abort: Arc<Abort>,
+    /// The bandwidth limits the transfer is under; `None`: none.
+    throttle: Option<Throttle>,
 }
 
 impl BlockingData {
     /// Takes the connection out of the runtime and makes its socket blocking, with `stall`
-    /// as the limit for one read or write; `abort` can then stop the transfer.
+    /// as the limit for one read or write; `abort` can then stop the transfer, and
+    /// `throttle` paces it.
     pub(super) fn new(
         data: DataStream,
         stall: Duration,
         abort: Arc<Abort>,
+        throttle: Option<Throttle>,
     ) -> io::Result<BlockingData> {
         let (reader, tls) = match data {
             MaybeTls::Plain(reader) => (reader, None),
@@ -82,6 +92,7 @@ impl BlockingData {
             pending,
             tls,
             abort,
+            throttle,
         })
     }
 
@@ -98,7 +109,12 @@ impl BlockingData {
             }
             source => source,
         };
-        let mut chunk = Vec::with_capacity(SEND_CHUNK);
+        // Throttled: a step at a time, so that STAT sees the progress as it is made.
+        let read_len = self
+            .throttle
+            .as_ref()
+            .map_or(SEND_CHUNK, |t| t.step().min(SEND_CHUNK));
+        let mut chunk = Vec::with_capacity(read_len);
         let mut converted = Vec::new();
         let mut to_network = ascii::ToNetwork::default();
         let mut total = 0u64;
@@ -110,7 +126,7 @@ impl BlockingData {
             chunk.clear();
             // `take` + `read_to_end` fills spare capacity without zeroing it first.
             let n = (&mut source)
-                .take(SEND_CHUNK as u64)
+                .take(read_len as u64)
                 .read_to_end(&mut chunk)
                 .map_err(TransferError::Local)?;
             if n == 0 {
@@ -123,9 +139,12 @@ impl BlockingData {
             } else {
                 &chunk[..]
             };
-            self.write_data(out)?;
+            send(&mut self.tls, &self.socket, out)?;
             total += out.len() as u64;
             progress.store(total, Ordering::Relaxed);
+            if let Some(throttle) = &self.throttle {
+                pace(throttle, out.len(), &self.abort)?;
+            }
         }
     }
 
@@ -133,8 +152,12 @@ impl BlockingData {
     /// which the standard library uses for a file-to-socket `io::copy`).
     fn sendfile(&mut self, mut file: std::fs::File, progress: &AtomicU64) -> TransferResult {
         let mut total = 0u64;
+        let piece_len = self
+            .throttle
+            .as_ref()
+            .map_or(4 * CHUNK, |t| t.step().min(4 * CHUNK));
         loop {
-            let mut piece = (&mut file).take(4 * CHUNK as u64);
+            let mut piece = (&mut file).take(piece_len as u64);
             let mut sink = &self.socket;
             // `io::copy` does not say which side failed; the kinds a socket produces tell.
             let n = match io::copy(&mut piece, &mut sink) {
@@ -147,6 +170,9 @@ impl BlockingData {
             }
             total += n;
             progress.store(total, Ordering::Relaxed);
+            if let Some(throttle) = &self.throttle {
+                pace(throttle, n as usize, &self.abort)?;
+            }
         }
     }
 
@@ -161,6 +187,9 @@ impl BlockingData {
         let mut converted = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut total = 0u64;
+        let throttle = self.throttle.as_ref();
+        let abort = &self.abort;
+        let step = throttle.map_or(CHUNK, Throttle::step);
         let mut write = |chunk: &mut Vec<u8>, upload: &mut dyn Upload| -> io::Result<()> {
             if ascii {
                 converted.clear();
@@ -172,15 +201,18 @@ impl BlockingData {
             chunk.clear();
             Ok(())
         };
-        // Takes what fits of `got` into the chunk, writing the chunk out when full; returns
-        // how many bytes it took.
+        // Takes what fits of `got` into the chunk (a step at most when throttled), writing
+        // the chunk out when full; returns how many bytes it took.
         let mut take = |got: &[u8], upload: &mut dyn Upload| -> Result<usize, TransferError> {
-            let n = got.len().min(CHUNK - chunk.len());
+            let n = got.len().min(CHUNK - chunk.len()).min(step);
             chunk.extend_from_slice(&got[..n]);
             total += n as u64;
             progress.store(total, Ordering::Relaxed);
             if chunk.len() == CHUNK {
                 write(&mut chunk, upload).map_err(TransferError::Local)?;
+            }
+            if let Some(throttle) = throttle {
+                pace(throttle, n, abort)?;
             }
             Ok(n)
         };
@@ -238,17 +270,16 @@ impl BlockingData {
         Ok(total)
     }
 
-    /// Writes `bytes` as application data.
+    /// Writes `bytes` as application data (a step at a time when throttled).
     pub(crate) fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
-        match &mut self.tls {
-            None => (&self.socket).write_all(bytes).map_err(network_error),
-            Some(tls) => {
-                tls.writer()
-                    .write_all(bytes)
-                    .map_err(TransferError::Connection)?;
-                flush_tls(tls, &self.socket)
-            }
+        let Some(throttle) = &self.throttle else {
+            return send(&mut self.tls, &self.socket, bytes);
+        };
+        for piece in bytes.chunks(throttle.step()) {
+            send(&mut self.tls, &self.socket, piece)?;
+            pace(throttle, piece.len(), &self.abort)?;
         }
+        Ok(())
     }
 
     /// Ends the connection cleanly: close_notify (TLS) and FIN. Returns the socket, to be
@@ -260,6 +291,35 @@ impl BlockingData {
         }
         self.socket.shutdown(Shutdown::Write).ok()?;
         Some(self.socket)
+    }
+}
+
+/// Writes `bytes` to the socket, through TLS when it protects the connection.
+fn send(
+    tls: &mut Option<Box<ServerConnection>>,
+    mut socket: &TcpStream,
+    bytes: &[u8],
+) -> Result<(), TransferError> {
+    match tls {
+        None => socket.write_all(bytes).map_err(network_error),
+        Some(tls) => {
+            tls.writer()
+                .write_all(bytes)
+                .map_err(TransferError::Connection)?;
+            flush_tls(tls, socket)
+        }
+    }
+}
+
+/// Charges `bytes` that just moved to the transfer's buckets and waits as they require; a
+/// transfer stopped meanwhile ends as if its connection had been shut down under it.
+fn pace(throttle: &Throttle, bytes: usize, abort: &Abort) -> Result<(), TransferError> {
+    if throttle.charge(bytes, |delay| abort.sleep(delay)) {
+        Ok(())
+    } else {
+        Err(TransferError::Connection(
+            io::ErrorKind::ConnectionAborted.into(),
+        ))
     }
 }
 
@@ -289,11 +349,14 @@ fn is_socket_error(e: &io::Error) -> bool {
 }
 
 /// Stops a transfer: marks it aborted, then shuts its socket down, so that the thread fails
-/// its next (or current) socket call and ends without completing the transfer.
+/// its next (or current) socket call and ends without completing the transfer, and wakes
+/// it if it waits for a bandwidth limit.
 #[derive(Default)]
 pub(super) struct Abort {
     aborted: AtomicBool,
     socket: Mutex<Option<TcpStream>>,
+    /// Notified (under the `socket` lock) when the transfer is stopped.
+    stopped: Condvar,
 }
 
 impl Abort {
@@ -301,8 +364,30 @@ impl Abort {
     pub(super) fn trigger(&self) {
         // Set before the shutdown: the thread checks it after seeing the stream end.
         self.aborted.store(true, Ordering::SeqCst);
-        if let Some(socket) = self.lock().take() {
+        let mut slot = self.lock();
+        if let Some(socket) = slot.take() {
             let _ = socket.shutdown(Shutdown::Both);
+        }
+        // Under the lock: a thread about to wait has either seen the flag or is waiting.
+        self.stopped.notify_all();
+    }
+
+    /// Waits `delay`, or less if the transfer is stopped meanwhile; returns false if it was.
+    fn sleep(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        let mut slot = self.lock();
+        loop {
+            if self.is_set() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            slot = match self.stopped.wait_timeout(slot, left) {
+                Ok((slot, _)) => slot,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
     }
 

@@ -20,11 +20,13 @@ use tracing::{info, warn};
 
 use super::job::Job;
 use super::pump::{Abort, TransferError};
+use crate::bandwidth::{Direction, Throttle, UserBandwidth};
+use crate::limits::size::format_size;
 use crate::session::control::{fs_error, Busy};
 use crate::session::listing::{ListFormat, ListJob, ListSource};
 use crate::session::state::LoggedIn;
 use crate::session::{Flow, Result, Session};
-use crate::storage::{EntryKind, Upload, UploadMode, VirtualPath};
+use crate::storage::{EntryKind, FileTooLarge, Upload, UploadMode, VirtualPath};
 
 /// How long ABOR waits for a stopped transfer's thread (a disk write in progress) to end.
 const ABORT_WAIT: Duration = Duration::from_secs(30);
@@ -114,10 +116,15 @@ impl Session {
             (false, 0) => UploadMode::Replace,
             (false, offset) => UploadMode::At(offset),
         };
+        let verb = if append { "APPE" } else { "STOR" };
         let upload = match user.storage().create(&path, mode).await {
             Ok(upload) => upload,
             Err(e) => {
                 self.drop_data();
+                if let Some(max) = FileTooLarge::limit_of(&e) {
+                    info!(command = verb, path = %path, max, "upload refused: file size limit");
+                    return self.reply_too_large(max).await;
+                }
                 return self.reply_open_error(user, "STOR", &path, offset, &e).await;
             }
         };
@@ -127,7 +134,6 @@ impl Session {
             if ascii { "ASCII" } else { "BINARY" },
             path
         );
-        let verb = if append { "APPE" } else { "STOR" };
         let job = Job::Receive { upload, ascii };
         self.run_transfer(user, job, opening, verb, &path).await
     }
@@ -151,6 +157,12 @@ impl Session {
             ascii: self.params.ascii(),
         };
         self.run_transfer(user, job, format!("FILE: {name}"), "STOU", &path)
+            .await
+    }
+
+    /// RFC 959's 552 for an upload refused by the file size limit `max`.
+    async fn reply_too_large(&mut self, max: u64) -> Result {
+        self.reply(ReplyCode::EXCEEDED_STORAGE, too_large_text(max))
             .await
     }
 
@@ -273,7 +285,8 @@ impl Session {
         let stall = Duration::from_secs(self.shared.config.timeouts.transfer_stall);
         let started = Instant::now();
         let abort = Arc::new(Abort::default());
-        let mut work = Box::pin(job.run(data, progress.clone(), stall, abort.clone()));
+        let throttle = self.throttle(user, upload);
+        let mut work = Box::pin(job.run(data, progress.clone(), stall, abort.clone(), throttle));
         let status = || {
             let done = progress.load(Ordering::Relaxed);
             format!("{verb} {path} in progress: {done} bytes transferred.")
@@ -307,6 +320,11 @@ impl Session {
                             ReplyCode::TRANSFER_ABORTED,
                             format!("No data moved for {} s; transfer aborted.", stall.as_secs()),
                         )
+                    }
+                    TransferError::Local(err) if FileTooLarge::limit_of(err).is_some() => {
+                        let max = FileTooLarge::limit_of(err).unwrap_or_default();
+                        info!(command = verb, path = %path, bytes, max, "transfer failed: file size limit");
+                        (ReplyCode::EXCEEDED_STORAGE, too_large_text(max))
                     }
                     TransferError::Local(err) => {
                         warn!(command = verb, path = %path, bytes, error = %err, "transfer failed: local error");
@@ -342,6 +360,40 @@ impl Session {
             }
         }
     }
+}
+
+impl Session {
+    /// The bandwidth limits a transfer that starts now is under (an upload if `upload`),
+    /// as the users file says now; `None`: none.
+    fn throttle(&self, user: &LoggedIn, upload: bool) -> Option<Throttle> {
+        let (host, users) = match &self.vhost {
+            Some(host) => (Some(host.name.as_str()), &host.users),
+            None => (None, &self.shared.users),
+        };
+        let db = users.snapshot();
+        let limits = db.get(user.name()).map(|entry| &entry.bandwidth);
+        let direction = if upload {
+            Direction::Upload
+        } else {
+            Direction::Download
+        };
+        self.shared.bandwidth.throttle(
+            direction,
+            host,
+            user.name(),
+            limits.unwrap_or(&UserBandwidth::default()),
+            user.bandwidth(),
+        )
+    }
+}
+
+/// The text of the 552 for an upload refused by the file size limit `max`.
+fn too_large_text(max: u64) -> String {
+    format!(
+        "Exceeded storage allocation: files of this account may be at most {max} bytes ({}); \
+         the upload was refused and the file left as it was.",
+        format_size(max)
+    )
 }
 
 /// Starts an upload to a new file with a name nobody uses in the working directory.
