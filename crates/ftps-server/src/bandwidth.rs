@@ -23,33 +23,35 @@ use crate::limits::UserKey;
 pub use bucket::{Bucket, Throttle, BURST};
 pub use rate::Rate;
 
-/// The server's bandwidth limits (`[bandwidth]` of the configuration). Unset (or 0): no
-/// limit.
+/// Upload and download rates for a scope and for each session in it: the server's
+/// `[bandwidth]` (all sessions together; each session's default) and a user's
+/// `[users.NAME.bandwidth]` (the user's sessions together; each of them, instead of the
+/// server's default). Unset (or 0): no limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerBandwidth {
-    /// All uploads of the server together.
+pub struct Rates {
+    /// All uploads of the scope together.
     #[serde(
         default,
         deserialize_with = "Rate::deserialize_optional",
         skip_serializing_if = "Option::is_none"
     )]
     pub upload: Option<Rate>,
-    /// All downloads (and listings) of the server together.
+    /// All downloads (and listings) of the scope together.
     #[serde(
         default,
         deserialize_with = "Rate::deserialize_optional",
         skip_serializing_if = "Option::is_none"
     )]
     pub download: Option<Rate>,
-    /// Each session's uploads, unless its user sets its own.
+    /// Each session's uploads.
     #[serde(
         default,
         deserialize_with = "Rate::deserialize_optional",
         skip_serializing_if = "Option::is_none"
     )]
     pub session_upload: Option<Rate>,
-    /// Each session's downloads, unless its user sets its own.
+    /// Each session's downloads.
     #[serde(
         default,
         deserialize_with = "Rate::deserialize_optional",
@@ -57,46 +59,18 @@ pub struct ServerBandwidth {
     )]
     pub session_download: Option<Rate>,
 }
+
+/// The server's bandwidth limits (`[bandwidth]` of the configuration).
+pub type ServerBandwidth = Rates;
 
 /// A user's bandwidth limits (`[users.NAME.bandwidth]` of the users file); unset: the
 /// server's.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserBandwidth {
-    /// All the user's sessions' uploads together.
-    #[serde(
-        default,
-        deserialize_with = "Rate::deserialize_optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub upload: Option<Rate>,
-    /// All the user's sessions' downloads (and listings) together.
-    #[serde(
-        default,
-        deserialize_with = "Rate::deserialize_optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub download: Option<Rate>,
-    /// Each of the user's sessions' uploads, instead of the server's `session_upload`.
-    #[serde(
-        default,
-        deserialize_with = "Rate::deserialize_optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub session_upload: Option<Rate>,
-    /// Each of the user's sessions' downloads, instead of the server's `session_download`.
-    #[serde(
-        default,
-        deserialize_with = "Rate::deserialize_optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub session_download: Option<Rate>,
-}
+pub type UserBandwidth = Rates;
 
-impl UserBandwidth {
+impl Rates {
     /// Whether nothing is set (the users file then leaves the table out).
     pub fn is_empty(&self) -> bool {
-        *self == UserBandwidth::default()
+        *self == Rates::default()
     }
 }
 
