@@ -44,6 +44,41 @@ pub struct Config {
     pub bandwidth: crate::bandwidth::ServerBandwidth,
     /// Which client addresses may connect at all.
     pub addresses: crate::addresses::AddressRules,
+    /// The quota of users whose entry sets none (`[quota]`, see [`crate::quota`]).
+    pub quota: crate::quota::Quota,
+    /// Anonymous logins (`[anonymous]`), off by default.
+    pub anonymous: AnonymousConfig,
+}
+
+/// Anonymous logins: `USER anonymous` (or `ftp`) with any password, in a tree of its own,
+/// downloads only unless `upload_dir` names a write-only folder in it. TLS is required as
+/// for every login unless `tls.require_for_login` is off.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnonymousConfig {
+    /// Whether anonymous logins are accepted.
+    pub enabled: bool,
+    /// The anonymous tree: a directory (relative paths: to this file's directory), or the
+    /// key prefix in `storage`.
+    pub root: Option<PathBuf>,
+    /// The store of the tree: a `[storage.s3.NAME]`, or `"local"`; unset: `storage.default`,
+    /// else a local directory.
+    pub storage: Option<String>,
+    /// A folder of the tree (e.g. `/incoming`) where anonymous users may upload new files,
+    /// and do nothing else: no listing, no download, no overwrite.
+    pub upload_dir: Option<String>,
+    /// Anonymous sessions logged in at once; unset: `limits.max_sessions`.
+    pub max_sessions: Option<u32>,
+    /// A quota for the whole anonymous tree (the server's `[quota]` does not apply).
+    pub quota: crate::quota::Quota,
+}
+
+impl AnonymousConfig {
+    /// Whether `name` is an anonymous login name (`anonymous`, `ftp`, any case) and anonymous
+    /// logins are on.
+    pub fn is_anonymous(&self, name: &str) -> bool {
+        self.enabled && (name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp"))
+    }
 }
 
 /// A virtual host: its own users (and so roots) and, optionally, its own certificate.
@@ -81,6 +116,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             bandwidth: Default::default(),
             addresses: Default::default(),
+            quota: Default::default(),
+            anonymous: Default::default(),
         }
     }
 }
@@ -575,6 +612,38 @@ impl Config {
                 )));
             }
         }
+        if self.anonymous.enabled && self.anonymous.root.is_none() {
+            return Err(ConfigError::Invalid(
+                "anonymous.enabled needs anonymous.root, the tree anonymous users see".into(),
+            ));
+        }
+        if let Some(dir) = &self.anonymous.upload_dir {
+            let normal = crate::permissions::normalise_virtual(dir, "anonymous.upload_dir")
+                .map_err(ConfigError::Invalid)?;
+            if normal == "/" {
+                return Err(ConfigError::Invalid(
+                    "anonymous.upload_dir must be a folder below the root, e.g. \"/incoming\""
+                        .into(),
+                ));
+            }
+        }
+        if self.anonymous.max_sessions == Some(0) {
+            return Err(ConfigError::Invalid(
+                "anonymous.max_sessions must be at least 1 (set anonymous.enabled = false instead)"
+                    .into(),
+            ));
+        }
+        for name in [&self.anonymous.storage]
+            .into_iter()
+            .flatten()
+            .filter(|n| n.as_str() != crate::folders::LOCAL_STORAGE)
+        {
+            if !self.storage.s3.contains_key(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "anonymous.storage names {name:?}, which is not a [storage.s3.{name}] store"
+                )));
+            }
+        }
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
                 "banner must be one line without control characters".into(),
@@ -602,6 +671,14 @@ impl Config {
             fix(p);
         }
         self.tls.client_crls.iter_mut().for_each(fix);
+        // In an S3 store the anonymous root is a key prefix, not a path.
+        let anonymous_local = match &self.anonymous.storage {
+            Some(name) => name == crate::folders::LOCAL_STORAGE,
+            None => self.storage.default.is_none(),
+        };
+        if anonymous_local {
+            self.anonymous.root.iter_mut().for_each(fix);
+        }
         for host in self.hosts.values_mut() {
             fix(&mut host.users_file);
             host.certificate.iter_mut().for_each(fix);

@@ -54,6 +54,8 @@ pub struct Shared {
     pub hash_permits: Arc<tokio::sync::Semaphore>,
     /// The bandwidth limits' buckets: the server's and its users'.
     pub bandwidth: crate::bandwidth::Bandwidth,
+    /// The usage of the users with a quota, shared by each user's sessions.
+    pub quotas: crate::quota::QuotaRegistry,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The id of the next session, for the logs.

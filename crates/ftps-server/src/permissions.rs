@@ -178,6 +178,11 @@ impl PathPermissions {
         Ok(())
     }
 
+    /// Whether a rule is set for exactly `path`.
+    pub fn has_rule(&self, path: &str) -> bool {
+        normalise(path).is_ok_and(|p| self.0.contains_key(&p))
+    }
+
     /// Removes the rule for `path`; whether there was one.
     pub fn remove(&mut self, path: &str) -> bool {
         normalise(path).is_ok_and(|p| self.0.remove(&p).is_some())
@@ -223,15 +228,19 @@ impl<'de> Deserialize<'de> for PathPermissions {
 
 /// `path` as a rule key: absolute, no empty, `.` or `..` components, no trailing `/`.
 fn normalise(path: &str) -> Result<String, String> {
+    normalise_virtual(path, "permission path")
+}
+
+/// `path`, a virtual path of the users file (`what` names it in errors), normalised:
+/// absolute, no empty, `.` or `..` components, no trailing `/`.
+pub(crate) fn normalise_virtual(path: &str, what: &str) -> Result<String, String> {
     if !path.starts_with('/') {
-        return Err(format!(
-            "permission path {path:?} must be absolute (start with /)"
-        ));
+        return Err(format!("{what} {path:?} must be absolute (start with /)"));
     }
     let mut out = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         if part == "." || part == ".." {
-            return Err(format!("permission path {path:?} must not contain . or .."));
+            return Err(format!("{what} {path:?} must not contain . or .."));
         }
         out.push('/');
         out.push_str(part);

@@ -194,6 +194,7 @@ impl Server {
                 siblings: Default::default(),
                 hash_permits: hash_permits(),
                 bandwidth,
+                quotas: Default::default(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),

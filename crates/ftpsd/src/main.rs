@@ -107,7 +107,7 @@ enum UserCmd {
         name: String,
     },
     /// Change a user's limits and rules (the flags given; the rest stays).
-    Set(user_set::SetArgs),
+    Set(Box<user_set::SetArgs>),
     /// Set a new password.
     Passwd {
         /// User name.
@@ -393,6 +393,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 .get(&name)
                 .ok_or_else(|| anyhow::anyhow!("no such user: {name:?}"))?;
             print!("{}", users::show_entry(&name, entry)?);
+            print!("{}", quota_lines(config, &db, &name));
         }
         UserCmd::Set(args) => {
             let mut db = UserDb::load(&path)?;
@@ -423,6 +424,26 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The user's quota and usage as comments for `ftpsd user show`, counted as a login
+/// counts them.
+fn quota_lines(config: &Config, db: &UserDb, name: &str) -> String {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return format!("# quota: usage not counted: {e}\n"),
+    };
+    match runtime.block_on(ftps_server::quota::user_usage(config, db, name)) {
+        Ok(None) => "# quota: none\n".to_string(),
+        Ok(Some((usage, limits))) => ftps_server::quota::describe(usage, limits)
+            .iter()
+            .map(|line| format!("# quota: {line}\n"))
+            .collect(),
+        Err(e) => format!("# quota: usage not counted: {e}\n"),
+    }
 }
 
 fn set_reuse(db: &mut UserDb, name: &str, reuse: ReuseArg) -> anyhow::Result<()> {

@@ -9,14 +9,17 @@ use ftps_proto::ReplyCode;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use super::state::{ControlSecurity, LoggedIn, Login};
+use super::state::{ControlSecurity, LoggedIn, Login, UserQuota};
 use super::{canonical_ip, Flow, Result, Session};
 use crate::addresses::AddressRules;
 use crate::certid::CertIdentity;
+use crate::folders::LOCAL_STORAGE;
 use crate::limits::{Refusal, UserKey};
+use crate::permissions::{PathPermissions, Permission, PermissionSet};
+use crate::quota::Quota;
 use crate::storage::guarded::GuardedStorage;
 use crate::storage::local::LocalStorage;
-use crate::storage::{LimitedStorage, Storage};
+use crate::storage::{LimitedStorage, Mount, MountedStorage, QuotaStorage, Storage};
 use crate::tls::UserBinding;
 use crate::users::{AuthenticatedUser, UserLimits};
 
@@ -290,6 +293,15 @@ impl Session {
         if let Some(flow) = self.refuse_if_ip_banned().await {
             return Ok(flow);
         }
+        if self.anonymous_name(&name) {
+            self.login = Login::UserGiven(name);
+            return self
+                .reply(
+                    ReplyCode::NEED_PASSWORD,
+                    "Anonymous login ok; send your e-mail address as the password.",
+                )
+                .await;
+        }
         // RFC 4217 §12.2: a certificate that identifies the user logs in at USER (232).
         if let Some(identity) = self.client_identity() {
             if !self.shared.limiter.user_banned(&self.user_key(&name)) {
@@ -324,6 +336,12 @@ impl Session {
         if let Some(flow) = self.refuse_if_ip_banned().await {
             return Ok(flow);
         }
+        if self.anonymous_name(&name) {
+            // RFC 1635: the password is the user's e-mail address, by courtesy; not logged.
+            return self
+                .complete_login(self.anonymous_user(), ReplyCode::LOGGED_IN)
+                .await;
+        }
         if self.shared.limiter.user_banned(&self.user_key(&name)) {
             info!(user = %name, "login refused: name banned after failures");
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
@@ -357,10 +375,18 @@ impl Session {
 
     /// Finishes a successful login: the user's address rules, session limits, the root
     /// directory, the reply.
-    async fn complete_login(&mut self, user: AuthenticatedUser, code: ReplyCode) -> Result {
+    async fn complete_login(&mut self, mut user: AuthenticatedUser, code: ReplyCode) -> Result {
         let name = user.name.clone();
         let key = self.user_key(&name);
-        let (limits, addresses) = self.user_policy(&name);
+        let (mut limits, addresses) = self.user_policy(&user);
+        if user.anonymous {
+            let anonymous = &self.config().anonymous;
+            limits.max_sessions = Some(
+                anonymous
+                    .max_sessions
+                    .unwrap_or(self.config().limits.max_sessions),
+            );
+        }
         // The credentials were right, so this is no failed login: nothing is counted.
         if let Err(rule) = addresses.check(canonical_ip(self.peer.ip())) {
             info!(user = %name, address = %self.peer.ip(), rule = %rule, "login refused: address not allowed for this user");
@@ -378,7 +404,8 @@ impl Session {
                 .await;
             return Ok(Flow::Close);
         }
-        let Some(storage) = self.open_storage(&user) else {
+        let Some((storage, quota)) = self.open_storage(&mut user, &key, &limits).await else {
+            self.permit.logout();
             return self
                 .reply(
                     ReplyCode::NOT_LOGGED_IN,
@@ -404,68 +431,147 @@ impl Session {
             storage,
             tickets_shared,
             user_reloads,
+            quota,
         )));
         // The session's first TLS 1.3 tickets, sent ahead of the reply.
         self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await
     }
 
-    /// The user's storage: its S3 store (its own, or the server's default) under its
-    /// root as a key prefix, or else its local root directory. `None` (logged) if that
-    /// cannot be opened.
-    fn open_storage(&self, user: &AuthenticatedUser) -> Option<Arc<dyn Storage>> {
-        let storage = self.limit_file_size(&user.name, self.open_backend(user)?);
-        if user.permissions.is_empty() {
-            return Some(storage);
+    /// The user's storage, from the backend up: its own tree (see [`Session::open_store`])
+    /// under its file size limit and its quota, its virtual folders mounted into it, all
+    /// behind its permissions (the folders' rights added to them, in `user`). `None`
+    /// (logged) if a part cannot be opened or the usage not counted.
+    async fn open_storage(
+        &self,
+        user: &mut AuthenticatedUser,
+        key: &UserKey,
+        limits: &UserLimits,
+    ) -> Option<(Arc<dyn Storage>, Option<UserQuota>)> {
+        let name = user.name.clone();
+        let mut storage =
+            self.open_store(&name, user.storage.as_deref(), &user.root, &user.key_prefix)?;
+        if let Some(max) = limits.file_size_limit(self.config().limits.max_file_size) {
+            storage = Arc::new(LimitedStorage::new(storage, max));
         }
-        Some(Arc::new(GuardedStorage::new(
-            storage,
-            user.permissions.clone(),
-            user.access,
-        )))
+        let server_quota = if user.anonymous {
+            Quota::default()
+        } else {
+            self.config().quota
+        };
+        let quota_limits = user.quota.limits(&server_quota);
+        let mut quota = None;
+        if quota_limits.is_limited() {
+            let usage = match self.shared.quotas.usage(key, storage.as_ref()).await {
+                Ok(usage) => usage,
+                Err(e) => {
+                    warn!(user = %name, error = %e, "cannot count the user's usage for its quota");
+                    return None;
+                }
+            };
+            storage = Arc::new(QuotaStorage::new(storage, usage.clone(), quota_limits));
+            quota = Some(UserQuota {
+                usage,
+                limits: quota_limits,
+            });
+        }
+        if !user.folders.is_empty() {
+            let mut mounts = Vec::with_capacity(user.folders.len());
+            let mut rules = (*user.permissions).clone();
+            for folder in &user.folders {
+                let folder_storage = self.open_store(
+                    &name,
+                    folder.storage.as_deref(),
+                    &folder.root,
+                    &folder.key_prefix,
+                )?;
+                mounts.push(Mount {
+                    at: folder.at.clone(),
+                    storage: folder_storage,
+                });
+                // The folder's rights are a rule at its mount point, unless the user has one.
+                if !rules.has_rule(folder.at.as_str()) {
+                    rules
+                        .set(folder.at.as_str(), PermissionSet::of_access(folder.access))
+                        .ok()?;
+                }
+            }
+            storage = Arc::new(MountedStorage::new(storage, mounts));
+            user.permissions = Arc::new(rules);
+        }
+        if !user.permissions.is_empty() {
+            storage = Arc::new(GuardedStorage::new(
+                storage,
+                user.permissions.clone(),
+                user.access,
+            ));
+        }
+        Some((storage, quota))
     }
 
-    /// The user's own backend: see [`Session::open_storage`].
-    fn open_backend(&self, user: &AuthenticatedUser) -> Option<Arc<dyn Storage>> {
-        let store = user
-            .storage
-            .as_ref()
-            .or(self.shared.config.storage.default.as_ref());
-        if let Some(store) = store {
+    /// A tree of files for the user `name`: in the S3 store `store` (or, unset, the
+    /// server's default) under `key_prefix`, or in the local directory `root` (`store`
+    /// unset and no default, or `"local"`). `None` (logged) if that cannot be opened.
+    fn open_store(
+        &self,
+        name: &str,
+        store: Option<&str>,
+        root: &std::path::Path,
+        key_prefix: &str,
+    ) -> Option<Arc<dyn Storage>> {
+        let store = store.or(self.shared.config.storage.default.as_deref());
+        if let Some(store) = store.filter(|s| *s != LOCAL_STORAGE) {
             #[cfg(feature = "s3")]
             if let Some(s3) = self.shared.s3_stores.get(store) {
-                return Some(Arc::new(s3.user(&user.key_prefix)));
+                return Some(Arc::new(s3.user(key_prefix)));
             }
-            warn!(user = %user.name, store = %store, "the user's storage is not configured");
+            let _ = key_prefix;
+            warn!(user = %name, store = %store, "the storage is not configured");
             return None;
         }
-        match self.shared.roots.open(&user.root) {
+        match self.shared.roots.open(root) {
             Ok(root) => Some(Arc::new(LocalStorage::new(root))),
             Err(e) => {
-                warn!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root directory");
+                warn!(user = %name, root = %root.display(), error = %e, "cannot open the directory");
                 None
             }
         }
     }
 
-    /// `backend` under the file size limit of the user `name` (its own `max_file_size`, else
-    /// the server's), if there is one; right on the backend, below any other wrapper.
-    fn limit_file_size(&self, name: &str, backend: Arc<dyn Storage>) -> Arc<dyn Storage> {
-        let (limits, _) = self.user_policy(name);
-        match limits.file_size_limit(self.config().limits.max_file_size) {
-            Some(max) => Arc::new(LimitedStorage::new(backend, max)),
-            None => backend,
+    /// The limits and address rules of `user` as the users file says now; none for a user
+    /// that is gone, or an anonymous login.
+    fn user_policy(&self, user: &AuthenticatedUser) -> (UserLimits, AddressRules) {
+        if user.anonymous {
+            return Default::default();
         }
-    }
-
-    /// The limits and address rules of the user `name` as the users file says now; none
-    /// for a user that is gone.
-    fn user_policy(&self, name: &str) -> (UserLimits, AddressRules) {
         self.users()
             .snapshot()
-            .get(name)
+            .get(&user.name)
             .map(|entry| (entry.limits.clone(), entry.addresses.clone()))
             .unwrap_or_default()
+    }
+
+    /// Whether `name` logs in anonymously here: anonymous logins are on and `name` is one
+    /// of theirs. Virtual hosts have no anonymous logins.
+    fn anonymous_name(&self, name: &str) -> bool {
+        self.vhost.is_none() && self.config().anonymous.is_anonymous(name)
+    }
+
+    /// The anonymous user of the configuration: read-only, with its upload folder
+    /// write-only.
+    fn anonymous_user(&self) -> AuthenticatedUser {
+        let config = &self.config().anonymous;
+        let mut rules = PathPermissions::default();
+        if let Some(dir) = &config.upload_dir {
+            // Validated with the configuration.
+            let _ = rules.set(dir, [Permission::Upload].into_iter().collect());
+        }
+        AuthenticatedUser::anonymous(
+            config.root.clone().unwrap_or_default(),
+            config.storage.clone(),
+            rules,
+            config.quota,
+        )
     }
 
     /// `name` on this session's virtual host, as the limits count users.

@@ -227,7 +227,11 @@ pub(super) fn fs_error(e: &io::Error) -> (ReplyCode, &'static str) {
             ReplyCode::INSUFFICIENT_STORAGE,
             "Insufficient storage space.",
         ),
-        QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Disk quota exceeded."),
+        QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Quota exceeded."),
+        CrossesDevices => (
+            ReplyCode::FILE_UNAVAILABLE,
+            "Cannot rename between folders of different storage; copy instead.",
+        ),
         FileTooLarge => (ReplyCode::EXCEEDED_STORAGE, "File too large."),
         Unsupported => (
             ReplyCode::NOT_IMPLEMENTED,

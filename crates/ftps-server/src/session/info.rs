@@ -215,7 +215,12 @@ impl Session {
             ),
             None => "Control connection: not protected".to_string(),
         };
-        let lines = vec![
+        let quota = self
+            .login
+            .user()
+            .and_then(|l| l.quota())
+            .map(|q| crate::quota::describe(q.usage.current(), q.limits).join(", "));
+        let mut lines = vec![
             "ftpsd status:".to_string(),
             format!(" Connected from {}", self.peer.ip()),
             format!(" {user}"),
@@ -236,8 +241,11 @@ impl Session {
                     "BINARY"
                 }
             ),
-            "End of status".to_string(),
         ];
+        if let Some(quota) = quota {
+            lines.push(format!(" Quota: {quota}"));
+        }
+        lines.push("End of status".to_string());
         self.send(Reply::multi(ReplyCode::SYSTEM_STATUS, lines))
             .await
     }

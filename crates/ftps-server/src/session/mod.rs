@@ -176,8 +176,11 @@ fn site_subcommand(args: &str) -> (&str, &str) {
 fn allowed_before_login(cmd: &Command) -> bool {
     use Command::*;
     match cmd {
-        // SITE HELP does; SITE CHMOD changes a file.
-        Site(args) => !site_subcommand(args).0.eq_ignore_ascii_case("CHMOD"),
+        // SITE HELP does; SITE CHMOD changes a file and SITE QUOTA is the user's.
+        Site(args) => {
+            let sub = site_subcommand(args).0;
+            !sub.eq_ignore_ascii_case("CHMOD") && !sub.eq_ignore_ascii_case("QUOTA")
+        }
         _ => matches!(
             cmd,
             User(_)

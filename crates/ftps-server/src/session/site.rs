@@ -13,6 +13,7 @@ pub(super) const SITE_COMMANDS: &[(&str, &str)] = &[
         "SITE CHMOD <mode> <path> (octal rwx bits, e.g. 644)",
     ),
     ("HELP", "SITE HELP"),
+    ("QUOTA", "SITE QUOTA (this account's usage and quota)"),
 ];
 
 impl Session {
@@ -42,8 +43,26 @@ impl Session {
     pub(super) async fn cmd_site_user(&mut self, user: &LoggedIn, args: &str) -> Result {
         match site_subcommand(args) {
             (sub, rest) if sub.eq_ignore_ascii_case("CHMOD") => self.site_chmod(user, rest).await,
+            (sub, _) if sub.eq_ignore_ascii_case("QUOTA") => self.site_quota(user).await,
             _ => self.cmd_site(args).await,
         }
+    }
+
+    /// `SITE QUOTA`: the account's usage and limits (`200`), as `ftpsd user show` gives them.
+    async fn site_quota(&mut self, user: &LoggedIn) -> Result {
+        let Some(quota) = user.quota() else {
+            return self
+                .reply(ReplyCode::OK, "No quota for this account.")
+                .await;
+        };
+        let mut lines = vec![format!("Quota for {}:", user.name())];
+        lines.extend(
+            crate::quota::describe(quota.usage.current(), quota.limits)
+                .into_iter()
+                .map(|line| format!(" {line}")),
+        );
+        lines.push("End of quota.".into());
+        self.send(Reply::multi(ReplyCode::OK, lines)).await
     }
 
     /// `SITE CHMOD mode path`.

@@ -55,6 +55,14 @@ pub(crate) struct LoggedIn {
     user_reloads: watch::Receiver<u64>,
     /// The session's bandwidth buckets, kept from one transfer to the next.
     bandwidth: SessionBandwidth,
+    /// The user's usage and quota, if it has one.
+    quota: Option<UserQuota>,
+}
+
+/// A logged-in user's quota: the usage its sessions share, and its limits.
+pub(crate) struct UserQuota {
+    pub(crate) usage: Arc<crate::quota::QuotaUsage>,
+    pub(crate) limits: crate::quota::QuotaLimits,
 }
 
 impl LoggedIn {
@@ -64,6 +72,7 @@ impl LoggedIn {
         storage: Arc<dyn Storage>,
         tickets_shared: Option<BoundLogin>,
         user_reloads: watch::Receiver<u64>,
+        quota: Option<UserQuota>,
     ) -> LoggedIn {
         LoggedIn {
             user,
@@ -72,7 +81,13 @@ impl LoggedIn {
             _tickets_shared: tickets_shared,
             user_reloads,
             bandwidth: SessionBandwidth::default(),
+            quota,
         }
+    }
+
+    /// The user's quota and usage, if it has a quota.
+    pub(crate) fn quota(&self) -> Option<&UserQuota> {
+        self.quota.as_ref()
     }
 
     /// The session's bandwidth buckets.

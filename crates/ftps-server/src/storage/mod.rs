@@ -19,17 +19,23 @@
 //!   included;
 //! - [`s3`]: the objects under a key prefix of an S3 bucket.
 //!
-//! [`LimitedStorage`] puts any backend under a file size limit.
+//! Wrappers add policy to any backend: [`LimitedStorage`] a file size limit,
+//! [`QuotaStorage`] a quota, [`MountedStorage`] virtual folders and `guarded` the
+//! permissions per path, stacked in that order at login.
 
 pub mod guarded;
 mod limited;
 pub mod local;
+mod mounts;
 mod path;
+mod quota;
 #[cfg(feature = "s3")]
 pub mod s3;
 
 pub use limited::{create_limited, FileTooLarge, LimitedStorage};
+pub use mounts::{Mount, MountedStorage};
 pub use path::VirtualPath;
+pub use quota::QuotaStorage;
 
 use std::ffi::OsString;
 use std::fmt;

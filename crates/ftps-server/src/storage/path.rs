@@ -63,6 +63,19 @@ impl VirtualPath {
         self.0 == "/"
     }
 
+    /// The path below `base` as a path of its own (`/a/b/c` below `/a` is `/b/c`), if
+    /// `base` is this path or one of its ancestors; compared component by component.
+    pub fn strip_prefix(&self, base: &VirtualPath) -> Option<VirtualPath> {
+        if base.is_root() {
+            return Some(self.clone());
+        }
+        match self.0.strip_prefix(base.as_str())? {
+            "" => Some(VirtualPath::root()),
+            rest if rest.starts_with('/') => Some(VirtualPath(rest.to_owned())),
+            _ => None,
+        }
+    }
+
     /// The path relative to the root directory handle, as cap-std wants it: "." for the root.
     pub fn relative(&self) -> &Path {
         match self.0.strip_prefix('/') {

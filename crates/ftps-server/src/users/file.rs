@@ -118,6 +118,8 @@ impl UserDb {
             bandwidth: Default::default(),
             addresses: Default::default(),
             permissions: Default::default(),
+            quota: Default::default(),
+            folders: Default::default(),
         };
         self.users.insert(name.to_owned(), entry);
         Ok(())
@@ -183,14 +185,20 @@ impl UserDb {
     /// The entry's root as a path usable from the current directory: a relative root is
     /// taken relative to the users file's directory.
     pub fn resolve_root(&self, entry: &UserEntry) -> PathBuf {
-        if entry.root.is_absolute() {
-            return entry.root.clone();
+        self.resolve_path(&entry.root)
+    }
+
+    /// `path` from the users file (a root, a folder) as a path usable from the current
+    /// directory: relative paths are taken relative to the users file's directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
         }
         let base = match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        let joined = base.join(&entry.root);
+        let joined = base.join(path);
         // Absolute so it stays right even if the process later changes directory.
         std::path::absolute(&joined).unwrap_or(joined)
     }

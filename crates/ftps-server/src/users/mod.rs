@@ -36,13 +36,17 @@ use serde::{Deserialize, Serialize};
 use crate::addresses::AddressRules;
 use crate::bandwidth::UserBandwidth;
 use crate::certid::{CertIdentity, CertificateMatch};
+use crate::folders::Folders;
 use crate::permissions::PathPermissions;
 use crate::policy::{Access, SessionReuse};
+use crate::quota::Quota;
 
 pub use file::UserDb;
 pub use limits::UserLimits;
 pub use password::{generate_password, hash_password};
-pub use store::{AuthenticatedUser, LoginFailed, UserStore, DEFAULT_CREDENTIAL_CACHE};
+pub use store::{
+    AuthenticatedUser, LoginFailed, MountedFolder, UserStore, DEFAULT_CREDENTIAL_CACHE,
+};
 
 /// Errors reading, validating, editing or writing the users file.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,13 @@ pub struct UserEntry {
     /// The addresses the user may log in from (`[users.NAME.addresses]`).
     #[serde(default, skip_serializing_if = "AddressRules::is_empty")]
     pub addresses: AddressRules,
+    /// How much the user's files may hold (`[users.NAME.quota]`); unset values: the
+    /// server's `[quota]`.
+    #[serde(default, skip_serializing_if = "Quota::is_empty")]
+    pub quota: Quota,
+    /// Other directories mounted into the user's tree (`[users.NAME.folders."/PATH"]`).
+    #[serde(default, skip_serializing_if = "Folders::is_empty")]
+    pub folders: Folders,
 }
 
 /// One user's entry as `ftpsd user show` prints it: the users file's TOML for that user,

@@ -34,6 +34,12 @@ pub struct AuthenticatedUser {
     pub key_prefix: String,
     /// What the user may do where, as the users file said at login.
     pub permissions: std::sync::Arc<crate::permissions::PathPermissions>,
+    /// The user's own quota setting (unset values: the server's).
+    pub quota: crate::quota::Quota,
+    /// The virtual folders mounted into the user's tree.
+    pub folders: Vec<MountedFolder>,
+    /// Whether this is an anonymous login (not a user of the users file).
+    pub anonymous: bool,
     /// The credentials the login was checked against; a reload that changes them (or
     /// removes the user) ends the session.
     credentials: Credentials,
@@ -67,8 +73,66 @@ fn authenticated(db: &UserDb, name: &str, entry: &UserEntry) -> AuthenticatedUse
         storage: entry.storage.clone(),
         key_prefix: entry.root.to_string_lossy().into_owned(),
         permissions: std::sync::Arc::new(entry.permissions.clone()),
+        quota: entry.quota,
+        folders: entry
+            .folders
+            .iter()
+            .map(|(at, folder)| MountedFolder {
+                at: crate::storage::VirtualPath::root().join(at),
+                root: db.resolve_path(&folder.path),
+                key_prefix: folder.path.to_string_lossy().into_owned(),
+                storage: folder.storage.clone(),
+                access: folder.access.unwrap_or(entry.access),
+            })
+            .collect(),
+        anonymous: false,
         credentials: Credentials::of(entry),
     }
+}
+
+impl AuthenticatedUser {
+    /// An anonymous login: read-only in `root` (a directory, or the key prefix in
+    /// `storage`), with the rules `permissions`.
+    pub fn anonymous(
+        root: PathBuf,
+        storage: Option<String>,
+        permissions: crate::permissions::PathPermissions,
+        quota: crate::quota::Quota,
+    ) -> AuthenticatedUser {
+        AuthenticatedUser {
+            name: "anonymous".to_owned(),
+            key_prefix: root.to_string_lossy().into_owned(),
+            root,
+            access: Access::ReadOnly,
+            data_session_reuse: None,
+            allow_fxp: false,
+            storage,
+            permissions: std::sync::Arc::new(permissions),
+            quota,
+            folders: Vec::new(),
+            anonymous: true,
+            credentials: Credentials {
+                password: None,
+                login: LoginMethod::Password,
+                certificate: None,
+            },
+        }
+    }
+}
+
+/// A virtual folder of a logged-in user (see [`crate::folders`]).
+#[derive(Clone, Debug)]
+pub struct MountedFolder {
+    /// The mount point.
+    pub at: crate::storage::VirtualPath,
+    /// The resolved directory, for a folder on this machine.
+    pub root: PathBuf,
+    /// The `path` as the users file writes it: the key prefix in an S3 store.
+    pub key_prefix: String,
+    /// The store named by the folder, if any.
+    pub storage: Option<String>,
+    /// What the user may do in it.
+    pub access: Access,
 }
 
 /// How long a verified login is remembered by default.
@@ -161,9 +225,12 @@ impl UserStore {
     /// Whether a session logged in as `user` may go on under the current file: the user
     /// still exists and its password, login method and certificate are unchanged.
     pub fn still_valid(&self, user: &AuthenticatedUser) -> bool {
-        self.snapshot()
-            .get(&user.name)
-            .is_some_and(|entry| Credentials::of(entry) == user.credentials)
+        // Anonymous logins come from the configuration, which a reload does not change.
+        user.anonymous
+            || self
+                .snapshot()
+                .get(&user.name)
+                .is_some_and(|entry| Credentials::of(entry) == user.credentials)
     }
 
     fn loaded(&self) {

@@ -3,7 +3,9 @@
 
 mod addresses;
 mod bandwidth;
+mod folders;
 mod permissions;
+mod quota;
 
 use clap::Args;
 use ftps_server::users::UserEntry;
@@ -19,6 +21,10 @@ pub struct SetArgs {
     addresses: addresses::AddressArgs,
     #[command(flatten)]
     permissions: permissions::PermissionArgs,
+    #[command(flatten)]
+    quota: quota::QuotaArgs,
+    #[command(flatten)]
+    folders: folders::FolderArgs,
 }
 
 impl SetArgs {
@@ -27,6 +33,8 @@ impl SetArgs {
         self.bandwidth.apply(entry)?;
         self.addresses.apply(entry)?;
         self.permissions.apply(entry)?;
+        self.quota.apply(entry)?;
+        self.folders.apply(entry)?;
         Ok(())
     }
 }

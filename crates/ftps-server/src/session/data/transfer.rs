@@ -22,6 +22,7 @@ use super::job::Job;
 use super::pump::{Abort, TransferError};
 use crate::bandwidth::{Direction, Throttle, UserBandwidth};
 use crate::limits::size::format_size;
+use crate::quota::QuotaExceeded;
 use crate::session::control::{fs_error, Busy};
 use crate::session::listing::{ListFormat, ListJob, ListSource};
 use crate::session::state::LoggedIn;
@@ -121,9 +122,9 @@ impl Session {
             Ok(upload) => upload,
             Err(e) => {
                 self.drop_data();
-                if let Some(max) = FileTooLarge::limit_of(&e) {
-                    info!(command = verb, path = %path, max, "upload refused: file size limit");
-                    return self.reply_too_large(max).await;
+                if let Some(text) = refusal_text(&e) {
+                    info!(command = verb, path = %path, reason = %e, "upload refused");
+                    return self.reply(ReplyCode::EXCEEDED_STORAGE, text).await;
                 }
                 return self.reply_open_error(user, "STOR", &path, offset, &e).await;
             }
@@ -148,6 +149,10 @@ impl Session {
             Ok(pair) => pair,
             Err(e) => {
                 self.drop_data();
+                if let Some(text) = refusal_text(&e) {
+                    info!(command = "STOU", reason = %e, "upload refused");
+                    return self.reply(ReplyCode::EXCEEDED_STORAGE, text).await;
+                }
                 return self.reply_fs_error("STOU", &user.path("."), &e).await;
             }
         };
@@ -157,12 +162,6 @@ impl Session {
             ascii: self.params.ascii(),
         };
         self.run_transfer(user, job, format!("FILE: {name}"), "STOU", &path)
-            .await
-    }
-
-    /// RFC 959's 552 for an upload refused by the file size limit `max`.
-    async fn reply_too_large(&mut self, max: u64) -> Result {
-        self.reply(ReplyCode::EXCEEDED_STORAGE, too_large_text(max))
             .await
     }
 
@@ -321,10 +320,12 @@ impl Session {
                             format!("No data moved for {} s; transfer aborted.", stall.as_secs()),
                         )
                     }
-                    TransferError::Local(err) if FileTooLarge::limit_of(err).is_some() => {
-                        let max = FileTooLarge::limit_of(err).unwrap_or_default();
-                        info!(command = verb, path = %path, bytes, max, "transfer failed: file size limit");
-                        (ReplyCode::EXCEEDED_STORAGE, too_large_text(max))
+                    TransferError::Local(err) if refusal_text(err).is_some() => {
+                        info!(command = verb, path = %path, bytes, reason = %err, "transfer refused");
+                        (
+                            ReplyCode::EXCEEDED_STORAGE,
+                            refusal_text(err).unwrap_or_default(),
+                        )
                     }
                     TransferError::Local(err) => {
                         warn!(command = verb, path = %path, bytes, error = %err, "transfer failed: local error");
@@ -387,13 +388,29 @@ impl Session {
     }
 }
 
-/// The text of the 552 for an upload refused by the file size limit `max`.
-fn too_large_text(max: u64) -> String {
-    format!(
-        "Exceeded storage allocation: files of this account may be at most {max} bytes ({}); \
-         the upload was refused and the file left as it was.",
-        format_size(max)
-    )
+/// The text of RFC 959's 552 for an upload that a limit refused (the file size limit, the
+/// quota), with the figures; `None` for other errors.
+fn refusal_text(e: &io::Error) -> Option<String> {
+    if let Some(max) = FileTooLarge::limit_of(e) {
+        return Some(format!(
+            "Exceeded storage allocation: files of this account may be at most {max} bytes ({}); \
+             the upload was refused and the file left as it was.",
+            format_size(max)
+        ));
+    }
+    let refusal = QuotaExceeded::of(e)?;
+    let figures = match refusal {
+        QuotaExceeded::Bytes { limit, used } => format!(
+            "{used} of {limit} bytes ({}) in use, and this upload would pass the limit",
+            format_size(limit)
+        ),
+        QuotaExceeded::Files { limit, used } => {
+            format!("{used} of {limit} files in use, and this upload would add one")
+        }
+    };
+    Some(format!(
+        "Quota exceeded: {figures}; the upload was refused and the file left as it was (SITE QUOTA shows the usage)."
+    ))
 }
 
 /// Starts an upload to a new file with a name nobody uses in the working directory.
