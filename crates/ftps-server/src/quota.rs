@@ -104,6 +104,12 @@ pub async fn measure(storage: &dyn Storage) -> io::Result<Usage> {
             .map_err(io::Error::other)??;
         for entry in entries {
             match entry.kind {
+                // Another upload's temporary file, counted when it is committed.
+                EntryKind::File
+                    if entry
+                        .name
+                        .to_str()
+                        .is_some_and(crate::storage::local::is_temp_upload_name) => {}
                 EntryKind::File => {
                     usage.bytes = usage.bytes.saturating_add(entry.size);
                     usage.files += 1;

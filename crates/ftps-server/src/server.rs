@@ -148,14 +148,14 @@ impl Server {
                 ),
             });
         }
-        let local_default = config.storage.default.is_none();
+        let cleanup_config = config.clone();
         let stores: Vec<UserStore> = std::iter::once(users.clone())
             .chain(hosts.values().map(|h| h.users.clone()))
             .collect();
         // Before any client can start an upload: nothing in flight yet can be mistaken for
         // a leftover.
         let _ =
-            tokio::task::spawn_blocking(move || remove_leftover_uploads(&stores, local_default))
+            tokio::task::spawn_blocking(move || remove_leftover_uploads(&stores, &cleanup_config))
                 .await;
         let by_sni = hosts
             .iter()
@@ -500,18 +500,30 @@ fn open_s3_stores(
 /// Removes the temporary files of uploads that were in progress when the server last
 /// stopped without finishing them (killed, or the machine lost power), from every user's
 /// root. They never appear under a final name; this only frees their space and hides them.
-fn remove_leftover_uploads(stores: &[UserStore], local_default: bool) {
+fn remove_leftover_uploads(stores: &[UserStore], config: &Config) {
+    // Only local trees: in an S3 store a root or folder is a key prefix.
+    let local = |storage: Option<&str>| match storage {
+        Some(name) => name == crate::folders::LOCAL_STORAGE,
+        None => config.storage.default.is_none(),
+    };
     let mut roots = std::collections::BTreeSet::new();
     for store in stores {
         let db = store.snapshot();
-        for name in db.names() {
-            // Only local roots: an S3 user's root is a key prefix.
-            if let Some(entry) = db
-                .get(name)
-                .filter(|e| e.storage.is_none() && local_default)
-            {
+        for entry in db.names().filter_map(|name| db.get(name)) {
+            if local(entry.storage.as_deref()) {
                 roots.insert(db.resolve_root(entry));
             }
+            for (_, folder) in entry.folders.iter() {
+                if local(folder.storage.as_deref()) {
+                    roots.insert(db.resolve_path(&folder.path));
+                }
+            }
+        }
+    }
+    let anonymous = &config.anonymous;
+    if let (true, Some(root)) = (anonymous.enabled, &anonymous.root) {
+        if local(anonymous.storage.as_deref()) {
+            roots.insert(root.clone());
         }
     }
     for path in roots {

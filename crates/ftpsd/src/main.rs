@@ -328,7 +328,11 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                         Access::ReadWrite => "read-write",
                     };
                     // As the server sees it: the user's store, or else the default one.
-                    let store = entry.storage.as_ref().or(config.storage.default.as_ref());
+                    let store = entry
+                        .storage
+                        .as_ref()
+                        .or(config.storage.default.as_ref())
+                        .filter(|s| s.as_str() != ftps_server::folders::LOCAL_STORAGE);
                     let root = match store {
                         Some(store) => format!("s3:{store}:{}", entry.root.display()),
                         None => db.resolve_root(entry).display().to_string(),
@@ -352,7 +356,10 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             let mut db = UserDb::load_or_empty(&path)?;
             let (password, generated) = obtain_password(password_stdin)?;
             // The user's store: the one named, or else the server's default.
-            let store = storage.as_ref().or(config.storage.default.as_ref());
+            let store = storage
+                .as_ref()
+                .or(config.storage.default.as_ref())
+                .filter(|s| s.as_str() != ftps_server::folders::LOCAL_STORAGE);
             let root = match store {
                 Some(store) => {
                     if !config.storage.s3.contains_key(store) {

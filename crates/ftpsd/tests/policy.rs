@@ -814,6 +814,13 @@ fn the_complete_user_of_users_md_loads_and_is_what_its_commands_make() {
         .addresses
         .check("192.0.2.66".parse().unwrap())
         .is_err());
+    assert_eq!(entry.quota.bytes, Some(50 << 30));
+    assert_eq!(entry.quota.files, Some(200_000));
+    let folders: Vec<_> = entry.folders.iter().map(|(at, f)| (at, f.access)).collect();
+    assert_eq!(
+        folders,
+        [("/shared", Some(ftps_server::policy::Access::ReadOnly))]
+    );
 
     // The commands below it, on a users file of their own.
     let made = dir.path().join("made.toml").display().to_string();
