@@ -53,7 +53,7 @@ echo "tests took $((SECONDS - started)) s"
 # stops it when it ends). Tests that need a local file system by nature are skipped by name,
 # each with its reason, in crates/ftpsd/tests/s3-local-only.txt.
 started=$SECONDS
-for suite in protocol commands files security security_more curl lftp ftplib rclone compat policy permissions; do
+for suite in protocol commands files security security_more curl lftp ftplib rclone compat policy permissions quotas folders anonymous; do
     skips=()
     while read -r file name _; do
         [[ $file == "$suite" ]] && skips+=(--skip "$name")

@@ -218,12 +218,19 @@ impl QuotaUsage {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claims `bytes` more for an upload, unless that would pass `limit`.
-    pub(crate) fn claim_bytes(&self, bytes: u64, limit: Option<u64>) -> Result<(), QuotaExceeded> {
+    /// Claims `bytes` more for an upload that holds `own` already, unless that would pass
+    /// `limit`. A refusal reports what is in use without the upload's own claim.
+    pub(crate) fn claim_bytes(
+        &self,
+        bytes: u64,
+        own: u64,
+        limit: Option<u64>,
+    ) -> Result<(), QuotaExceeded> {
         let mut state = self.lock();
         if let Some(limit) = limit {
             let used = state.held.bytes.saturating_add(state.claimed.bytes);
             if used.saturating_add(bytes) > limit {
+                let used = used.saturating_sub(own);
                 return Err(QuotaExceeded::Bytes { limit, used });
             }
         }
@@ -427,12 +434,13 @@ mod tests {
     fn claims_are_refused_past_the_limit_and_settled() {
         let usage = QuotaUsage::default();
         usage.settle(Usage::default(), 90, 1);
-        assert_eq!(usage.claim_bytes(10, Some(100)), Ok(()));
+        assert_eq!(usage.claim_bytes(10, 0, Some(100)), Ok(()));
+        // The upload holding those 10 is told what the others use.
         assert_eq!(
-            usage.claim_bytes(1, Some(100)),
+            usage.claim_bytes(1, 10, Some(100)),
             Err(QuotaExceeded::Bytes {
                 limit: 100,
-                used: 100
+                used: 90
             })
         );
         assert!(usage.bytes_full(Some(100)).is_some());

@@ -293,3 +293,33 @@ fn user_set_and_show_permissions_and_refuse_bad_rules() {
     let again = server.ftpsd(&["user", "show", "pat", "--state-dir", &state], "");
     assert_eq!(String::from_utf8_lossy(&again.stdout), shown);
 }
+
+/// The `perm` fact of `MLST path` (RFC 3659 §7.5.5).
+async fn perm_of(c: &mut Control, path: &str) -> String {
+    let reply = c.expect(&format!("MLST {path}"), 250).await;
+    let text = format!("{reply:?}");
+    let start = text.find("perm=").expect("a perm fact") + "perm=".len();
+    text[start..]
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn mlst_perm_facts_say_what_the_rules_allow() {
+    // Clients offer what the perm fact lists; it follows the rules, not the access level.
+    let (server, files) = server_with_rules(&[]);
+    files.put("incoming/drop.txt", b"dropped");
+    files.put("shared/doc.txt", b"doc");
+    let mut c = login(&server).await;
+    c.expect("OPTS MLST type;perm;", 200).await;
+    assert_eq!(perm_of(&mut c, "/").await, "el");
+    assert_eq!(perm_of(&mut c, "/pub.txt").await, "r");
+    assert_eq!(perm_of(&mut c, "/incoming").await, "ecm");
+    assert_eq!(perm_of(&mut c, "/incoming/drop.txt").await, "");
+    assert_eq!(perm_of(&mut c, "/shared").await, "eldfcmp");
+    assert_eq!(perm_of(&mut c, "/shared/doc.txt").await, "radfw");
+    assert_eq!(perm_of(&mut c, "/shared/archive").await, "e");
+    assert_eq!(perm_of(&mut c, "/shared/archive/old.txt").await, "");
+}

@@ -5,7 +5,7 @@ use ftps_proto::listing;
 use ftps_proto::reply::quote_path;
 use ftps_proto::{Reply, ReplyCode};
 
-use super::listing::entry_facts;
+use super::listing::{entry_facts, Rights};
 use super::state::LoggedIn;
 use super::{Flow, Result, Session};
 use crate::storage::{EntryKind, VirtualPath};
@@ -171,10 +171,10 @@ impl Session {
 
     pub(super) async fn cmd_mlst(&mut self, user: &LoggedIn, arg: Option<&str>) -> Result {
         let (storage, path) = (user.storage(), user.path(arg.unwrap_or(".")));
-        let access = user.access();
+        let rights = Rights::of(user);
         match storage.metadata(&path).await {
             Ok(entry) => {
-                let mut facts = entry_facts(&entry, access);
+                let mut facts = entry_facts(&entry, &rights, &path);
                 facts.name = path.as_str().to_string();
                 // RFC 3659 §7.2: the entry line starts with a space.
                 let line = format!(" {}", listing::mlsx_line(&facts, self.params.mlst_facts));

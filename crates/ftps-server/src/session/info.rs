@@ -7,7 +7,7 @@ use ftps_proto::listing::MlstFacts;
 use ftps_proto::{Reply, ReplyCode};
 
 use super::control::fs_error;
-use super::listing::listing_lines;
+use super::listing::{listing_lines, Rights};
 use super::state::LoggedIn;
 use super::{Result, Session};
 use crate::storage::EntryKind;
@@ -253,7 +253,8 @@ impl Session {
     pub(super) async fn cmd_stat_path(&mut self, user: &LoggedIn, args: ListArgs) -> Result {
         let arg = args.path.clone().unwrap_or_else(|| ".".into());
         let (storage, path) = (user.storage(), user.path(&arg));
-        let access = user.access();
+        let rights = Rights::of(user);
+        let at = path.clone();
         // A listing over the control connection: bounded, since it is held in memory.
         let listed = async {
             let entry = storage.metadata(&path).await?;
@@ -262,7 +263,7 @@ impl Session {
                 _ => None,
             };
             tokio::task::spawn_blocking(move || {
-                listing_lines(&entry, entries, &args, access, 10_000)
+                listing_lines(&entry, entries, &args, &rights, &at, 10_000)
             })
             .await
             .map_err(std::io::Error::other)?

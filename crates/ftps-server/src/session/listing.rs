@@ -4,14 +4,73 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ftps_proto::command::ListArgs;
 use ftps_proto::listing::{self, FileFacts, FileKind, MlstFacts};
 
 use super::data::pump::{BlockingData, TransferError, TransferResult};
+use super::state::LoggedIn;
+use crate::permissions::{PathPermissions, Permission};
 use crate::policy::Access;
-use crate::storage::{Entry, EntryKind, Listing};
+use crate::storage::{Entry, EntryKind, Listing, VirtualPath};
+
+/// What a user may do where, for the `perm` fact (RFC 3659 §7.5.5): its access and its
+/// permission rules (its folders' rights among them), as its storage enforces them.
+#[derive(Clone, Debug)]
+pub(super) struct Rights {
+    access: Access,
+    rules: Arc<PathPermissions>,
+}
+
+impl Rights {
+    /// The rights of a logged-in user.
+    pub(super) fn of(user: &LoggedIn) -> Rights {
+        Rights {
+            access: user.access(),
+            rules: user.permissions().clone(),
+        }
+    }
+
+    /// The `perm` letters of an object of `kind` at `path`: for files r(etrieve)
+    /// a(ppend) d(elete) f(rename) w(rite); for directories e(nter) l(ist) d(elete)
+    /// f(rename) c(reate files) m(ake directories) p(urge its entries).
+    fn perm(&self, kind: FileKind, path: &VirtualPath) -> String {
+        let allowed = self.rules.allowed_at(self.access, path);
+        let has = |p: Permission| allowed.contains(p);
+        let letters: &[(char, bool)] = if kind == FileKind::Dir {
+            &[
+                ('e', true),
+                ('l', has(Permission::List)),
+                ('d', has(Permission::Rmdir)),
+                ('f', has(Permission::Rename)),
+                ('c', has(Permission::Upload)),
+                ('m', has(Permission::Mkdir)),
+                ('p', has(Permission::Delete)),
+            ]
+        } else {
+            let write = has(Permission::Upload) && has(Permission::Overwrite);
+            &[
+                ('r', has(Permission::Download)),
+                ('a', write),
+                ('d', has(Permission::Delete)),
+                ('f', has(Permission::Rename)),
+                ('w', write),
+            ]
+        };
+        letters
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(c, _)| c)
+            .collect()
+    }
+}
+
+/// The path of the entry `name` of the directory `dir`.
+fn entry_path(dir: &VirtualPath, entry: &Entry) -> VirtualPath {
+    dir.join(&entry.name.to_string_lossy())
+}
 
 /// A listing is sent in pieces of about this size.
 const LISTING_CHUNK: usize = 16 * 1024;
@@ -32,7 +91,9 @@ pub(super) struct ListJob {
     pub(super) source: ListSource,
     pub(super) args: ListArgs,
     pub(super) format: ListFormat,
-    pub(super) access: Access,
+    pub(super) rights: Rights,
+    /// The listed directory, or the listed file.
+    pub(super) path: VirtualPath,
     pub(super) facts: MlstFacts,
 }
 
@@ -59,7 +120,8 @@ pub(super) fn send_listing(
         source,
         args,
         format,
-        access,
+        rights,
+        path,
         facts,
     } = job;
     let now = SystemTime::now();
@@ -84,7 +146,7 @@ pub(super) fn send_listing(
         ListSource::File(entry) => {
             let line = match format {
                 ListFormat::Names => args.path.clone().unwrap_or_default(),
-                _ => format_entry(&entry, ListFormat::Unix, access, facts, now, None),
+                _ => format_entry(&entry, ListFormat::Unix, &rights, &path, facts, now, None),
             };
             emit(line, &mut buf);
         }
@@ -100,7 +162,12 @@ pub(super) fn send_listing(
                 ];
                 for (entry, name, kind) in dirs {
                     if let Some(entry) = entry {
-                        let mut f = entry_facts(&entry, access);
+                        let at = if name == "." {
+                            path.clone()
+                        } else {
+                            path.parent()
+                        };
+                        let mut f = entry_facts(&entry, &rights, &at);
                         f.kind = kind;
                         f.name = name.into();
                         emit(listing::mlsx_line(&f, facts), &mut buf);
@@ -117,7 +184,9 @@ pub(super) fn send_listing(
                 if hidden && !args.all() {
                     continue;
                 }
-                let line = format_entry(&entry, format, access, facts, now, prefix.as_deref());
+                let at = entry_path(&path, &entry);
+                let line =
+                    format_entry(&entry, format, &rights, &at, facts, now, prefix.as_deref());
                 if !emit(line, &mut buf) {
                     break;
                 }
@@ -133,16 +202,17 @@ pub(super) fn send_listing(
     Ok(total)
 }
 
-/// One listing line for an entry.
+/// One listing line for an entry at `path`.
 fn format_entry(
     entry: &Entry,
     format: ListFormat,
-    access: Access,
+    rights: &Rights,
+    path: &VirtualPath,
     facts: MlstFacts,
     now: SystemTime,
     prefix: Option<&str>,
 ) -> String {
-    let f: FileFacts = entry_facts(entry, access);
+    let f: FileFacts = entry_facts(entry, rights, path);
     match format {
         ListFormat::Unix => listing::unix_line(&f, now),
         ListFormat::Mlsd => listing::mlsx_line(&f, facts),
@@ -154,19 +224,29 @@ fn format_entry(
 }
 
 /// A bounded listing held in memory, for `STAT path` over the control connection: the
-/// line of `entry`, or, for a directory, of the first `max` of its `entries`.
+/// line of `entry` (at `path`), or, for a directory, of the first `max` of its `entries`.
 pub(super) fn listing_lines(
     entry: &Entry,
     entries: Option<Listing>,
     args: &ListArgs,
-    access: Access,
+    rights: &Rights,
+    path: &VirtualPath,
     max: usize,
 ) -> io::Result<Vec<String>> {
     let now = SystemTime::now();
-    let line =
-        |entry: &Entry| format_entry(entry, ListFormat::Unix, access, MlstFacts::ALL, now, None);
+    let line = |entry: &Entry, at: &VirtualPath| {
+        format_entry(
+            entry,
+            ListFormat::Unix,
+            rights,
+            at,
+            MlstFacts::ALL,
+            now,
+            None,
+        )
+    };
     let Some(entries) = entries.filter(|_| entry.kind == EntryKind::Dir) else {
-        return Ok(vec![line(entry)]);
+        return Ok(vec![line(entry, path)]);
     };
     let mut lines = Vec::new();
     for entry in entries {
@@ -174,7 +254,7 @@ pub(super) fn listing_lines(
         if entry.name.as_encoded_bytes().starts_with(b".") && !args.all() {
             continue;
         }
-        lines.push(line(&entry));
+        lines.push(line(&entry, &entry_path(path, &entry)));
         if lines.len() >= max {
             break;
         }
@@ -182,22 +262,15 @@ pub(super) fn listing_lines(
     Ok(lines)
 }
 
-/// Listing facts for one entry, as seen by a user with `access`.
-pub(super) fn entry_facts(entry: &Entry, access: Access) -> FileFacts {
+/// Listing facts for one entry at `path`, as seen by a user with `rights`.
+pub(super) fn entry_facts(entry: &Entry, rights: &Rights, path: &VirtualPath) -> FileFacts {
     let kind = match entry.kind {
         EntryKind::File => FileKind::File,
         EntryKind::Dir => FileKind::Dir,
         EntryKind::Symlink => FileKind::Symlink,
         EntryKind::Other => FileKind::Other,
     };
-    // RFC 3659 §7.5.5 letters: files r(etrieve) a(ppend) d(elete) f(rename) w(rite);
-    // directories e(nter) l(ist) c(reate) m(kdir) p(urge) d(elete) f(rename).
-    let perm = match (kind, access.can_write()) {
-        (FileKind::Dir, false) => "el",
-        (FileKind::Dir, true) => "eldfcmp",
-        (_, false) => "r",
-        (_, true) => "radfw",
-    };
+    let perm = rights.perm(kind, path);
     FileFacts {
         name: listing::display_name(&entry.name),
         kind,
@@ -209,7 +282,7 @@ pub(super) fn entry_facts(entry: &Entry, access: Access) -> FileFacts {
         owner: "ftp".into(),
         group: "ftp".into(),
         unique: Some(format!("{:x}g{:x}", entry.dev, entry.ino)),
-        perm: perm.into(),
+        perm,
         // Only a link that is shown as a link says where it points.
         link_target: entry
             .link_target

@@ -111,6 +111,11 @@ impl LoggedIn {
         self.user.access.can_write() || self.user.permissions.grants_any_write()
     }
 
+    /// The user's permission rules (its folders' rights among them).
+    pub(crate) fn permissions(&self) -> &Arc<crate::permissions::PathPermissions> {
+        &self.user.permissions
+    }
+
     /// Whether the user may send PORT/EPRT to other hosts than its own (FXP).
     pub(crate) fn allow_fxp(&self) -> bool {
         self.user.allow_fxp

@@ -184,7 +184,7 @@ impl Upload for QuotaUpload {
         let growth = size.saturating_sub(self.credit);
         if growth > self.claimed.bytes {
             self.usage
-                .claim_bytes(growth - self.claimed.bytes, self.limit)
+                .claim_bytes(growth - self.claimed.bytes, self.claimed.bytes, self.limit)
                 .map_err(QuotaExceeded::error)?;
             self.claimed.bytes = growth;
         }
@@ -360,10 +360,7 @@ mod tests {
         let e = two.write_all(b"5").unwrap_err();
         assert_eq!(
             QuotaExceeded::of(&e),
-            Some(QuotaExceeded::Bytes {
-                limit: 10,
-                used: 10
-            })
+            Some(QuotaExceeded::Bytes { limit: 10, used: 6 })
         );
         drop(two);
         one.commit().unwrap();

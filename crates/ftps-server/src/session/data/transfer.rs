@@ -24,7 +24,7 @@ use crate::bandwidth::{Direction, Throttle, UserBandwidth};
 use crate::limits::size::format_size;
 use crate::quota::QuotaExceeded;
 use crate::session::control::{fs_error, Busy};
-use crate::session::listing::{ListFormat, ListJob, ListSource};
+use crate::session::listing::{ListFormat, ListJob, ListSource, Rights};
 use crate::session::state::LoggedIn;
 use crate::session::{Flow, Result, Session};
 use crate::storage::{EntryKind, FileTooLarge, Upload, UploadMode, VirtualPath};
@@ -248,7 +248,8 @@ impl Session {
             source,
             args,
             format,
-            access: user.access(),
+            rights: Rights::of(user),
+            path: path.clone(),
             facts: self.params.mlst_facts,
         });
         let opening = format!("Opening ASCII mode data connection for the listing of {path}.");
