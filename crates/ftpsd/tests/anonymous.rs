@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ftps_testkit::storage::{Backend, UserFiles};
 use support::client::{Control, Login};
-use support::{ftpsd, Run, Server};
+use support::{assert_curl_refused, ftpsd, listed, local_file, Run, Server};
 
 const STEPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/login_steps.py");
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -109,40 +109,6 @@ fn curl_tls(server: &Server, path: &str, args: &[&str]) -> Run {
     let mut all = vec!["--ssl-reqd"];
     all.extend_from_slice(args);
     curl(server, path, &all)
-}
-
-/// Asserts that a curl run failed after the server sent `reply` (a line start).
-fn assert_curl_refused(run: &Run, reply: &str, what: &str) {
-    assert!(!run.status.success(), "{what}: curl succeeded:\n{run}");
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with(&format!("< {reply}"))),
-        "{what}: curl did not get {reply:?}:\n{run}"
-    );
-}
-
-/// The names of a LIST output, directories with a trailing `/`, sorted.
-fn listed(text: &str) -> Vec<String> {
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|line| {
-            let name = line.split_whitespace().nth(8)?;
-            Some(match line.starts_with('d') {
-                true => format!("{name}/"),
-                false => name.to_string(),
-            })
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// A file to upload with curl, in the server's temporary directory.
-fn local_file(server: &Server, name: &str, content: &[u8]) -> String {
-    let path = server.scratch("upload").join(name);
-    fs::write(&path, content).expect("write the file to upload");
-    path.display().to_string()
 }
 
 // ---- Off by default ---------------------------------------------------------------------

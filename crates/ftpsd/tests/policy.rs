@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ftps_testkit::storage::UserFiles;
 use support::client::{client_config, Control, Tls};
 use support::pki::{self, Ca};
-use support::{ftpsd, Run, Server};
+use support::{assert_curl_refused, ftpsd, Run, Server};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -138,17 +138,6 @@ async fn wait_for_log(server: &Server, mark: usize, needles: &[&str]) -> String 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Asserts that a curl run failed after the server sent `reply` (a line start).
-fn assert_curl_refused(run: &Run, reply: &str, what: &str) {
-    assert!(!run.status.success(), "{what}: curl succeeded:\n{run}");
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with(&format!("< {reply}"))),
-        "{what}: curl did not get {reply:?}:\n{run}"
-    );
 }
 
 // ---- The server's address rules ---------------------------------------------------------

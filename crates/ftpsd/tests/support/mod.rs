@@ -76,3 +76,37 @@ pub fn rclone(server: &Server, implicit: bool, args: &[&str]) -> Run {
     .args(args);
     run_client(&mut cmd, std::time::Duration::from_secs(300))
 }
+
+/// Asserts that a curl run failed after the server sent `reply` (a line start).
+pub fn assert_curl_refused(run: &Run, reply: &str, what: &str) {
+    assert!(!run.status.success(), "{what}: curl succeeded:\n{run}");
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("< {reply}"))),
+        "{what}: curl did not get {reply:?}:\n{run}"
+    );
+}
+
+/// The names of a LIST output, directories with a trailing `/`, sorted.
+pub fn listed(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|line| {
+            let name = line.split_whitespace().nth(8)?;
+            Some(match line.starts_with('d') {
+                true => format!("{name}/"),
+                false => name.to_string(),
+            })
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A file to upload with curl, in the server's temporary directory.
+pub fn local_file(server: &Server, name: &str, content: &[u8]) -> String {
+    let path = server.scratch("upload").join(name);
+    std::fs::write(&path, content).expect("write the file to upload");
+    path.display().to_string()
+}
