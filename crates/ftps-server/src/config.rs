@@ -48,6 +48,156 @@ pub struct Config {
     pub quota: crate::quota::Quota,
     /// Anonymous logins (`[anonymous]`), off by default.
     pub anonymous: AnonymousConfig,
+    /// The metrics listener (`[metrics]`), off by default.
+    pub metrics: MetricsConfig,
+    /// Operational logs (`[log]`).
+    pub log: LogConfig,
+    /// The admin API (`[admin]`), off by default.
+    pub admin: AdminConfig,
+    /// Commands and webhooks run when events happen (`[hooks]`), none by default.
+    pub hooks: HooksConfig,
+}
+
+/// The admin API: sessions, bans, users and reloads over HTTP with a token
+/// (docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where to listen, e.g. `127.0.0.1:9122`; unset: no admin API.
+    pub listen: Option<SocketAddr>,
+    /// The file holding the token; default `<state_dir>/admin.token`, generated if missing.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Hooks: programs to run and URLs to call when events happen (docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// `[[hooks.commands]]`: programs run with the event in their environment.
+    pub commands: Vec<CommandHook>,
+    /// `[[hooks.webhooks]]`: URLs the event is POSTed to as JSON.
+    pub webhooks: Vec<WebhookHook>,
+}
+
+/// A program run for each event it subscribes to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandHook {
+    /// The events' names (`upload`, ...), or `"*"` for all.
+    pub events: Vec<String>,
+    /// The program (an absolute path) and its arguments; run without a shell.
+    pub command: Vec<String>,
+    /// Seconds a run may take before its process group is killed.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: u64,
+    /// Runs of this hook at once.
+    #[serde(default = "default_max_running")]
+    pub max_running: usize,
+    /// Events waiting for a run at most; more are dropped and counted.
+    #[serde(default = "default_hook_queue")]
+    pub queue: usize,
+}
+
+/// A URL each event it subscribes to is POSTed to, one at a time, in order.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookHook {
+    /// The events' names (`upload`, ...), or `"*"` for all.
+    pub events: Vec<String>,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// A file holding the HMAC-SHA256 key that signs each body (`X-Ftpsd-Signature`);
+    /// read at start, trailing whitespace removed. Unset: bodies are not signed.
+    pub secret_file: Option<PathBuf>,
+    /// Seconds each attempt may take (connecting, sending, the answer).
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: u64,
+    /// Attempts after the first for connection errors, timeouts, 5xx and 429.
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+    /// Events waiting for delivery at most; more are dropped and counted.
+    #[serde(default = "default_hook_queue")]
+    pub queue: usize,
+}
+
+fn default_command_timeout() -> u64 {
+    60
+}
+
+fn default_max_running() -> usize {
+    4
+}
+
+fn default_hook_queue() -> usize {
+    1000
+}
+
+fn default_webhook_timeout() -> u64 {
+    10
+}
+
+fn default_webhook_retries() -> u32 {
+    5
+}
+
+/// The event kinds `names` subscribe to (`"*"`: all); an unknown name is an error.
+pub fn parse_event_names(names: &[String]) -> Result<Vec<crate::ops::events::EventKind>, String> {
+    use crate::ops::events::EventKind;
+    if names.is_empty() {
+        return Err("events is empty; name at least one event, or \"*\"".into());
+    }
+    let mut kinds = Vec::new();
+    for name in names {
+        if name == "*" {
+            return Ok(EventKind::ALL.to_vec());
+        }
+        let kind = EventKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown event {name:?} (expected {}, or \"*\")",
+                    known.join(", ")
+                )
+            })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// The metrics listener: Prometheus metrics and health checks over HTTP (docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to listen, e.g. `127.0.0.1:9121`; unset: no metrics listener.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Operational logs (docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The format of the server log.
+    pub format: LogFormat,
+    /// The server log's file; unset: standard error. Reopened on `SIGUSR1`.
+    pub file: Option<PathBuf>,
+    /// The transfer log in xferlog format; unset: none. Reopened on `SIGUSR1`.
+    pub xferlog: Option<PathBuf>,
+}
+
+/// The format of the server log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event: time, level, the session's id and address, message,
+    /// fields.
+    #[default]
+    Text,
+    /// One JSON object per line, with the same fields.
+    Json,
 }
 
 /// Anonymous logins: `USER anonymous` (or `ftp`) with any password, in a tree of its own,
@@ -118,6 +268,10 @@ impl Default for Config {
             addresses: Default::default(),
             quota: Default::default(),
             anonymous: Default::default(),
+            metrics: Default::default(),
+            log: Default::default(),
+            admin: Default::default(),
+            hooks: Default::default(),
         }
     }
 }
@@ -644,6 +798,7 @@ impl Config {
                 )));
             }
         }
+        self.hooks.validate()?;
         if self.banner.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
                 "banner must be one line without control characters".into(),
@@ -664,6 +819,9 @@ impl Config {
             self.tls.certificate.as_mut(),
             self.tls.private_key.as_mut(),
             self.tls.client_ca.as_mut(),
+            self.log.xferlog.as_mut(),
+            self.log.file.as_mut(),
+            self.admin.token_file.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -689,6 +847,17 @@ impl Config {
                 fix(path);
             }
         }
+        for hook in &mut self.hooks.webhooks {
+            hook.secret_file.iter_mut().for_each(fix);
+        }
+    }
+
+    /// The admin API's token file in effect.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("admin.token"))
     }
 
     /// The users file in effect.
@@ -710,6 +879,56 @@ impl Config {
             ),
         }
     }
+}
+
+impl HooksConfig {
+    /// Checks every hook; an error names the hook as `hooks.commands[INDEX]` or
+    /// `hooks.webhooks[INDEX]` (counted from 0, in the file's order).
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, hook) in self.commands.iter().enumerate() {
+            let name = format!("hooks.commands[{i}]");
+            let invalid = |what: String| ConfigError::Invalid(format!("{name}: {what}"));
+            parse_event_names(&hook.events).map_err(invalid)?;
+            let Some(program) = hook.command.first() else {
+                return Err(invalid("command is empty".into()));
+            };
+            if !Path::new(program).is_absolute() {
+                return Err(invalid(format!(
+                    "command {program:?} must be an absolute path (commands run without a \
+                     shell or a search path)"
+                )));
+            }
+            check_hook_numbers(hook.timeout, hook.queue).map_err(invalid)?;
+            if hook.max_running == 0 {
+                return Err(invalid("max_running must be at least 1".into()));
+            }
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let name = format!("hooks.webhooks[{i}]");
+            let invalid = |what: String| ConfigError::Invalid(format!("{name}: {what}"));
+            parse_event_names(&hook.events).map_err(invalid)?;
+            let url = reqwest::Url::parse(&hook.url)
+                .map_err(|e| invalid(format!("invalid url {:?}: {e}", hook.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(format!(
+                    "url {:?} must start with http:// or https://",
+                    hook.url
+                )));
+            }
+            check_hook_numbers(hook.timeout, hook.queue).map_err(invalid)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_hook_numbers(timeout: u64, queue: usize) -> Result<(), String> {
+    if timeout == 0 {
+        return Err("timeout must be at least 1 second".into());
+    }
+    if queue == 0 {
+        return Err("queue must be at least 1".into());
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -881,6 +1100,88 @@ mod tests {
         ];
         for (text, message) in refused {
             let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(message), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn hooks_with_their_defaults_and_the_errors_that_name_them() {
+        use crate::ops::events::EventKind;
+        let c = Config::parse(
+            "[[hooks.commands]]\nevents = [\"upload\", \"delete\"]\n\
+             command = [\"/usr/local/bin/scan\", \"--quiet\"]\n\
+             [[hooks.webhooks]]\nevents = [\"*\"]\nurl = \"https://example.com/e\"\n\
+             secret_file = \"webhook.secret\"\n",
+        )
+        .unwrap();
+        let command = &c.hooks.commands[0];
+        assert_eq!(
+            (command.timeout, command.max_running, command.queue),
+            (60, 4, 1000)
+        );
+        assert_eq!(
+            parse_event_names(&command.events).unwrap(),
+            [EventKind::Upload, EventKind::Delete]
+        );
+        let webhook = &c.hooks.webhooks[0];
+        assert_eq!(
+            (webhook.timeout, webhook.retries, webhook.queue),
+            (10, 5, 1000)
+        );
+        assert_eq!(parse_event_names(&webhook.events).unwrap(), EventKind::ALL);
+        assert!(Config::default().hooks.commands.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ftpsd.toml");
+        std::fs::write(
+            &file,
+            "[[hooks.webhooks]]\nevents = [\"login\"]\nurl = \"http://127.0.0.1:1/\"\n\
+             secret_file = \"webhook.secret\"\n",
+        )
+        .unwrap();
+        let loaded = Config::load(&file).unwrap();
+        assert_eq!(
+            loaded.hooks.webhooks[0].secret_file.as_deref(),
+            Some(dir.path().join("webhook.secret").as_path())
+        );
+
+        let command = |extra: &str| {
+            format!("[[hooks.commands]]\nevents = [\"*\"]\ncommand = [\"/bin/true\"]\n{extra}")
+        };
+        let webhook = |extra: &str| {
+            format!("[[hooks.webhooks]]\nevents = [\"*\"]\nurl = \"http://h/\"\n{extra}")
+        };
+        let refused = [
+            (
+                "[[hooks.commands]]\nevents = [\"uploads\"]\ncommand = [\"/bin/true\"]\n".into(),
+                "hooks.commands[0]: unknown event \"uploads\"",
+            ),
+            (
+                command("") + "[[hooks.commands]]\nevents = [\"upload\"]\ncommand = [\"true\"]\n",
+                "hooks.commands[1]: command \"true\" must be an absolute path",
+            ),
+            (command("timeout = 0\n"), "hooks.commands[0]: timeout"),
+            (
+                command("max_running = 0\n"),
+                "hooks.commands[0]: max_running",
+            ),
+            (command("queue = 0\n"), "hooks.commands[0]: queue"),
+            (command("shell = true\n"), "unknown field `shell`"),
+            (
+                "[[hooks.webhooks]]\nevents = [\"*\"]\nurl = \"file:///etc/passwd\"\n".into(),
+                "hooks.webhooks[0]: url \"file:///etc/passwd\" must start with http",
+            ),
+            (
+                "[[hooks.webhooks]]\nevents = [\"*\"]\nurl = \"not a url\"\n".into(),
+                "hooks.webhooks[0]: invalid url",
+            ),
+            (webhook("queue = 0\n"), "hooks.webhooks[0]: queue"),
+            (
+                webhook("") + "[[hooks.webhooks]]\nevents = []\nurl = \"http://h/\"\n",
+                "hooks.webhooks[1]: events is empty",
+            ),
+        ];
+        for (text, message) in refused {
+            let e = Config::parse(&text).unwrap_err().to_string();
             assert!(e.contains(message), "{text:?}: {e}");
         }
     }

@@ -56,6 +56,12 @@ pub struct Shared {
     pub bandwidth: crate::bandwidth::Bandwidth,
     /// The usage of the users with a quota, shared by each user's sessions.
     pub quotas: crate::quota::QuotaRegistry,
+    /// Metrics and the transfer log.
+    pub ops: crate::ops::Operations,
+    /// The passive-mode listeners open now.
+    pub passive_ports: crate::ops::PassivePorts,
+    /// The sessions open now, for the admin API.
+    pub sessions: Arc<crate::ops::sessions::SessionRegistry>,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The id of the next session, for the logs.

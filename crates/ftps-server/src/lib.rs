@@ -18,6 +18,7 @@ pub mod context;
 pub mod credcache;
 pub mod folders;
 pub mod limits;
+pub mod ops;
 pub mod permissions;
 pub mod policy;
 pub mod quota;

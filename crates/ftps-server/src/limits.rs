@@ -133,6 +133,55 @@ impl Limiter {
         }
     }
 
+    /// Addresses and user names banned now.
+    pub fn active_bans(&self) -> usize {
+        let now = Instant::now();
+        let state = self.state();
+        state.ip_failures.values().filter(|f| f.banned(now)).count()
+            + state
+                .user_failures
+                .values()
+                .filter(|f| f.banned(now))
+                .count()
+    }
+
+    /// Bans `ip` (its counted network, see [`Limiter::counted_ip`]) for `ban_for`, as
+    /// repeated failures would; returns the address banned.
+    pub fn ban_ip(&self, ip: IpAddr, ban_for: Duration) -> IpAddr {
+        let ip = self.counted_ip(ip);
+        let until = Instant::now() + ban_for;
+        let mut state = self.state();
+        let failures = state.ip_failures.entry(ip).or_default();
+        failures.banned_until = Some(failures.banned_until.map_or(until, |t| t.max(until)));
+        ip
+    }
+
+    /// Lifts the ban of `ip` and forgets its failures; whether it was banned.
+    pub fn unban_ip(&self, ip: IpAddr) -> bool {
+        let ip = self.counted_ip(ip);
+        let now = Instant::now();
+        self.state()
+            .ip_failures
+            .remove(&ip)
+            .is_some_and(|f| f.banned(now))
+    }
+
+    /// The addresses banned now, with the seconds left of each ban.
+    pub fn banned_ips(&self) -> Vec<(IpAddr, u64)> {
+        let now = Instant::now();
+        let mut bans: Vec<(IpAddr, u64)> = self
+            .state()
+            .ip_failures
+            .iter()
+            .filter_map(|(ip, f)| {
+                let until = f.banned_until.filter(|t| *t > now)?;
+                Some((*ip, (until - now).as_secs_f64().ceil() as u64))
+            })
+            .collect();
+        bans.sort();
+        bans
+    }
+
     /// Whether connections and logins from `ip` are currently refused.
     pub fn ip_banned(&self, ip: IpAddr) -> bool {
         let ip = self.counted_ip(ip);

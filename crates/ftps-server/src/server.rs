@@ -48,6 +48,10 @@ pub enum StartError {
         /// Why.
         error: io::Error,
     },
+    /// The transfer log could not be opened, or a hook could not be set up (the message
+    /// names the hook).
+    #[error("{0}")]
+    Log(io::Error),
     /// A file or directory of the state directory could not be made.
     #[error("cannot create {}: {error}", path.display())]
     State {
@@ -122,6 +126,10 @@ pub struct Server {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<(TcpListener, Arc<ListenerContext>)>,
+    /// The metrics listener, if configured.
+    metrics: Option<TcpListener>,
+    /// The admin API's listener and token, if configured.
+    admin: Option<(TcpListener, String)>,
     fingerprint: String,
 }
 
@@ -177,6 +185,33 @@ impl Server {
                 listeners.push((listener, Arc::new(context)));
             }
         }
+        for (what, addr) in [
+            ("metrics", config.metrics.listen),
+            ("admin", config.admin.listen),
+        ] {
+            if addr.is_some_and(|a| !a.ip().is_loopback()) {
+                warn!(listener = what, "the {what} listener is not on loopback: reachable by anyone who can reach this address, over plain HTTP");
+            }
+        }
+        let metrics = match config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| StartError::Bind { addr, error })?,
+            ),
+            None => None,
+        };
+        let admin = match config.admin.listen {
+            Some(addr) => {
+                let token = admin_token(&config)?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| StartError::Bind { addr, error })?;
+                Some((listener, token))
+            }
+            None => None,
+        };
+        let ops = crate::ops::Operations::new(&config).map_err(StartError::Log)?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let limiter = Limiter::new(config.limits.clone());
         let bandwidth = crate::bandwidth::Bandwidth::new(&config.bandwidth);
@@ -195,11 +230,16 @@ impl Server {
                 hash_permits: hash_permits(),
                 bandwidth,
                 quotas: Default::default(),
+                ops,
+                passive_ports: Default::default(),
+                sessions: Default::default(),
                 shutdown,
                 next_session: AtomicU64::new(1),
             }),
             shutdown_tx,
             listeners,
+            metrics,
+            admin,
             fingerprint,
         })
     }
@@ -221,6 +261,16 @@ impl Server {
     pub fn implicit_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(true)
     }
+    /// The admin API's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The metrics listener's address, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// SHA-256 fingerprint of the served certificate.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -234,8 +284,10 @@ impl Server {
     }
 
     /// Serves until `stop` completes, then stops accepting, tells idle sessions (421), gives
-    /// running transfers `shutdown_grace` seconds, and returns.
+    /// running transfers `shutdown_grace` seconds, gives the hooks a few seconds to handle
+    /// the events they hold, and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let hooks = self.shared.ops.start_hooks();
         let tracker = TaskTracker::new();
         let mut acceptors = Vec::new();
         for (listener, context) in self.listeners {
@@ -249,6 +301,26 @@ impl Server {
         if self.shared.config.tls.reload_check_seconds > 0 {
             acceptors.push(tokio::spawn(watch_certificate(self.shared.clone())));
         }
+        // The metrics and admin listeners stay up while the server drains (readyz says
+        // so), and stop when this returns.
+        let stopped = tokio_util::sync::CancellationToken::new();
+        let metrics = self.metrics.map(|listener| {
+            let stopped = stopped.clone();
+            tokio::spawn(crate::ops::http::serve_metrics(
+                listener,
+                self.shared.clone(),
+                async move { stopped.cancelled().await },
+            ))
+        });
+        let admin = self.admin.map(|(listener, token)| {
+            let stopped = stopped.clone();
+            tokio::spawn(crate::ops::admin::serve_admin(
+                listener,
+                self.shared.clone(),
+                token,
+                async move { stopped.cancelled().await },
+            ))
+        });
         stop.await;
         info!("shutting down: no new connections");
         for a in &acceptors {
@@ -264,6 +336,13 @@ impl Server {
             );
         } else {
             info!("all sessions closed");
+        }
+        // After the sessions, whose last events (uploads that finished while draining,
+        // logouts) are delivered too.
+        hooks.stop(crate::ops::hooks::SHUTDOWN_GRACE).await;
+        stopped.cancel();
+        for task in metrics.into_iter().chain(admin) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
 }
@@ -548,6 +627,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// The reloader of the server whose state is `shared`.
+    pub(crate) fn of(shared: Arc<Shared>) -> Reloader {
+        Reloader { shared }
+    }
+
     /// Reloads both; a broken new certificate or users file is refused and the old one kept.
     pub fn reload(&self) {
         reload_certificate(&self.shared);
@@ -564,5 +648,50 @@ impl Reloader {
                 }
             }
         }
+    }
+
+    /// Reopens the log files by their paths, after logrotate moved them (`SIGUSR1`).
+    pub fn reopen_logs(&self) {
+        self.shared.ops.reopen_logs();
+        info!("log files reopened");
+    }
+}
+
+/// The admin API's token: the contents of `[admin] token_file` (default
+/// `<state_dir>/admin.token`), generated (32 random bytes, hex, mode 0600) if the file does
+/// not exist.
+fn admin_token(config: &Config) -> Result<String, StartError> {
+    let path = config.admin_token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().len() >= 16 => Ok(token.trim().to_string()),
+        Ok(_) => Err(StartError::State {
+            path,
+            error: io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the admin token must be at least 16 characters",
+            ),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            use rand::RngCore;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(format!("{token}\n").as_bytes()));
+            match written {
+                Ok(()) => {
+                    info!(path = %path.display(), "admin token generated");
+                    Ok(token)
+                }
+                Err(error) => Err(StartError::State { path, error }),
+            }
+        }
+        Err(error) => Err(StartError::State { path, error }),
     }
 }

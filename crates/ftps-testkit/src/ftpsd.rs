@@ -19,14 +19,22 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The environment variable that names the ftpsd binary for tests outside the ftpsd crate.
 pub const FTPSD_BIN: &str = "FTPSD_BIN";
 
-/// The path of an ftpsd binary.
+/// The path of an ftpsd binary, and variables to add to the environment of the servers it
+/// starts.
 #[derive(Clone, Debug)]
-pub struct Ftpsd(PathBuf);
+pub struct Ftpsd(PathBuf, Vec<(String, String)>);
 
 impl Ftpsd {
     /// The binary at `path` (inside the ftpsd crate: `env!("CARGO_BIN_EXE_ftpsd")`).
     pub fn at(path: impl Into<PathBuf>) -> Ftpsd {
-        Ftpsd(path.into())
+        Ftpsd(path.into(), Vec::new())
+    }
+
+    /// Servers started from this get `name=value` in their environment besides the test's
+    /// own (e.g. a marker that must not reach what the server runs).
+    pub fn env(mut self, name: &str, value: &str) -> Ftpsd {
+        self.1.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// The binary named by `FTPSD_BIN`, or else the one cargo built beside the running test
@@ -34,7 +42,7 @@ impl Ftpsd {
     /// to build it, when it is missing: tests never build it themselves.
     pub fn locate() -> Ftpsd {
         if let Some(path) = std::env::var_os(FTPSD_BIN) {
-            return Ftpsd(PathBuf::from(path));
+            return Ftpsd::at(path);
         }
         let exe = std::env::current_exe().expect("path of the test executable");
         // target/<profile>/deps/<test> -> target/<profile>/ftpsd
@@ -49,7 +57,7 @@ impl Ftpsd {
              tests), or name the binary in {FTPSD_BIN}",
             bin.display()
         );
-        Ftpsd(bin)
+        Ftpsd::at(bin)
     }
 
     /// Where the binary is.
@@ -160,6 +168,8 @@ impl Ftpsd {
             explicit: unspecified(),
             implicit: unspecified(),
             explicit_all: Vec::new(),
+            metrics: None,
+            admin: None,
             password: String::new(),
             fingerprint: String::new(),
             rust_log: rust_log.to_string(),
@@ -188,6 +198,10 @@ pub struct Server {
     pub implicit: SocketAddr,
     /// Every explicit listening address printed (with several `--listen`).
     pub explicit_all: Vec<SocketAddr>,
+    /// The metrics listener, when `[metrics] listen` is configured.
+    pub metrics: Option<SocketAddr>,
+    /// The admin API, when `[admin] listen` is configured.
+    pub admin: Option<SocketAddr>,
     /// Password of the user `ftps` created on first start.
     pub password: String,
     /// `AB:CD:...` as printed by the server.
@@ -236,6 +250,7 @@ impl Server {
         let mut child = command
             .args(self.args())
             .env("RUST_LOG", &self.rust_log)
+            .envs(self.bin.1.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -277,6 +292,10 @@ impl Server {
                 explicit = explicit.or(Some(parse_addr(addr)));
             } else if let Some(addr) = line.strip_prefix("listening implicit ") {
                 implicit = Some(parse_addr(addr));
+            } else if let Some(addr) = line.strip_prefix("listening metrics ") {
+                self.metrics = Some(parse_addr(addr));
+            } else if let Some(addr) = line.strip_prefix("listening admin ") {
+                self.admin = Some(parse_addr(addr));
             }
             printed.push(line);
         }

@@ -161,4 +161,7 @@ pub enum Cmd {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+    /// Generate manual pages or shell completions.
+    #[command(subcommand, hide = true)]
+    Generate(crate::generate::GenerateCmd),
 }

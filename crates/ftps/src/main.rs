@@ -2,11 +2,13 @@
 //!
 //! `args` defines the command line, `commands` holds one module per subcommand, `session`
 //! (with `target` for URLs and netrc) connects and logs in, `output` prints the results,
-//! `exit` turns errors into the documented exit codes.
+//! `exit` turns errors into the documented exit codes, `generate` writes the manual pages
+//! and completions.
 
 mod args;
 mod commands;
 mod exit;
+mod generate;
 mod output;
 mod session;
 mod target;

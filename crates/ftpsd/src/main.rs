@@ -1,7 +1,8 @@
 //! `ftpsd`: a fast, secure FTPS server.
 //!
 //! Run with no arguments for a working local server (the embedded default), or with
-//! `--config FILE`. `ftpsd user ...` manages the users file.
+//! `--config FILE`. `ftpsd user ...` manages the users file, `ftpsd check-config` checks
+//! what the server would load, `ftpsd generate` writes manual pages and completions.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -9,12 +10,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ftps_server::config::{self, Config};
 use ftps_server::policy::{Access, SessionReuse};
 use ftps_server::users::{self, UserDb};
 use ftps_server::{prepare_state, Server};
 
+mod check;
+mod ctl;
+mod generate;
+mod logfile;
 mod user_set;
 
 /// A fast, secure FTPS server.
@@ -67,6 +72,19 @@ enum Cmd {
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Ask the running server, through its admin API ([admin]): sessions, bans, users,
+    /// reload.
+    Ctl(ctl::CtlArgs),
+    /// Check the configuration, users files and certificates without starting the server.
+    ///
+    /// Loads what the server would load at start (the configuration, every users file, the
+    /// certificates and keys, the client CA, the S3 stores) without binding or creating
+    /// anything. Prints a summary (listeners, users, the certificate's subject and expiry)
+    /// and any warnings; if anything is wrong, prints each problem and exits with 1.
+    CheckConfig,
+    /// Generate manual pages or shell completions.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCmd),
 }
 
 #[derive(Subcommand)]
@@ -136,10 +154,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(&cli.settings)?;
     match cli.command {
-        Some(Cmd::User(cmd)) => user_command(&config, cmd),
-        None => serve(config),
+        Some(Cmd::Generate(what)) => generate::run(what, Cli::command()),
+        Some(Cmd::CheckConfig) => {
+            check::run(cli.settings.config.as_deref(), load_config(&cli.settings))
+        }
+        Some(Cmd::User(cmd)) => user_command(&load_config(&cli.settings)?, cmd),
+        Some(Cmd::Ctl(args)) => ctl::run(&load_config(&cli.settings)?, args),
+        None => serve(load_config(&cli.settings)?),
     }
 }
 
@@ -245,14 +267,7 @@ fn raise_open_file_limit(config: &Config) {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     release_large_allocations();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // rustls warns about every client that sends an IP address as SNI (lftp does).
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let log_file = logfile::init(&config.log)?;
     raise_open_file_limit(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -270,6 +285,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
             println!("(shown once; change it with: ftpsd user passwd {name})");
         }
         println!("certificate sha256 fingerprint: {}", server.fingerprint());
+        // Before the FTPS listeners, so that a reader that stops at them has it.
+        if let Some(addr) = server.metrics_addr() {
+            println!("listening metrics {addr}");
+        }
+        if let Some(addr) = server.admin_addr() {
+            println!("listening admin {addr}");
+        }
         for addr in server.explicit_addrs() {
             println!("listening explicit {addr}");
         }
@@ -286,6 +308,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
             };
             while hup.recv().await.is_some() {
                 reloader.reload();
+            }
+        });
+        let reopener = server.reloader();
+        tokio::spawn(async move {
+            let Ok(mut usr1) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            else {
+                return;
+            };
+            while usr1.recv().await.is_some() {
+                if let Some(file) = &log_file {
+                    if let Err(e) = file.reopen() {
+                        tracing::warn!(error = %e, "cannot reopen the log file; writing to the old one");
+                    }
+                }
+                reopener.reopen_logs();
             }
         });
         server.run(stop_signal()).await;

@@ -597,7 +597,7 @@ async fn a_store_answering_5xx_or_nothing_gets_451_in_bounded_time_and_others_go
         misbehaving_store(None),
     );
     let stores = format!(
-        "{}{}",
+        "{}{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
         loopback_store("failing", failing),
         loopback_store("silent", silent)
     );
@@ -638,4 +638,22 @@ async fn a_store_answering_5xx_or_nothing_gets_451_in_bounded_time_and_others_go
     let log = server.log_all();
     assert!(log.contains("status: 503"), "{}", support::tail(&log, 4000));
     assert!(log.contains("timeout"), "{}", support::tail(&log, 4000));
+    // And the metrics count both failures.
+    let metrics = support::run_client(
+        std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "30"])
+            .arg(format!(
+                "http://{}/metrics",
+                server.metrics.expect("metrics")
+            )),
+        Duration::from_secs(60),
+    );
+    metrics.assert_ok("scrape the metrics");
+    assert!(
+        metrics
+            .stdout
+            .contains("ftpsd_storage_errors_total{kind=\"unavailable\"} 2\n"),
+        "{}",
+        metrics.stdout
+    );
 }

@@ -15,6 +15,7 @@ use crate::addresses::AddressRules;
 use crate::certid::CertIdentity;
 use crate::folders::LOCAL_STORAGE;
 use crate::limits::{Refusal, UserKey};
+use crate::ops::metrics::{Channel, LoginMethod, LoginResult};
 use crate::permissions::{PathPermissions, Permission, PermissionSet};
 use crate::quota::Quota;
 use crate::storage::guarded::GuardedStorage;
@@ -62,6 +63,8 @@ impl Session {
             suite = ?conn.negotiated_cipher_suite().map(|s| s.suite()),
             "control connection secured"
         );
+        self.registered
+            .set_tls(conn.protocol_version().map(|v| format!("{v:?}")));
         let client_cert = conn
             .peer_certificates()
             .and_then(|chain| chain.first())
@@ -127,6 +130,7 @@ impl Session {
         .await?;
         if let Err(e) = self.start_tls().await {
             info!(error = %e, "TLS handshake failed");
+            self.shared.ops.metrics.tls_failure(Channel::Control);
             return Ok(Flow::Close);
         }
         // A USER sent in the clear does not count inside TLS.
@@ -344,6 +348,10 @@ impl Session {
         }
         if self.shared.limiter.user_banned(&self.user_key(&name)) {
             info!(user = %name, "login refused: name banned after failures");
+            self.shared
+                .ops
+                .metrics
+                .login(LoginResult::Refused, LoginMethod::Password);
             self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
                 .await;
             return Ok(Flow::Close);
@@ -361,6 +369,10 @@ impl Session {
                     .limiter
                     .record_failure(canonical_ip(self.peer.ip()), &self.user_key(&name));
                 info!(user = %name, banned = outcome.banned, "login failed");
+                self.shared
+                    .ops
+                    .metrics
+                    .login(LoginResult::Failed, LoginMethod::Password);
                 tokio::time::sleep(outcome.delay).await;
                 if outcome.banned {
                     self.close_with(ReplyCode::SERVICE_NOT_AVAILABLE, Refusal::Banned.message())
@@ -375,7 +387,26 @@ impl Session {
 
     /// Finishes a successful login: the user's address rules, session limits, the root
     /// directory, the reply.
-    async fn complete_login(&mut self, mut user: AuthenticatedUser, code: ReplyCode) -> Result {
+    async fn complete_login(&mut self, user: AuthenticatedUser, code: ReplyCode) -> Result {
+        let method = if user.anonymous {
+            LoginMethod::Anonymous
+        } else if code == ReplyCode::LOGGED_IN_BY_CERT {
+            LoginMethod::Certificate
+        } else {
+            LoginMethod::Password
+        };
+        let flow = self.admit_login(user, code).await?;
+        let result = if self.login.user().is_some() {
+            LoginResult::Ok
+        } else {
+            LoginResult::Refused
+        };
+        self.shared.ops.metrics.login(result, method);
+        Ok(flow)
+    }
+
+    /// [`Session::complete_login`] but for the metrics.
+    async fn admit_login(&mut self, mut user: AuthenticatedUser, code: ReplyCode) -> Result {
         let name = user.name.clone();
         let key = self.user_key(&name);
         let (mut limits, addresses) = self.user_policy(&user);
@@ -433,6 +464,13 @@ impl Session {
             user_reloads,
             quota,
         )));
+        if let Some(user) = self.login.user() {
+            self.event(user, crate::ops::events::EventKind::Login, None, None, None);
+            self.registered.set_user(
+                Some(user.name().to_string()),
+                self.vhost.as_ref().map(|h| h.name.clone()),
+            );
+        }
         // The session's first TLS 1.3 tickets, sent ahead of the reply.
         self.control.queue_tls13_tickets(crate::tls::LOGIN_TICKETS);
         self.reply(code, format!("User {name} logged in.")).await

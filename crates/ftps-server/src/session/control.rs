@@ -35,6 +35,8 @@ pub(super) enum Busy<T> {
     Aborted,
     /// The control connection closed or failed.
     ControlLost,
+    /// The administrator ended the session: the caller stops the work and closes.
+    Ended,
 }
 
 /// The control connection: its stream (plain or TLS), the command lines read from it and
@@ -46,17 +48,29 @@ pub(super) struct Control {
     queued: VecDeque<LineEvent>,
     /// How long a client may take to accept a reply (`timeouts.reply_write`).
     reply_write: Duration,
+    /// Cancelled when the administrator ends the session.
+    ended: tokio_util::sync::CancellationToken,
 }
 
 impl Control {
     /// A connection as accepted, before any command.
-    pub(super) fn new(stream: ControlStream, reply_write: Duration) -> Control {
+    pub(super) fn new(
+        stream: ControlStream,
+        reply_write: Duration,
+        ended: tokio_util::sync::CancellationToken,
+    ) -> Control {
         Control {
             stream,
             decoder: LineDecoder::new(MAX_LINE),
             queued: VecDeque::new(),
             reply_write,
+            ended,
         }
+    }
+
+    /// Cancelled when the administrator ends the session.
+    pub(super) fn ended(&self) -> tokio_util::sync::CancellationToken {
+        self.ended.clone()
     }
 
     /// The oldest line received while earlier work ran, to run now.
@@ -167,9 +181,11 @@ impl Control {
         work: &mut F,
         status: impl Fn() -> String,
     ) -> io::Result<Busy<F::Output>> {
+        let ended = self.ended.clone();
         loop {
             tokio::select! {
                 output = &mut *work => return Ok(Busy::Done(output)),
+                () = ended.cancelled() => return Ok(Busy::Ended),
                 event = self.read_event(), if self.queued.len() < MAX_QUEUED_LINES => match event {
                     Ok(Some(LineEvent::Line(line))) => match command::parse(&line) {
                         Ok(Command::Abor) => return Ok(Busy::Aborted),

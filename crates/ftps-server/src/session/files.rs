@@ -8,6 +8,7 @@ use ftps_proto::{Reply, ReplyCode};
 use super::listing::{entry_facts, Rights};
 use super::state::LoggedIn;
 use super::{Flow, Result, Session};
+use crate::ops::events::EventKind;
 use crate::storage::{EntryKind, VirtualPath};
 
 impl Session {
@@ -18,6 +19,7 @@ impl Session {
         let (storage, path) = (user.storage(), user.path(arg));
         match storage.create_dir(&path).await {
             Ok(()) => {
+                self.event(user, EventKind::Mkdir, Some(&path), None, None);
                 self.reply(
                     ReplyCode::PATH_CREATED,
                     format!("{} created.", quote_path(path.as_str())),
@@ -35,6 +37,7 @@ impl Session {
         let (storage, path) = (user.storage(), user.path(arg));
         match storage.remove_dir(&path).await {
             Ok(()) => {
+                self.event(user, EventKind::Rmdir, Some(&path), None, None);
                 self.reply(ReplyCode::FILE_ACTION_OK, "Directory removed.")
                     .await
             }
@@ -52,6 +55,13 @@ impl Session {
         match storage.remove_file(&path).await {
             Ok(()) => {
                 tracing::info!(path = %path, "deleted");
+                self.event(user, EventKind::Delete, Some(&path), None, None);
+                self.shared.ops.deleted(
+                    super::canonical_ip(self.peer.ip()),
+                    path.as_str(),
+                    user.name(),
+                    user.is_anonymous(),
+                );
                 self.reply(ReplyCode::FILE_ACTION_OK, "File deleted.").await
             }
             Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
@@ -106,6 +116,7 @@ impl Session {
         match storage.rename(&from, &to).await {
             Ok(()) => {
                 tracing::info!(from = %from, to = %to, "renamed");
+                self.event(user, EventKind::Rename, Some(&from), Some(&to), None);
                 self.reply(ReplyCode::FILE_ACTION_OK, "Rename successful.")
                     .await
             }

@@ -84,6 +84,11 @@ impl Session {
                 stop.store(true, Ordering::Relaxed);
                 Ok(Flow::Close)
             }
+            Busy::Ended => {
+                stop.store(true, Ordering::Relaxed);
+                self.end_by_administrator().await;
+                Ok(Flow::Close)
+            }
         }
     }
 

@@ -41,12 +41,22 @@ use tracing::{debug, info, warn};
 
 use crate::context::{ListenerContext, Shared, VirtualHost};
 use crate::limits::SessionPermit;
+use crate::ops::metrics::{Channel, StorageError};
 use crate::storage::VirtualPath;
 use crate::stream::{ControlStream, MaybeTls, RecordReader};
 use control::{fs_error, Control, MAX_LINE};
 use data::DataSetup;
 use listing::ListFormat;
 use state::{ControlSecurity, LoggedIn, Login, TransferParams};
+
+/// How the metrics count a storage failure.
+pub(crate) fn storage_error_kind(e: &io::Error) -> StorageError {
+    if crate::storage::StorageUnavailable::is(e) {
+        StorageError::Unavailable
+    } else {
+        StorageError::Local
+    }
+}
 
 /// What to do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,6 +90,10 @@ pub(crate) struct Session {
     params: TransferParams,
     /// The session is ending because the server shuts down.
     shutting_down: bool,
+    /// The session's number, as the log and the events show it.
+    id: u64,
+    /// The session's entry in the list the admin API shows.
+    registered: crate::ops::sessions::Registered,
     /// A session that is not logged in by then is closed: set at connection and at `REIN`,
     /// and not moved by commands, so that a client cannot hold a slot with `NOOP`s.
     login_deadline: tokio::time::Instant,
@@ -127,6 +141,7 @@ pub(crate) async fn run(
             }
         };
         info!(implicit, "connected");
+        let _open = OpenSession::start(&shared);
         let mut session = Session::new(
             shared,
             listener,
@@ -134,22 +149,41 @@ pub(crate) async fn run(
             MaybeTls::Plain(RecordReader::new(tcp)),
             peer,
             local,
+            id,
         );
         if implicit {
             if let Err(e) = session.start_tls().await {
                 info!(error = %e, "implicit TLS handshake failed");
+                session.shared.ops.metrics.tls_failure(Channel::Control);
                 return;
             }
             // Implicit FTPS protects the data channel by default (as FileZilla and vsftpd do).
             session.security.protect_data();
         }
         let result = session.serve().await;
+        session.logged_out();
         match result {
             Ok(()) => info!("disconnected"),
             Err(e) => info!(error = %e, "disconnected"),
         }
     };
     tracing::Instrument::instrument(fut, span).await
+}
+
+/// Counts a control connection in the metrics while it is open.
+struct OpenSession(Arc<Shared>);
+
+impl OpenSession {
+    fn start(shared: &Arc<Shared>) -> OpenSession {
+        shared.ops.metrics.session_started();
+        OpenSession(shared.clone())
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.ops.metrics.session_ended();
+    }
 }
 
 /// Verbs of other protocols. A first line starting with one of them means a browser or a
@@ -215,16 +249,21 @@ impl Session {
         control: ControlStream,
         peer: SocketAddr,
         local: SocketAddr,
+        id: u64,
     ) -> Session {
         let reply_write = Duration::from_secs(shared.config.timeouts.reply_write);
+        let registered = shared.sessions.register(id, peer);
+        let ended = registered.ended();
         Session {
+            id,
+            registered,
             login_deadline: login_deadline(&shared),
             shared,
             listener,
             permit,
             first_command: true,
             vhost: None,
-            control: Control::new(control, reply_write),
+            control: Control::new(control, reply_write, ended),
             security: ControlSecurity::Clear,
             peer,
             local,
@@ -237,6 +276,55 @@ impl Session {
 
     fn config(&self) -> &crate::config::Config {
         &self.shared.config
+    }
+
+    /// Reports an event of the logged-in `user` (see [`crate::ops::events`]).
+    fn event(
+        &self,
+        user: &LoggedIn,
+        kind: crate::ops::events::EventKind,
+        path: Option<&VirtualPath>,
+        target: Option<&VirtualPath>,
+        bytes: Option<u64>,
+    ) {
+        if !self.shared.ops.wants(kind) {
+            return;
+        }
+        self.shared.ops.event(crate::ops::events::Event {
+            kind,
+            time: std::time::SystemTime::now(),
+            session: self.id,
+            user: user.name().to_string(),
+            host: self.vhost.as_ref().map(|h| h.name.clone()),
+            client: canonical_ip(self.peer.ip()),
+            path: path.map(|p| p.as_str().to_string()),
+            target: target.map(|p| p.as_str().to_string()),
+            bytes,
+        });
+    }
+
+    /// The session's user, if any, is logged out now (the session ends, or `REIN`).
+    fn logged_out(&mut self) {
+        if let Some(user) = self.login.user() {
+            self.event(
+                user,
+                crate::ops::events::EventKind::Logout,
+                None,
+                None,
+                None,
+            );
+        }
+        self.registered.set_user(None, None);
+    }
+
+    /// Closes the session (421) because the administrator ended it.
+    async fn end_by_administrator(&mut self) {
+        info!("session ended by the administrator");
+        self.close_with(
+            ReplyCode::SERVICE_NOT_AVAILABLE,
+            "Session ended by the administrator.",
+        )
+        .await;
     }
 
     /// The greeting, then commands until QUIT, a fatal error, a timeout or shutdown.
@@ -285,11 +373,13 @@ impl Session {
             TimedOut,
             Shutdown,
             AccountChanged,
+            Ended,
         }
         let wake = loop {
             let passive_expiry = self.passive_expiry();
             let mut shutdown = self.shared.shutdown.clone();
             let reloads = self.login.user().map(LoggedIn::reloads);
+            let ended = self.control.ended();
             tokio::select! {
                 event = tokio::time::timeout_at(deadline, self.control.read_event()) => break match event {
                     Ok(event) => Wake::Event(event),
@@ -298,6 +388,7 @@ impl Session {
                 _ = async move { shutdown.wait_for(|down| *down).await.map(|_| ()) } => {
                     break Wake::Shutdown
                 }
+                () = ended.cancelled() => break Wake::Ended,
                 () = async {
                     match passive_expiry {
                         Some(at) => tokio::time::sleep_until(at).await,
@@ -344,6 +435,10 @@ impl Session {
                     "Your account was changed or removed; log in again.",
                 )
                 .await;
+                Ok(None)
+            }
+            Wake::Ended => {
+                self.end_by_administrator().await;
                 Ok(None)
             }
             Wake::Shutdown => {
@@ -548,6 +643,7 @@ impl Session {
         let (code, text) = fs_error(e);
         if code == ReplyCode::LOCAL_ERROR {
             warn!(op, path = %path, error = %e, "file system error");
+            self.shared.ops.metrics.storage_error(storage_error_kind(e));
         }
         self.reply(code, text).await
     }

@@ -13,6 +13,7 @@ impl Session {
         if let Some(user) = self.login.user() {
             tracing::info!(user = %user.name(), "logged out by REIN");
         }
+        self.logged_out();
         self.login = Login::Anonymous;
         self.permit.logout();
         self.restart_login_clock();

@@ -111,6 +111,11 @@ impl LoggedIn {
         self.user.access.can_write() || self.user.permissions.grants_any_write()
     }
 
+    /// Whether this is an anonymous login.
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.user.anonymous
+    }
+
     /// The user's permission rules (its folders' rights among them).
     pub(crate) fn permissions(&self) -> &Arc<crate::permissions::PathPermissions> {
         &self.user.permissions

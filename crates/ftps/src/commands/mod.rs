@@ -12,6 +12,8 @@ mod rm;
 mod rmdir;
 mod stat;
 
+use clap::CommandFactory;
+
 use crate::args::{Cli, Cmd};
 use crate::output::Output;
 
@@ -36,5 +38,6 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
             delete,
             dry_run,
         } => mirror::run(opts, out, source, destination, parallel, delete, dry_run).await,
+        Cmd::Generate(what) => crate::generate::run(what, Cli::command()),
     }
 }

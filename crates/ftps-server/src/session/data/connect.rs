@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::{DataRefusal, DataSetup};
+use crate::ops::metrics::{BindingRefusal, Channel};
 use crate::policy::SessionReuse;
 use crate::session::state::LoggedIn;
 use crate::session::{canonical_ip, Session};
@@ -64,7 +65,7 @@ impl Session {
                 ReplyCode::CANT_OPEN_DATA,
                 "Use PASV or EPSV (or PORT/EPRT) first.".into(),
             )),
-            DataSetup::Passive(listener, _) => {
+            DataSetup::Passive(listener, _, _port) => {
                 let expected = canonical_ip(self.peer.ip());
                 let accept = async {
                     loop {
@@ -74,6 +75,10 @@ impl Session {
                         }
                         // Someone else reached our port: drop them, keep waiting.
                         warn!(from = %from, "data connection from a foreign address dropped");
+                        self.shared
+                            .ops
+                            .metrics
+                            .binding_refusal(BindingRefusal::Address);
                     }
                 };
                 match tokio::time::timeout(limit, accept).await {
@@ -151,21 +156,27 @@ impl Session {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     debug!(error = %e, "data connection TLS handshake failed");
+                    self.shared.ops.metrics.tls_failure(Channel::Data);
                     return Err((
                         ReplyCode::CANT_OPEN_DATA,
                         format!("TLS handshake on the data connection failed: {e}."),
                     ));
                 }
                 Err(_) => {
+                    self.shared.ops.metrics.tls_failure(Channel::Data);
                     return Err((
                         ReplyCode::CANT_OPEN_DATA,
                         "TLS handshake on the data connection timed out.".into(),
-                    ))
+                    ));
                 }
             };
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if !resumed && self.session_reuse(user) == SessionReuse::Required {
             warn!("data connection did not resume the control TLS session; refused");
+            self.shared
+                .ops
+                .metrics
+                .binding_refusal(BindingRefusal::TlsSession);
             close_refused(&mut stream).await;
             return Err((
                 ReplyCode::EXTENDED_PORT_FAILURE,
@@ -187,6 +198,10 @@ impl Session {
             .and_then(|c| c.first());
         if control_cert.is_some() && control_cert != data_cert {
             warn!("data connection presented a different client certificate; refused");
+            self.shared
+                .ops
+                .metrics
+                .binding_refusal(BindingRefusal::Certificate);
             return Err((
                 ReplyCode::CANT_OPEN_DATA,
                 "Data connection refused: it must present the control connection's client \

@@ -25,7 +25,7 @@ pub(crate) enum DataSetup {
     None,
     /// Waiting for the client on this listener, opened at that instant; closed if no
     /// transfer uses it within `timeouts.data_connect`.
-    Passive(TcpListener, tokio::time::Instant),
+    Passive(TcpListener, tokio::time::Instant, crate::ops::PortInUse),
     /// Connect to the client here.
     Active(std::net::SocketAddr),
 }

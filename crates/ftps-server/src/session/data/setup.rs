@@ -45,7 +45,11 @@ impl Session {
         };
         let port = listener.local_addr()?.port();
         let announced = self.announced_ipv4(local_v4).await;
-        self.params.data = DataSetup::Passive(listener, tokio::time::Instant::now());
+        self.params.data = DataSetup::Passive(
+            listener,
+            tokio::time::Instant::now(),
+            self.shared.passive_ports.opened(),
+        );
         self.supply_ticket();
         self.reply(
             ReplyCode::PASSIVE,
@@ -78,7 +82,11 @@ impl Session {
             Err(e) => return self.passive_failed(e).await,
         };
         let port = listener.local_addr()?.port();
-        self.params.data = DataSetup::Passive(listener, tokio::time::Instant::now());
+        self.params.data = DataSetup::Passive(
+            listener,
+            tokio::time::Instant::now(),
+            self.shared.passive_ports.opened(),
+        );
         self.supply_ticket();
         self.reply(
             ReplyCode::EXTENDED_PASSIVE,
@@ -232,7 +240,7 @@ impl Session {
     /// When the pending passive listener expires unused, if there is one.
     pub(in crate::session) fn passive_expiry(&self) -> Option<tokio::time::Instant> {
         match &self.params.data {
-            DataSetup::Passive(_, opened) => {
+            DataSetup::Passive(_, opened, _) => {
                 Some(*opened + Duration::from_secs(self.shared.config.timeouts.data_connect))
             }
             _ => None,

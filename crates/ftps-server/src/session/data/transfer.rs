@@ -22,11 +22,14 @@ use super::job::Job;
 use super::pump::{Abort, TransferError};
 use crate::bandwidth::{Direction, Throttle, UserBandwidth};
 use crate::limits::size::format_size;
+use crate::ops::events::EventKind;
+use crate::ops::metrics::{Direction as MetricDirection, TransferResult};
+use crate::ops::FinishedTransfer;
 use crate::quota::QuotaExceeded;
 use crate::session::control::{fs_error, Busy};
 use crate::session::listing::{ListFormat, ListJob, ListSource, Rights};
 use crate::session::state::LoggedIn;
-use crate::session::{Flow, Result, Session};
+use crate::session::{canonical_ip, storage_error_kind, Flow, Result, Session};
 use crate::storage::{EntryKind, FileTooLarge, Upload, UploadMode, VirtualPath};
 
 /// How long ABOR waits for a stopped transfer's thread (a disk write in progress) to end.
@@ -272,6 +275,11 @@ impl Session {
         path: &VirtualPath,
     ) -> Result {
         let upload = matches!(job, Job::Receive { .. });
+        let (direction, ascii) = match &job {
+            Job::Receive { ascii, .. } => (MetricDirection::Upload, *ascii),
+            Job::Send { ascii, .. } => (MetricDirection::Download, *ascii),
+            Job::List(_) => (MetricDirection::Listing, true),
+        };
         let Some(data) = self.connect_data(user, opening, upload).await? else {
             return Ok(Flow::Continue);
         };
@@ -286,18 +294,59 @@ impl Session {
         let started = Instant::now();
         let abort = Arc::new(Abort::default());
         let throttle = self.throttle(user, upload);
+        self.registered
+            .transfer_started(verb, path.as_str(), progress.clone());
         let mut work = Box::pin(job.run(data, progress.clone(), stall, abort.clone(), throttle));
         let status = || {
             let done = progress.load(Ordering::Relaxed);
             format!("{verb} {path} in progress: {done} bytes transferred.")
         };
-        let outcome = self.control.while_busy(&mut work, status).await?;
+        let outcome = self.control.while_busy(&mut work, status).await;
+        self.registered.transfer_ended();
+        let outcome = outcome?;
         let bytes = progress.load(Ordering::Relaxed);
+        let result = match &outcome {
+            Busy::Done(Ok(_)) => TransferResult::Ok,
+            Busy::Done(Err(TransferError::Local(err))) if refusal_text(err).is_some() => {
+                TransferResult::Refused
+            }
+            Busy::Done(Err(TransferError::Local(err))) => {
+                self.shared
+                    .ops
+                    .metrics
+                    .storage_error(storage_error_kind(err));
+                TransferResult::Failed
+            }
+            Busy::Done(Err(_)) | Busy::ControlLost => TransferResult::Failed,
+            Busy::Aborted | Busy::Ended => TransferResult::Aborted,
+        };
+        self.shared.ops.transfer(&FinishedTransfer {
+            direction,
+            result,
+            bytes: match &outcome {
+                Busy::Done(Ok(total)) => *total,
+                _ => bytes,
+            },
+            elapsed: started.elapsed(),
+            client: canonical_ip(self.peer.ip()),
+            path: path.as_str(),
+            ascii,
+            user: user.name(),
+            anonymous: user.is_anonymous(),
+        });
         let secs = started.elapsed().as_secs_f64();
         let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
         match outcome {
             Busy::Done(Ok(bytes)) => {
                 info!(command = verb, path = %path, bytes, secs = format!("{secs:.3}"), mib_per_s = format!("{rate:.1}"), data_tls, "transfer complete");
+                let kind = match direction {
+                    MetricDirection::Upload => Some(EventKind::Upload),
+                    MetricDirection::Download => Some(EventKind::Download),
+                    MetricDirection::Listing => None,
+                };
+                if let Some(kind) = kind {
+                    self.event(user, kind, Some(path), None, Some(bytes));
+                }
                 self.reply(
                     ReplyCode::TRANSFER_COMPLETE,
                     format!("Transfer complete ({bytes} bytes)."),
@@ -358,6 +407,19 @@ impl Session {
             }
             Busy::ControlLost => {
                 info!(command = verb, path = %path, bytes, "control connection lost during transfer");
+                Ok(Flow::Close)
+            }
+            Busy::Ended => {
+                abort.trigger();
+                let _ = tokio::time::timeout(ABORT_WAIT, &mut work).await;
+                drop(work);
+                info!(command = verb, path = %path, bytes, "transfer stopped: session ended by the administrator");
+                self.reply(
+                    ReplyCode::TRANSFER_ABORTED,
+                    "Connection closed; transfer aborted.",
+                )
+                .await?;
+                self.end_by_administrator().await;
                 Ok(Flow::Close)
             }
         }
