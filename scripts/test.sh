@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian package for each program the tests run.
 declare -A package=([curl]=curl [lftp]=lftp [python3]=python3 [rclone]=rclone [openssl]=openssl [strace]=strace
-    [systemd-analyze]=systemd [groff]=groff-base [webalizer]=webalizer [fail2ban-regex]=fail2ban)
+    [systemd-analyze]=systemd [groff]=groff-base [webalizer]=webalizer [fail2ban-regex]=fail2ban [haproxy]=haproxy)
 missing=()
 for program in "${!package[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")

@@ -27,6 +27,7 @@ pub mod hash;
 pub mod line;
 pub mod listing;
 pub mod listing_parse;
+pub mod proxy;
 pub mod reply;
 pub mod status;
 

@@ -73,6 +73,12 @@ impl AddressRule {
     fn matches(&self, ip: IpAddr) -> bool {
         self.0.contains(&ip)
     }
+
+    /// Whether `ip` (an IPv4-mapped address counting as its IPv4 address) is in this
+    /// network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.matches(canonical(ip))
+    }
 }
 
 /// The IPv4 address inside an IPv4-mapped IPv6 address; any other address as it is.

@@ -54,8 +54,41 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin API (`[admin]`), off by default.
     pub admin: AdminConfig,
+    /// Load balancers that may send PROXY protocol headers (`[proxy_protocol]`).
+    pub proxy_protocol: ProxyProtocolConfig,
     /// Commands and webhooks run when events happen (`[hooks]`), none by default.
     pub hooks: HooksConfig,
+}
+
+/// PROXY protocol (v1 and v2) from load balancers (docs/operations.md): the listeners
+/// with `proxy_protocol = true`, and passive data connections if `passive`, take the
+/// client's address from the header a trusted balancer sends first.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolConfig {
+    /// The balancers' addresses or networks; a connection from anywhere else to a PROXY
+    /// listener is closed.
+    pub trusted: Vec<crate::addresses::AddressRule>,
+    /// Passive data connections carry a header too (the balancer forwards the passive
+    /// ports); the data connection's address check then uses the header's source.
+    pub passive: bool,
+    /// Seconds a connection may take to send its whole header.
+    #[serde(default = "default_proxy_header_timeout")]
+    pub header_timeout: u64,
+}
+
+fn default_proxy_header_timeout() -> u64 {
+    5
+}
+
+impl Default for ProxyProtocolConfig {
+    fn default() -> Self {
+        ProxyProtocolConfig {
+            trusted: Vec::new(),
+            passive: false,
+            header_timeout: default_proxy_header_timeout(),
+        }
+    }
 }
 
 /// The admin API: sessions, bans, users and reloads over HTTP with a token
@@ -271,6 +304,7 @@ impl Default for Config {
             metrics: Default::default(),
             log: Default::default(),
             admin: Default::default(),
+            proxy_protocol: Default::default(),
             hooks: Default::default(),
         }
     }
@@ -389,6 +423,9 @@ pub struct ListenerEntry {
     pub active: Option<bool>,
     /// Overrides `tls.client_certificates`.
     pub client_certificates: Option<ClientCertMode>,
+    /// Connections start with a PROXY protocol header (v1 or v2) from a balancer of
+    /// `proxy_protocol.trusted`; anything else is closed.
+    pub proxy_protocol: bool,
 }
 
 impl From<SocketAddr> for ListenerEntry {
@@ -398,6 +435,7 @@ impl From<SocketAddr> for ListenerEntry {
             data_session_reuse: None,
             active: None,
             client_certificates: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -409,6 +447,8 @@ struct ListenerTable {
     data_session_reuse: Option<SessionReuse>,
     active: Option<bool>,
     client_certificates: Option<ClientCertMode>,
+    #[serde(default)]
+    proxy_protocol: bool,
 }
 
 impl<'de> Deserialize<'de> for ListenerEntry {
@@ -435,6 +475,7 @@ impl<'de> Deserialize<'de> for ListenerEntry {
                     data_session_reuse: t.data_session_reuse,
                     active: t.active,
                     client_certificates: t.client_certificates,
+                    proxy_protocol: t.proxy_protocol,
                 })
             }
         }

@@ -84,6 +84,8 @@ pub struct VirtualHost {
 pub struct ListenerContext {
     /// TLS from the first byte.
     pub implicit: bool,
+    /// Connections start with a PROXY protocol header from a trusted balancer.
+    pub proxy_protocol: bool,
     /// This listener's TLS configuration template.
     pub tls: TlsSetup,
     /// Data-connection session reuse, unless the user overrides it.

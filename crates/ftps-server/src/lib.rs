@@ -21,6 +21,7 @@ pub mod limits;
 pub mod ops;
 pub mod permissions;
 pub mod policy;
+pub mod proxy;
 pub mod quota;
 pub mod server;
 mod session;

@@ -400,6 +400,7 @@ fn listener_context(
     )?;
     Ok(ListenerContext {
         implicit,
+        proxy_protocol: entry.proxy_protocol,
         tls,
         data_session_reuse: entry
             .data_session_reuse
@@ -499,7 +500,14 @@ async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
-                if let Err(rule) = shared.config.addresses.check(peer.ip()) {
+                // Behind a balancer the rules apply to the client the header names, once
+                // the session has read it.
+                let checked = if context.proxy_protocol {
+                    Ok(())
+                } else {
+                    shared.config.addresses.check(peer.ip())
+                };
+                if let Err(rule) = checked {
                     refuse_address(tcp, peer, rule, context.implicit);
                     continue;
                 }

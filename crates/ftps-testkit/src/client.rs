@@ -138,6 +138,18 @@ impl Control {
         (control, greeting)
     }
 
+    /// Takes over a connection on which the test already sent something (a PROXY protocol
+    /// header) and reads the 220 (or whatever the server answers first).
+    pub async fn connect_over(
+        tcp: TcpStream,
+        addr: SocketAddr,
+        fingerprint: &str,
+    ) -> (Control, Reply) {
+        let mut control = Control::new(tcp, client_config(fingerprint, Tls::Any), addr);
+        let greeting = control.reply().await;
+        (control, greeting)
+    }
+
     /// Connects in plaintext with the TLS configuration `tls` for later, and reads the 220.
     pub async fn connect_with(addr: SocketAddr, tls: Arc<ClientConfig>) -> Control {
         let tcp = tcp_connect(addr).await;
@@ -465,6 +477,12 @@ impl Control {
             }
         };
         tcp_connect(addr).await
+    }
+
+    /// The TLS configuration [`Control::transfer`] uses for data connections (`None`:
+    /// plaintext, without `PROT P`): it resumes the control connection's session.
+    pub fn data_tls(&self) -> Option<Arc<ClientConfig>> {
+        self.protected.then(|| self.tls.clone())
     }
 
     /// Runs a transfer command (RETR, STOR, LIST, ...) over a passive data connection,

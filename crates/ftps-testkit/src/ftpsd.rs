@@ -136,9 +136,13 @@ impl Ftpsd {
     /// shared Garage as the default storage under a key prefix of this server's own.
     fn write_config(&self, dir: &Path, listen: &str, extra: &str) -> PathBuf {
         let config = dir.join("ftpsd.toml");
-        let mut text = format!(
-            "state_dir = \"state\"\nlisten = {listen}\nimplicit_listen = [\"127.0.0.1:0\"]\n\n{extra}\n"
-        );
+        // `extra` may set the implicit listeners itself (a key may appear only once).
+        let implicit = if extra.contains("implicit_listen") {
+            ""
+        } else {
+            "implicit_listen = [\"127.0.0.1:0\"]\n"
+        };
+        let mut text = format!("state_dir = \"state\"\nlisten = {listen}\n{implicit}\n{extra}\n");
         if Backend::is_s3() && !extra.contains("[storage") {
             text.push('\n');
             text.push_str(&storage::s3_default_storage(dir, &storage::fresh_prefix()));

@@ -120,14 +120,45 @@ pub(crate) async fn run(
     mut tcp: TcpStream,
     id: u64,
 ) {
-    let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
+    let (connected_from, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
     };
     let _ = tcp.set_nodelay(true);
-    let span = tracing::info_span!("session", id, peer = %peer);
+    // Behind a balancer, the client is who the PROXY header says; the span names both.
+    let peer = if listener.proxy_protocol {
+        let config = &shared.config.proxy_protocol;
+        match crate::proxy::client_address(&mut tcp, connected_from, config).await {
+            Ok(client) => client,
+            Err(e) => {
+                info!(session = id, balancer = %connected_from, error = %e, "connection closed: PROXY protocol");
+                return;
+            }
+        }
+    } else {
+        connected_from
+    };
+    let span = if listener.proxy_protocol {
+        tracing::info_span!("session", id, peer = %peer, via = %connected_from)
+    } else {
+        tracing::info_span!("session", id, peer = %peer)
+    };
     let fut = async move {
         let implicit = listener.implicit;
+        if listener.proxy_protocol {
+            // The server's address rules, checked at accept for direct connections.
+            if let Err(rule) = shared.config.addresses.check(peer.ip()) {
+                info!(rule = %rule, implicit, "connection refused by the address rules");
+                if !implicit {
+                    let reply = Reply::new(
+                        ReplyCode::SERVICE_NOT_AVAILABLE,
+                        "Service not available: connections from your address are not allowed.",
+                    );
+                    let _ = tcp.write_all(&reply.to_bytes()).await;
+                }
+                return;
+            }
+        }
         let permit = match shared.limiter.admit(canonical_ip(peer.ip())) {
             Ok(permit) => permit,
             Err(refusal) => {

@@ -67,9 +67,20 @@ impl Session {
             )),
             DataSetup::Passive(listener, _, _port) => {
                 let expected = canonical_ip(self.peer.ip());
+                let proxied = &self.shared.config.proxy_protocol;
                 let accept = async {
                     loop {
-                        let (stream, from) = listener.accept().await?;
+                        let (mut stream, mut from) = listener.accept().await?;
+                        // Through the balancer, the client is who the header says.
+                        if proxied.passive {
+                            match crate::proxy::client_address(&mut stream, from, proxied).await {
+                                Ok(client) => from = client,
+                                Err(e) => {
+                                    warn!(via = %from, error = %e, "passive data connection closed: PROXY protocol");
+                                    continue;
+                                }
+                            }
+                        }
                         if canonical_ip(from.ip()) == expected {
                             return Ok::<_, io::Error>(stream);
                         }
