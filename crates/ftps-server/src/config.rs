@@ -75,6 +75,10 @@ pub struct ProxyProtocolConfig {
     /// Seconds a connection may take to send its whole header.
     #[serde(default = "default_proxy_header_timeout")]
     pub header_timeout: u64,
+    /// PASV announces the address the client connected to on the balancer (the header's
+    /// destination) instead of this node's, for balancers that forward each node's passive
+    /// range to it; `passive.advertised_address` still wins.
+    pub announce_destination: bool,
 }
 
 fn default_proxy_header_timeout() -> u64 {
@@ -87,6 +91,7 @@ impl Default for ProxyProtocolConfig {
             trusted: Vec::new(),
             passive: false,
             header_timeout: default_proxy_header_timeout(),
+            announce_destination: false,
         }
     }
 }

@@ -35,6 +35,24 @@ pub async fn client_address<R: AsyncRead + Unpin>(
     peer: SocketAddr,
     config: &ProxyProtocolConfig,
 ) -> Result<SocketAddr, ProxyRefusal> {
+    Ok(proxied(stream, peer, config).await?.client)
+}
+
+/// Who a proxied connection is from, and what it was made to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proxied {
+    /// The client (the balancer itself for a header without addresses).
+    pub client: SocketAddr,
+    /// The address the client connected to, on the balancer, if the header says.
+    pub destination: Option<SocketAddr>,
+}
+
+/// [`client_address`], with the address the client connected to.
+pub async fn proxied<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    peer: SocketAddr,
+    config: &ProxyProtocolConfig,
+) -> Result<Proxied, ProxyRefusal> {
     if !config.trusted.iter().any(|net| net.contains(peer.ip())) {
         return Err(ProxyRefusal::Untrusted(peer));
     }
@@ -42,7 +60,10 @@ pub async fn client_address<R: AsyncRead + Unpin>(
     let addresses = tokio::time::timeout(limit, read_header(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))??;
-    Ok(addresses.map_or(peer, |a| a.source))
+    Ok(Proxied {
+        client: addresses.map_or(peer, |a| a.source),
+        destination: addresses.map(|a| a.destination),
+    })
 }
 
 /// Reads the header at the start of `stream`, byte count by byte count as the parser asks,

@@ -3,7 +3,9 @@
 //! status, logs, bans and the data-connection check; a connection from an untrusted
 //! address, or without a valid header, is closed. Proven with the raw client writing the
 //! headers itself, and with HAProxy (`send-proxy`, `send-proxy-v2`) in front of ftpsd and
-//! curl behind it, on a loopback source address of its own.
+//! curl behind it, on a loopback source address of its own: also with the node's passive
+//! range forwarded by HAProxy and PASV naming the balancer (`announce_destination`), the
+//! layout of docs/deploy/haproxy.cfg, which is checked too.
 
 mod support;
 
@@ -324,4 +326,132 @@ async fn curl_through_haproxy_is_seen_as_itself() {
         .await
         .unwrap();
     assert_eq!(until_closed(&mut tcp).await, b"");
+}
+
+/// A range of `n` ports free on both 127.0.0.1 and 127.0.0.3 (for the node and the
+/// balancer), picked at random in 40000-59999.
+fn free_range(n: u16) -> u16 {
+    'search: for _ in 0..200 {
+        let base = 40_000 + rand::random::<u16>() % 20_000;
+        for port in base..base + n {
+            for ip in ["127.0.0.1", "127.0.0.3"] {
+                if std::net::TcpListener::bind((ip, port)).is_err() {
+                    continue 'search;
+                }
+            }
+        }
+        return base;
+    }
+    panic!("no free port range");
+}
+
+#[tokio::test]
+async fn passive_ports_through_haproxy_announce_the_balancers_address() {
+    // The node's passive range is forwarded by the balancer (127.0.0.3) to the node
+    // (127.0.0.1), with a header on each data connection; PASV announces the balancer.
+    let base = free_range(10);
+    let server = server(
+        "127.0.0.1",
+        &format!(
+            "passive = true\nannounce_destination = true\n\n[passive]\nports = \"{base}-{}\"\n",
+            base + 9
+        ),
+    );
+    let control_port = free_range(1);
+    let dir = support::tempdir();
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "global\n  maxconn 100\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+             timeout client 60s\n  timeout server 60s\n\n\
+             frontend control\n  bind 127.0.0.3:{control_port}\n  default_backend control\n\
+             backend control\n  server node1 {} send-proxy-v2\n\n\
+             frontend passive\n  bind 127.0.0.3:{base}-{}\n  default_backend passive\n\
+             backend passive\n  server node1 127.0.0.1 send-proxy-v2\n",
+            server.explicit,
+            base + 9
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.3", control_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "haproxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let upload = support::local_file(&server, "up.bin", &[9u8; 300_000]);
+    // The certificate names localhost: curl reaches the balancer under that name.
+    let url = |path: &str| format!("ftp://localhost:{control_port}{path}");
+    let via = format!("localhost:{control_port}:127.0.0.3:{control_port}");
+    let up = curl(
+        &server,
+        url("/up.bin"),
+        &[
+            "--connect-to",
+            &via,
+            "--ssl-reqd",
+            "--disable-epsv",
+            "-T",
+            &upload,
+        ],
+    );
+    let down = curl(
+        &server,
+        url("/up.bin"),
+        &[
+            "--connect-to",
+            &via,
+            "--ssl-reqd",
+            "--disable-epsv",
+            "-o",
+            "/dev/null",
+            "--write-out",
+            "%{size_download}",
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    up.assert_ok("upload through the balancer");
+    down.assert_ok("download through the balancer");
+    assert!(down.stdout.ends_with("300000"), "{down}");
+    // The 227 named the balancer, and the data connection came through it.
+    let pasv = (base..base + 10).map(|p| format!("127,0,0,3,{},{}", p >> 8, p & 0xff));
+    assert!(
+        pasv.clone().any(|a| down.stderr.contains(&a)),
+        "no PASV reply naming 127.0.0.3 in:\n{down}"
+    );
+    assert_eq!(server.files().read("up.bin"), vec![9u8; 300_000]);
+}
+
+#[test]
+fn the_documented_haproxy_configuration_is_valid_and_so_is_its_node_configuration() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/deploy/haproxy.cfg");
+    let run = support::run_client(Command::new("haproxy").args(["-c", "-f", path]), TIMEOUT);
+    run.assert_ok("haproxy -c docs/deploy/haproxy.cfg");
+    // The node's ftpsd.toml in its comments: the indented comment lines after the marker.
+    let text = std::fs::read_to_string(path).unwrap();
+    let node: String = text
+        .lines()
+        .skip_while(|l| !l.contains("Each node's ftpsd.toml"))
+        .skip(1)
+        .take_while(|l| l.starts_with("#   ") || *l == "#")
+        .filter_map(|l| l.strip_prefix("#   "))
+        .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l).trim_end()))
+        .collect();
+    let config = ftps_server::Config::parse(&node)
+        .unwrap_or_else(|e| panic!("the node configuration does not load: {e}\n{node}"));
+    assert!(config.listen[0].proxy_protocol);
+    assert!(config.proxy_protocol.passive && config.proxy_protocol.announce_destination);
+    assert_eq!(config.passive.ports, Some(50000..=50999));
 }

@@ -92,6 +92,9 @@ pub(crate) struct Session {
     shutting_down: bool,
     /// The session's number, as the log and the events show it.
     id: u64,
+    /// Behind a balancer, the address the client connected to on it (the PROXY header's
+    /// destination).
+    connected_to: Option<SocketAddr>,
     /// The session's entry in the list the admin API shows.
     registered: crate::ops::sessions::Registered,
     /// A session that is not logged in by then is closed: set at connection and at `REIN`,
@@ -126,17 +129,17 @@ pub(crate) async fn run(
     };
     let _ = tcp.set_nodelay(true);
     // Behind a balancer, the client is who the PROXY header says; the span names both.
-    let peer = if listener.proxy_protocol {
+    let (peer, connected_to) = if listener.proxy_protocol {
         let config = &shared.config.proxy_protocol;
-        match crate::proxy::client_address(&mut tcp, connected_from, config).await {
-            Ok(client) => client,
+        match crate::proxy::proxied(&mut tcp, connected_from, config).await {
+            Ok(proxied) => (proxied.client, proxied.destination),
             Err(e) => {
                 info!(session = id, balancer = %connected_from, error = %e, "connection closed: PROXY protocol");
                 return;
             }
         }
     } else {
-        connected_from
+        (connected_from, None)
     };
     let span = if listener.proxy_protocol {
         tracing::info_span!("session", id, peer = %peer, via = %connected_from)
@@ -182,6 +185,7 @@ pub(crate) async fn run(
             local,
             id,
         );
+        session.connected_to = connected_to;
         if implicit {
             if let Err(e) = session.start_tls().await {
                 info!(error = %e, "implicit TLS handshake failed");
@@ -287,6 +291,7 @@ impl Session {
         let ended = registered.ended();
         Session {
             id,
+            connected_to: None,
             registered,
             login_deadline: login_deadline(&shared),
             shared,

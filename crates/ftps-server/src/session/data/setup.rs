@@ -211,6 +211,12 @@ impl Session {
     /// The IPv4 address to announce in a 227 reply.
     async fn announced_ipv4(&self, local: Ipv4Addr) -> Ipv4Addr {
         let Some(name) = self.shared.config.passive.advertised_address.as_deref() else {
+            // Behind a balancer that forwards this node's passive range: its address.
+            if self.shared.config.proxy_protocol.announce_destination {
+                if let Some(IpAddr::V4(v4)) = self.connected_to.map(|a| canonical_ip(a.ip())) {
+                    return v4;
+                }
+            }
             return local;
         };
         if let Ok(ip) = name.parse::<Ipv4Addr>() {
