@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use support::client::Control;
-use support::{ftpsd, Server};
+use support::{ftpsd, sample, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -98,28 +98,8 @@ fn environment(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The samples of the server's metrics: `name{labels}` -> value.
 fn scrape(server: &Server) -> BTreeMap<String, f64> {
-    let addr = server.metrics.expect("the metrics listener");
-    let run = support::run_client(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
-            .arg(format!("http://{addr}/metrics")),
-        TIMEOUT,
-    );
-    run.assert_ok("curl /metrics");
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').expect("name value");
-            (name.to_string(), value.parse().expect("a number"))
-        })
-        .collect()
-}
-
-fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
-    samples.get(name).copied().unwrap_or(0.0)
+    support::scrape_metrics(server)
 }
 
 fn hook_runs(kind: &str, result: &str) -> String {

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::client::{client_config, Control, Tls};
-use support::{ftpsd, Server};
+use support::{ftpsd, sample, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -42,22 +42,8 @@ fn http_get(server: &Server, path: &str) -> (u16, String) {
     )
 }
 
-/// The samples of the metrics text: `name{labels}` -> value (no `# ` lines).
 fn scrape(server: &Server) -> BTreeMap<String, f64> {
-    let (code, text) = http_get(server, "/metrics");
-    assert_eq!(code, 200, "{text}");
-    assert!(text.ends_with("# EOF\n"), "not OpenMetrics text: {text}");
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').expect("name value");
-            (name.to_string(), value.parse().expect("a number"))
-        })
-        .collect()
-}
-
-fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
-    samples.get(name).copied().unwrap_or(0.0)
+    support::scrape_metrics(server)
 }
 
 /// curl over explicit FTPS as `ftps` with `args` on `path`.

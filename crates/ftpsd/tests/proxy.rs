@@ -237,15 +237,25 @@ fn haproxy(backend: SocketAddr, send_proxy: &str) -> Haproxy {
         .local_addr()
         .unwrap()
         .port();
+    start_haproxy(
+        &format!(
+            "frontend ftps\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\n\
+             backend nodes\n  server node1 {backend} {send_proxy}\n"
+        ),
+        ("127.0.0.1", port),
+    )
+}
+
+/// HAProxy with `proxies` (frontends and backends) after TCP-mode defaults, once it
+/// accepts connections on `ready`.
+fn start_haproxy(proxies: &str, ready: (&str, u16)) -> Haproxy {
     let dir = support::tempdir();
     let config = dir.path().join("haproxy.cfg");
     std::fs::write(
         &config,
         format!(
             "global\n  maxconn 100\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
-             timeout client 60s\n  timeout server 60s\n\n\
-             frontend ftps\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\n\
-             backend nodes\n  server node1 {backend} {send_proxy}\n"
+             timeout client 60s\n  timeout server 60s\n\n{proxies}"
         ),
     )
     .unwrap();
@@ -258,7 +268,7 @@ fn haproxy(backend: SocketAddr, send_proxy: &str) -> Haproxy {
         .spawn()
         .expect("haproxy is installed by scripts/test.sh");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(ready).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "haproxy did not start"
@@ -267,7 +277,7 @@ fn haproxy(backend: SocketAddr, send_proxy: &str) -> Haproxy {
     }
     Haproxy {
         child,
-        port,
+        port: ready.1,
         _dir: dir,
     }
 }
@@ -358,38 +368,17 @@ async fn passive_ports_through_haproxy_announce_the_balancers_address() {
         ),
     );
     let control_port = free_range(1);
-    let dir = support::tempdir();
-    let config = dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "global\n  maxconn 100\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
-             timeout client 60s\n  timeout server 60s\n\n\
-             frontend control\n  bind 127.0.0.3:{control_port}\n  default_backend control\n\
+    let balancer = start_haproxy(
+        &format!(
+            "frontend control\n  bind 127.0.0.3:{control_port}\n  default_backend control\n\
              backend control\n  server node1 {} send-proxy-v2\n\n\
              frontend passive\n  bind 127.0.0.3:{base}-{}\n  default_backend passive\n\
              backend passive\n  server node1 127.0.0.1 send-proxy-v2\n",
             server.explicit,
             base + 9
         ),
-    )
-    .unwrap();
-    let mut child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.3", control_port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "haproxy did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ("127.0.0.3", control_port),
+    );
     let upload = support::local_file(&server, "up.bin", &[9u8; 300_000]);
     // The certificate names localhost: curl reaches the balancer under that name.
     let url = |path: &str| format!("ftp://localhost:{control_port}{path}");
@@ -420,8 +409,7 @@ async fn passive_ports_through_haproxy_announce_the_balancers_address() {
             "%{size_download}",
         ],
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(balancer);
     up.assert_ok("upload through the balancer");
     down.assert_ok("download through the balancer");
     assert!(down.stdout.ends_with("300000"), "{down}");

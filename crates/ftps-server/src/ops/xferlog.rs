@@ -74,28 +74,8 @@ impl XferRecord {
             ))
             .unwrap_or_default();
         let seconds = self.elapsed.as_secs() + u64::from(self.elapsed.subsec_nanos() > 0);
-        let path: String = self
-            .path
-            .chars()
-            .map(|c| {
-                if c.is_whitespace() || c.is_control() {
-                    '_'
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let user: String = self
-            .user
-            .chars()
-            .map(|c| {
-                if c.is_whitespace() || c.is_control() {
-                    '_'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let path = field(&self.path);
+        let user = field(&self.user);
         format!(
             "{time} {seconds} {client} {bytes} {path} {kind} _ {direction} {mode} {user} ftp 0 * {status}\n",
             client = self.client,
@@ -110,6 +90,19 @@ impl XferRecord {
             status = if self.complete { 'c' } else { 'i' },
         )
     }
+}
+
+/// `text` as one field: whitespace and control characters become `_`.
+fn field(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 enum Message {

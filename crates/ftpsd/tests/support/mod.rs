@@ -110,3 +110,34 @@ pub fn local_file(server: &Server, name: &str, content: &[u8]) -> String {
     std::fs::write(&path, content).expect("write the file to upload");
     path.display().to_string()
 }
+
+/// The samples of the server's Prometheus metrics (`[metrics]` must be on), scraped with
+/// curl: `name{labels}` -> value. Panics unless the answer is OpenMetrics text.
+pub fn scrape_metrics(server: &Server) -> std::collections::BTreeMap<String, f64> {
+    let addr = server.metrics.expect("the metrics listener");
+    let run = run_client(
+        std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
+            .arg(format!("http://{addr}/metrics")),
+        std::time::Duration::from_secs(60),
+    );
+    run.assert_ok("curl /metrics");
+    assert!(
+        run.stdout.ends_with("# EOF\n"),
+        "not OpenMetrics text: {}",
+        run.stdout
+    );
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("name value");
+            (name.to_string(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// One sample of [`scrape_metrics`], 0 when absent.
+pub fn sample(samples: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
+    samples.get(name).copied().unwrap_or(0.0)
+}
