@@ -15,7 +15,6 @@ use ftps_testkit::storage::{Backend, UserFiles};
 use support::client::{Control, Login};
 use support::{assert_curl_refused, ftpsd, listed, local_file, Run, Server};
 
-const STEPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/login_steps.py");
 const TIMEOUT: Duration = Duration::from_secs(120);
 const EMAIL: &str = "guest@example.com";
 const READ_ONLY: &str = "550 Permission denied: read-only account.";
@@ -46,17 +45,7 @@ fn anonymous_server(extra: &str) -> (Server, UserFiles) {
 
 /// `login_steps.py STEPS...` as `user` with `password`; `plain` logs in without TLS.
 fn python(server: &Server, user: &str, password: &str, plain: bool, steps: &[&str]) -> Run {
-    let mut cmd = Command::new("python3");
-    cmd.arg(STEPS)
-        .args(steps)
-        .env("FTP_HOST", "127.0.0.1")
-        .env("FTP_PORT", server.explicit.port().to_string())
-        .env("FTP_USER", user)
-        .env("FTP_PASSWORD", password)
-        .env("FTP_CAFILE", server.state_dir.join("cert.pem"))
-        .env("FTP_PLAIN", if plain { "1" } else { "0" })
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    support::run_client(&mut cmd, TIMEOUT)
+    support::login_steps(server, user, password, plain, steps)
 }
 
 /// Asserts that ftplib, logged in as `user` over TLS, got the login reply `login` and then

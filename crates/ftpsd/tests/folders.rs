@@ -14,7 +14,6 @@ use std::time::Duration;
 use ftps_testkit::storage::{Backend, UserFiles};
 use support::{assert_curl_refused, ftpsd, listed, local_file, Run, Server};
 
-const STEPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/login_steps.py");
 const TIMEOUT: Duration = Duration::from_secs(120);
 const ALICE: &str = "alice-pass-1";
 const BOB: &str = "bob-pass-1";
@@ -78,16 +77,7 @@ fn user_show(server: &Server, name: &str) -> String {
 /// `login_steps.py STEPS...` logged in as `user`: one line per step, after a login that
 /// must succeed.
 fn steps(server: &Server, user: &str, password: &str, steps: &[&str]) -> Vec<String> {
-    let mut cmd = Command::new("python3");
-    cmd.arg(STEPS)
-        .args(steps)
-        .env("FTP_HOST", "127.0.0.1")
-        .env("FTP_PORT", server.explicit.port().to_string())
-        .env("FTP_USER", user)
-        .env("FTP_PASSWORD", password)
-        .env("FTP_CAFILE", server.state_dir.join("cert.pem"))
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    let run = support::run_client(&mut cmd, TIMEOUT);
+    let run = support::login_steps(server, user, password, false, steps);
     run.assert_ok("ftplib steps");
     let mut lines = run.stdout.lines().map(str::to_string);
     let login = lines.next().unwrap_or_default();

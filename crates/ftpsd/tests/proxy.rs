@@ -57,6 +57,12 @@ fn v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     out
 }
 
+/// Sends a version 2 header from `source` to `destination` on `stream`.
+async fn send_v2(stream: &mut TcpStream, source: &str, destination: &str) {
+    let header = v2(source.parse().unwrap(), destination.parse().unwrap());
+    stream.write_all(&header).await.unwrap();
+}
+
 /// A connection to the server that first sends `header`; the server's first reply.
 async fn through_header(server: &Server, header: &[u8]) -> (Control, ftps_proto::Reply) {
     let mut tcp = TcpStream::connect(server.explicit).await.unwrap();
@@ -180,12 +186,7 @@ async fn passive_data_connections_can_carry_a_header_too() {
     let mut c = login_through(&server, &v2(client, "203.0.113.1:21".parse().unwrap())).await;
     // The data connection names the same client: accepted.
     let mut tcp = c.open_passive().await;
-    tcp.write_all(&v2(
-        "192.0.2.7:50013".parse().unwrap(),
-        "203.0.113.1:50000".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
+    send_v2(&mut tcp, "192.0.2.7:50013", "203.0.113.1:50000").await;
     let tls = c.data_tls();
     let t = c.transfer_on(tcp, "RETR f.txt", None, tls.clone()).await;
     assert_eq!(t.data, b"through the balancer", "{t:?}");
@@ -193,21 +194,9 @@ async fn passive_data_connections_can_carry_a_header_too() {
     // both wait in the port's queue, the intruder first, when RETR is sent.
     let mut intruder = c.open_passive().await;
     let port = intruder.peer_addr().unwrap();
-    intruder
-        .write_all(&v2(
-            "198.51.100.9:1".parse().unwrap(),
-            "203.0.113.1:50000".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
+    send_v2(&mut intruder, "198.51.100.9:1", "203.0.113.1:50000").await;
     let mut right = TcpStream::connect(port).await.unwrap();
-    right
-        .write_all(&v2(
-            "192.0.2.7:50014".parse().unwrap(),
-            "203.0.113.1:50000".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
+    send_v2(&mut right, "192.0.2.7:50014", "203.0.113.1:50000").await;
     let t = c.transfer_on(right, "RETR f.txt", None, tls).await;
     assert_eq!(t.data, b"through the balancer", "{t:?}");
     assert_eq!(until_closed(&mut intruder).await, b"");

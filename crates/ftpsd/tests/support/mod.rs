@@ -141,3 +141,28 @@ pub fn scrape_metrics(server: &Server) -> std::collections::BTreeMap<String, f64
 pub fn sample(samples: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
     samples.get(name).copied().unwrap_or(0.0)
 }
+
+/// `tests/py/login_steps.py STEPS...` against `server` as `user` with `password`, over TLS
+/// unless `plain`: a login line, then one line per step.
+pub fn login_steps(
+    server: &Server,
+    user: &str,
+    password: &str,
+    plain: bool,
+    steps: &[&str],
+) -> Run {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/py/login_steps.py"
+    ))
+    .args(steps)
+    .env("FTP_HOST", "127.0.0.1")
+    .env("FTP_PORT", server.explicit.port().to_string())
+    .env("FTP_USER", user)
+    .env("FTP_PASSWORD", password)
+    .env("FTP_CAFILE", server.state_dir.join("cert.pem"))
+    .env("FTP_PLAIN", if plain { "1" } else { "0" })
+    .env("PYTHONDONTWRITEBYTECODE", "1");
+    run_client(&mut cmd, std::time::Duration::from_secs(120))
+}
