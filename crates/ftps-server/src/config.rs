@@ -58,6 +58,9 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// Commands and webhooks run when events happen (`[hooks]`), none by default.
     pub hooks: HooksConfig,
+    /// Users and login failures in an SQL database (`[database]`, see
+    /// [`crate::database`]) instead of the users file; none by default.
+    pub database: Option<crate::database::DatabaseConfig>,
 }
 
 /// PROXY protocol (v1 and v2) from load balancers (docs/operations.md): the listeners
@@ -311,6 +314,7 @@ impl Default for Config {
             admin: Default::default(),
             proxy_protocol: Default::default(),
             hooks: Default::default(),
+            database: None,
         }
     }
 }
@@ -868,6 +872,9 @@ impl Config {
             self.log.xferlog.as_mut(),
             self.log.file.as_mut(),
             self.admin.token_file.as_mut(),
+            self.database
+                .as_mut()
+                .and_then(|d| d.password_file.as_mut()),
         ]
         .into_iter()
         .flatten()

@@ -42,6 +42,8 @@ pub struct Shared {
     pub(crate) listeners: Vec<Arc<ListenerContext>>,
     /// Session and login limits.
     pub limiter: Arc<Limiter>,
+    /// Failed logins and bans counted in the database for the whole fleet, if configured.
+    pub shared_failures: Option<Arc<crate::limits::shared::SharedFailures>>,
     /// Users' root directories, one open handle per root in use.
     pub roots: RootCache,
     /// The S3 stores of the configuration, by name.

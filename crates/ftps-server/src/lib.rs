@@ -16,6 +16,7 @@ pub mod certid;
 pub mod config;
 pub mod context;
 pub mod credcache;
+pub mod database;
 pub mod folders;
 pub mod limits;
 pub mod ops;

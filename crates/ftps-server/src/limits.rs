@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 
+pub mod shared;
 pub mod size;
 
 /// Tracked entries above which expired ones are pruned.
@@ -180,6 +181,36 @@ impl Limiter {
             .collect();
         bans.sort();
         bans
+    }
+
+    /// Bans the name `user` for `ban_for` (or longer, if it already is).
+    pub fn ban_user(&self, user: &UserKey, ban_for: Duration) {
+        let until = Instant::now() + ban_for;
+        let mut state = self.state();
+        let failures = state.user_failures.entry(user.clone()).or_default();
+        failures.banned_until = Some(failures.banned_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Lifts the ban of the name `user` and forgets its failures; whether it was banned.
+    pub fn unban_user(&self, user: &UserKey) -> bool {
+        let now = Instant::now();
+        self.state()
+            .user_failures
+            .remove(user)
+            .is_some_and(|f| f.banned(now))
+    }
+
+    /// The names banned now, with the seconds left of each ban.
+    pub fn banned_users(&self) -> Vec<(UserKey, u64)> {
+        let now = Instant::now();
+        self.state()
+            .user_failures
+            .iter()
+            .filter_map(|(user, f)| {
+                let until = f.banned_until.filter(|t| *t > now)?;
+                Some((user.clone(), (until - now).as_secs_f64().ceil() as u64))
+            })
+            .collect()
     }
 
     /// Whether connections and logins from `ip` are currently refused.

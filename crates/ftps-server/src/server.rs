@@ -77,7 +77,8 @@ pub fn prepare_state(config: &Config) -> Result<StateReport, StartError> {
     let mut report = StateReport::default();
     let state = &config.state_dir;
     let (cert, key, default_tls) = config.tls_paths();
-    let default_users = config.users_file.is_none();
+    // Users in a database are added with `ftpsd user`, never generated.
+    let default_users = config.users_file.is_none() && config.database.is_none();
     let needs_cert = default_tls && !cert.exists();
     let needs_users = default_users && !config.users_path().exists();
     if !(needs_cert || needs_users) {
@@ -142,7 +143,19 @@ impl Server {
         let resolver = Arc::new(CertResolver::new(certified));
         let provider = tls::provider_with_suites(config.tls.cipher_suites.as_deref())?;
         let cache = Duration::from_secs(config.limits.credential_cache_seconds);
-        let users = UserStore::open_with_cache(&config.users_path(), cache)?;
+        let users = match &config.database {
+            Some(_) if config.users_file.is_some() => {
+                return Err(crate::users::UsersError::TwoSources.into())
+            }
+            Some(database) => UserStore::open_database(database, &config.state_dir, cache).await?,
+            None => UserStore::open_with_cache(&config.users_path(), cache)?,
+        };
+        let shared_failures = match (&config.database, users.database()) {
+            (Some(settings), Some(database)) if settings.shared_login_failures => Some(Arc::new(
+                crate::limits::shared::SharedFailures::new(database.clone(), config.limits.clone()),
+            )),
+            _ => None,
+        };
         let hosts = load_hosts(&config)?;
         #[cfg(feature = "s3")]
         let s3_stores = open_s3_stores(&config)?;
@@ -223,6 +236,7 @@ impl Server {
                 hosts,
                 listeners: listeners.iter().map(|(_, c)| c.clone()).collect(),
                 limiter,
+                shared_failures,
                 roots: Default::default(),
                 #[cfg(feature = "s3")]
                 s3_stores,
@@ -321,6 +335,20 @@ impl Server {
                 async move { stopped.cancelled().await },
             ))
         });
+        if let Some(shared) = &self.shared.shared_failures {
+            let every = Duration::from_secs(
+                self.shared
+                    .config
+                    .database
+                    .as_ref()
+                    .map_or(2, |d| d.poll_seconds.max(1)),
+            );
+            tokio::spawn(shared.clone().follow(
+                self.shared.limiter.clone(),
+                every,
+                stopped.clone(),
+            ));
+        }
         stop.await;
         info!("shutting down: no new connections");
         for a in &acceptors {
@@ -686,6 +714,13 @@ fn admin_token(config: &Config) -> Result<String, StartError> {
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            // The state directory may not exist yet when nothing else was generated
+            // (a given certificate, users in a database).
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.exists() {
+                    create_private_dir(dir)?;
+                }
+            }
             let written = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

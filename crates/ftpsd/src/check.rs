@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ftps_server::config::{ClientCertMode, Config};
 use ftps_server::folders::LOCAL_STORAGE;
 use ftps_server::tls;
-use ftps_server::users::UserDb;
+use ftps_server::users::UserSource;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A certificate that expires within this many days gets a warning.
@@ -243,16 +243,22 @@ fn check_certificate(prefix: &str, cert: &Path, key: &Path, report: &mut Report)
 
 fn check_users(config: &Config, report: &mut Report) {
     let path = config.users_path();
-    if config.users_file.is_none() && !path.exists() {
+    if config.database.is_some() {
+        match UserSource::of(config) {
+            Ok(source) => check_users_file("", &source, config, report),
+            Err(e) => report.problem(e.to_string()),
+        }
+    } else if config.users_file.is_none() && !path.exists() {
         report.info(format!(
             "users: none yet; {} will be created with the user ftps at start",
             path.display()
         ));
     } else {
-        check_users_file("", &path, config, report);
+        check_users_file("", &UserSource::File(path), config, report);
     }
     for (name, host) in &config.hosts {
-        check_users_file(&format!("host {name}: "), &host.users_file, config, report);
+        let source = UserSource::File(host.users_file.clone());
+        check_users_file(&format!("host {name}: "), &source, config, report);
     }
     if config.anonymous.enabled {
         if let Some(root) = &config.anonymous.root {
@@ -266,22 +272,19 @@ fn check_users(config: &Config, report: &mut Report) {
     }
 }
 
-/// One users file: loaded as the server loads it (which checks names and password
-/// hashes), then each user's and folder's store named in the configuration, and each
-/// local root present. `prefix` names the virtual host, if the file is one's.
-fn check_users_file(prefix: &str, path: &Path, config: &Config, report: &mut Report) {
-    let db = match UserDb::load(path) {
+/// One users file or database: loaded as the server loads it (which checks names and
+/// password hashes), then each user's and folder's store named in the configuration, and
+/// each local root present. `prefix` names the virtual host, if the file is one's.
+fn check_users_file(prefix: &str, source: &UserSource, config: &Config, report: &mut Report) {
+    let path = source.location();
+    let db = match source.load() {
         Ok(db) => db,
         Err(e) => {
             report.problem(format!("{prefix}{e}"));
             return;
         }
     };
-    report.info(format!(
-        "{prefix}users: {} in {}",
-        db.names().count(),
-        path.display()
-    ));
+    report.info(format!("{prefix}users: {} in {}", db.names().count(), path));
     for name in db.names() {
         let Some(entry) = db.get(name) else { continue };
         let mut trees = vec![("root".to_string(), entry.storage.as_deref(), &entry.root)];
@@ -298,14 +301,14 @@ fn check_users_file(prefix: &str, path: &Path, config: &Config, report: &mut Rep
                     report.problem(format!(
                         "{prefix}users file {}: user {name}: {what}: storage {store:?} is not a [storage.s3.{store}] \
                          of the configuration",
-                        path.display()
+                        path
                     ));
                 }
             } else if is_local(storage, config) && !db.resolve_path(tree).is_dir() {
                 report.warn(format!(
                     "{prefix}users file {}: user {name}: {what} {} is not a directory: the user's logins will be \
                      refused",
-                    path.display(),
+                    path,
                     db.resolve_path(tree).display()
                 ));
             }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ftps_server::config::{self, Config};
 use ftps_server::policy::{Access, SessionReuse};
-use ftps_server::users::{self, UserDb};
+use ftps_server::users::{self, UserDb, UserSource};
 use ftps_server::{prepare_state, Server};
 
 mod check;
@@ -133,6 +133,16 @@ enum UserCmd {
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Copy every user of a users file into the database of the configuration's
+    /// `[database]` (relative local roots become absolute).
+    Import {
+        /// The users file (TOML) to read.
+        file: PathBuf,
+        /// Replace the users that are already in the database (else: an error naming them,
+        /// and nothing imported).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -355,10 +365,11 @@ async fn stop_signal() {
 }
 
 fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
-    let path = config.users_path();
+    let source = UserSource::of(config)?;
+    let location = source.location();
     match cmd {
         UserCmd::List => {
-            let db = UserDb::load_or_empty(&path)?;
+            let db = source.load_or_empty()?;
             for name in db.names() {
                 if let Some(entry) = db.get(name) {
                     let access = match entry.access {
@@ -387,11 +398,13 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             data_session_reuse,
             storage,
         } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            if let UserSource::File(path) = &source {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
             }
-            let mut db = UserDb::load_or_empty(&path)?;
+            let mut db = source.load_or_empty()?;
             let (password, generated) = obtain_password(password_stdin)?;
             // The user's store: the one named, or else the server's default.
             let store = storage
@@ -430,10 +443,10 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             if generated {
                 println!("password for {name}: {password}");
             }
-            eprintln!("added user {name} to {}", path.display());
+            eprintln!("added user {name} to {location}");
         }
         UserCmd::Show { name } => {
-            let db = UserDb::load(&path)?;
+            let db = source.load()?;
             let entry = db
                 .get(&name)
                 .ok_or_else(|| anyhow::anyhow!("no such user: {name:?}"))?;
@@ -441,7 +454,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             print!("{}", quota_lines(config, &db, &name));
         }
         UserCmd::Set(args) => {
-            let mut db = UserDb::load(&path)?;
+            let mut db = source.load()?;
             let mut outcome = Ok(());
             db.update(&args.name, |entry| outcome = args.apply(entry))?;
             outcome?;
@@ -449,7 +462,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             eprintln!("updated user {}", args.name);
         }
         UserCmd::Del { name } => {
-            let mut db = UserDb::load(&path)?;
+            let mut db = source.load()?;
             db.remove(&name)?;
             db.save()?;
             eprintln!("deleted user {name} (files kept)");
@@ -458,7 +471,7 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             name,
             password_stdin,
         } => {
-            let mut db = UserDb::load(&path)?;
+            let mut db = source.load()?;
             let (password, generated) = obtain_password(password_stdin)?;
             db.set_password(&name, &password)?;
             db.save()?;
@@ -466,6 +479,26 @@ fn user_command(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 println!("password for {name}: {password}");
             }
             eprintln!("password changed for {name}");
+        }
+        UserCmd::Import { file, replace } => {
+            if config.database.is_none() {
+                bail!("ftpsd user import needs a [database] in the configuration to import into");
+            }
+            // As the server decides it: a tree is local unless a store other than
+            // "local" is named, or is the default.
+            let local = |storage: Option<&str>| {
+                storage
+                    .or(config.storage.default.as_deref())
+                    .is_none_or(|s| s == ftps_server::folders::LOCAL_STORAGE)
+            };
+            let imported = users::import(&file, &source, replace, local)?;
+            eprintln!(
+                "imported {} user(s) from {} into {location}: {} added, {} replaced",
+                imported.added + imported.replaced,
+                file.display(),
+                imported.added,
+                imported.replaced
+            );
         }
     }
     Ok(())

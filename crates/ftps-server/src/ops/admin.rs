@@ -23,8 +23,9 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::context::Shared;
+use crate::limits::shared::FailureKey;
 use crate::policy::Access;
-use crate::users::{generate_password, UserDb, UsersError};
+use crate::users::{generate_password, UserDb, UserSource, UsersError};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -176,6 +177,18 @@ async fn ban(
         .shared
         .limiter
         .ban_ip(address, Duration::from_secs(seconds));
+    if let Some(shared) = &admin.shared.shared_failures {
+        // Every node applies it at its next poll.
+        if let Err(e) = shared
+            .ban(&FailureKey::Ip(banned), Duration::from_secs(seconds))
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("banned on this node only: {e}"),
+            );
+        }
+    }
     let ended = admin
         .shared
         .sessions
@@ -192,6 +205,16 @@ async fn unban(State(admin): State<Admin>, Path(address): Path<String>) -> Respo
         Ok(a) => a,
         Err((status, text)) => return error(status, text),
     };
+    let counted = admin.shared.limiter.counted_ip(address);
+    if let Some(shared) = &admin.shared.shared_failures {
+        // Lifted on every node at its next poll.
+        if let Err(e) = shared.unban(&FailureKey::Ip(counted)).await {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot lift the fleet-wide ban: {e}"),
+            );
+        }
+    }
     if admin.shared.limiter.unban_ip(address) {
         info!(address = %address, "admin API: ban lifted");
         Json(Message::new(format!("{address} unbanned"))).into_response()
@@ -256,9 +279,10 @@ async fn change_users(
     admin: &Admin,
     change: impl FnOnce(&mut UserDb) -> Result<(), UsersError> + Send + 'static,
 ) -> Result<(), (StatusCode, String)> {
-    let path = admin.shared.config.users_path();
+    let source = UserSource::of(&admin.shared.config)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let result = tokio::task::spawn_blocking(move || {
-        let mut db = UserDb::load(&path)?;
+        let mut db = source.load()?;
         change(&mut db)?;
         db.save()
     })
@@ -266,7 +290,7 @@ async fn change_users(
     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match result {
         Ok(()) => {
-            if let Err(e) = admin.shared.users.reload() {
+            if let Err(e) = admin.shared.users.refresh().await {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
             }
             Ok(())

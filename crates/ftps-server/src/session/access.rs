@@ -364,10 +364,14 @@ impl Session {
         match result {
             Ok(user) => self.complete_login(user, ReplyCode::LOGGED_IN).await,
             Err(_) => {
-                let outcome = self
+                let key = self.user_key(&name);
+                let mut outcome = self
                     .shared
                     .limiter
-                    .record_failure(canonical_ip(self.peer.ip()), &self.user_key(&name));
+                    .record_failure(canonical_ip(self.peer.ip()), &key);
+                if self.fleet_failure(&key).await {
+                    outcome.banned = true;
+                }
                 info!(user = %name, banned = outcome.banned, "login failed");
                 self.shared
                     .ops
@@ -381,6 +385,41 @@ impl Session {
                 }
                 self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.")
                     .await
+            }
+        }
+    }
+
+    /// Adds a failed login to the fleet's counts (see [`crate::limits::shared`]); whether the
+    /// address or the name is now banned fleet-wide (then applied here at once). Without
+    /// a database, or when it does not answer in time, only this node's counts decide.
+    async fn fleet_failure(&self, key: &crate::limits::UserKey) -> bool {
+        let Some(shared) = &self.shared.shared_failures else {
+            return false;
+        };
+        let ip = self.shared.limiter.counted_ip(canonical_ip(self.peer.ip()));
+        let recorded = tokio::time::timeout(
+            crate::limits::shared::RECORD_TIMEOUT,
+            shared.record_failure(ip, key),
+        )
+        .await;
+        match recorded {
+            Ok(Ok(outcome)) => {
+                let ban_for = std::time::Duration::from_secs(self.config().limits.ban_seconds);
+                if outcome.ip_banned {
+                    self.shared.limiter.ban_ip(ip, ban_for);
+                }
+                if outcome.user_banned {
+                    self.shared.limiter.ban_user(key, ban_for);
+                }
+                outcome.banned()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "shared login failures: failure not recorded");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("shared login failures: the database did not answer in time");
+                false
             }
         }
     }
@@ -445,6 +484,15 @@ impl Session {
                 .await;
         };
         self.shared.limiter.record_success(&key);
+        if let Some(shared) = self.shared.shared_failures.clone() {
+            // Not waited for: a login never waits for the database.
+            let key = key.clone();
+            tokio::spawn(async move {
+                if let Err(e) = shared.record_success(&key).await {
+                    tracing::debug!(error = %e, "shared login failures: reset not recorded");
+                }
+            });
+        }
         info!(user = %name, tls = self.security.is_tls(), "login ok");
         let tickets_shared = self.security.session_tls().map(|tls| {
             tls.domain.bind(

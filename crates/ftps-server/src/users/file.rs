@@ -29,11 +29,27 @@ struct UsersFile {
     users: BTreeMap<String, UserEntry>,
 }
 
-/// The parsed users file.
+/// The users, as read from the users file or from the database (see
+/// [`super::UserSource`]), to look at or edit and save back.
 #[derive(Clone, Debug)]
 pub struct UserDb {
+    /// The users file; for a database, a name in the directory relative paths are
+    /// resolved against.
     path: PathBuf,
     users: BTreeMap<String, UserEntry>,
+    origin: Origin,
+}
+
+/// Where a [`UserDb`] was read from, and so where [`UserDb::save`] writes.
+#[derive(Clone, Debug)]
+enum Origin {
+    File,
+    /// The users as they were when loaded: saving writes only what changed since.
+    /// `None` for the server's read-only view, which keeps no second copy.
+    Database {
+        config: crate::database::DatabaseConfig,
+        loaded: Option<BTreeMap<String, UserEntry>>,
+    },
 }
 
 impl UserDb {
@@ -52,6 +68,7 @@ impl UserDb {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UserDb {
                 path: path.to_path_buf(),
                 users: BTreeMap::new(),
+                origin: Origin::File,
             }),
             Err(source) => Err(io_error(path, source)),
         }
@@ -70,7 +87,47 @@ impl UserDb {
         Ok(UserDb {
             path: path.to_path_buf(),
             users: file.users,
+            origin: Origin::File,
         })
+    }
+
+    /// Users read from the database configured by `config`; `base` is the directory
+    /// relative roots are resolved against.
+    pub(super) fn from_database(
+        config: &crate::database::DatabaseConfig,
+        base: &Path,
+        users: BTreeMap<String, UserEntry>,
+    ) -> UserDb {
+        UserDb {
+            path: base.join("users-database"),
+            origin: Origin::Database {
+                config: config.clone(),
+                loaded: Some(users.clone()),
+            },
+            users,
+        }
+    }
+
+    /// The same users without the copy saving needs: the server's view of a database,
+    /// which it never saves.
+    pub(super) fn read_only(mut self) -> UserDb {
+        if let Origin::Database { loaded, .. } = &mut self.origin {
+            *loaded = None;
+        }
+        self
+    }
+
+    /// The users by name.
+    pub(super) fn entries(&self) -> &BTreeMap<String, UserEntry> {
+        &self.users
+    }
+
+    /// Adds or replaces a user's whole entry, after checking it as loading would.
+    pub fn put(&mut self, name: &str, entry: UserEntry) -> Result<(), UsersError> {
+        validate_name(name)?;
+        validate_entry(&self.path, name, &entry)?;
+        self.users.insert(name.to_owned(), entry);
+        Ok(())
     }
 
     /// The file this database was loaded from and saves to.
@@ -78,10 +135,43 @@ impl UserDb {
         &self.path
     }
 
-    /// Writes the database back atomically: a temporary file in the same directory is
+    /// Where the users are kept, for messages: the users file, or the database's URL
+    /// without its password.
+    pub fn location(&self) -> String {
+        match &self.origin {
+            Origin::File => self.path.display().to_string(),
+            Origin::Database { config, .. } => crate::database::shown_url(&config.url),
+        }
+    }
+
+    /// Writes the users back where they came from.
+    ///
+    /// A users file is replaced atomically: a temporary file in the same directory is
     /// written, synced and renamed over the old one, so readers never see half a file.
     /// The file gets mode 0600 because it holds password hashes.
-    pub fn save(&self) -> Result<(), UsersError> {
+    ///
+    /// In a database, only the users changed since the load are written, in one
+    /// transaction; adding a user that another writer has added meanwhile fails with
+    /// [`UsersError::Exists`]. After a successful save, further edits are saved relative
+    /// to what was just written.
+    pub fn save(&mut self) -> Result<(), UsersError> {
+        if let Origin::Database { config, loaded } = &mut self.origin {
+            let Some(loaded) = loaded else {
+                return Err(UsersError::Serialize {
+                    path: self.path.clone(),
+                    message: "the server's view of the users is read-only; load them to edit"
+                        .into(),
+                });
+            };
+            let base = self.path.parent().unwrap_or(Path::new("."));
+            let users = &self.users;
+            let before = &*loaded;
+            crate::database::with_database(config, base, |db| async move {
+                super::database::save_changes(&db, before, users).await
+            })?;
+            *loaded = self.users.clone();
+            return Ok(());
+        }
         let body = toml::to_string(&UsersFileRef { users: &self.users }).map_err(|e| {
             UsersError::Serialize {
                 path: self.path.clone(),
@@ -225,7 +315,7 @@ fn validate_name(name: &str) -> Result<(), UsersError> {
 }
 
 /// Checks one entry read from `path`.
-fn validate_entry(path: &Path, name: &str, entry: &UserEntry) -> Result<(), UsersError> {
+pub(super) fn validate_entry(path: &Path, name: &str, entry: &UserEntry) -> Result<(), UsersError> {
     if let Err(e) = validate_name(name) {
         return Err(UsersError::Parse {
             path: path.to_path_buf(),

@@ -23,6 +23,7 @@
 //! `password` (argon2id hashing and verification, generated passwords) and `store` (the
 //! server's live view: reloads, logins, whether a session's login still holds).
 
+mod database;
 mod file;
 mod limits;
 mod password;
@@ -41,6 +42,7 @@ use crate::permissions::PathPermissions;
 use crate::policy::{Access, SessionReuse};
 use crate::quota::Quota;
 
+pub use database::{import, UserSource};
 pub use file::UserDb;
 pub use limits::UserLimits;
 pub use password::{generate_password, hash_password};
@@ -101,6 +103,12 @@ pub enum UsersError {
     /// Hashing a new password failed.
     #[error("hashing the password failed: {0}")]
     Hash(String),
+    /// The user database failed.
+    #[error(transparent)]
+    Database(#[from] crate::database::DatabaseError),
+    /// Both a users file and a database are configured.
+    #[error("both users_file and [database] are set: users are in one or the other")]
+    TwoSources,
 }
 
 /// One user's entry in the users file.

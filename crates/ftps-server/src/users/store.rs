@@ -12,6 +12,7 @@ use super::password::{verify_hash, DUMMY_HASH};
 use super::{LoginMethod, UserDb, UserEntry, UsersError};
 use crate::certid::{CertIdentity, CertificateMatch};
 use crate::credcache::CredentialCache;
+use crate::database::{Database, DatabaseConfig};
 use crate::policy::{Access, SessionReuse};
 
 /// A logged-in user as the session sees it.
@@ -174,6 +175,8 @@ struct StoreState {
 
 struct StoreInner {
     path: PathBuf,
+    /// Set when the users are in a database rather than in the file `path`.
+    database: Option<DatabaseBacking>,
     state: Mutex<StoreState>,
     /// Bounds concurrent argon2 runs: each needs ~19 MiB, and a login flood should
     /// queue rather than exhaust memory.
@@ -184,7 +187,19 @@ struct StoreInner {
     generation: tokio::sync::watch::Sender<u64>,
 }
 
-/// Shared, reloadable view of the users file used by the server.
+/// The database a store follows.
+struct DatabaseBacking {
+    database: Database,
+    config: DatabaseConfig,
+    /// What relative paths are resolved against.
+    base: PathBuf,
+    /// The revision the store's users are current to; held while applying changes.
+    revision: tokio::sync::Mutex<i64>,
+    /// Wakes the poller early (a reload was asked for).
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// Shared, reloadable view of the users (file or database) used by the server.
 #[derive(Clone)]
 pub struct UserStore {
     inner: Arc<StoreInner>,
@@ -202,10 +217,21 @@ impl UserStore {
     pub fn open_with_cache(path: &Path, cache_ttl: Duration) -> Result<UserStore, UsersError> {
         let stamp = FileStamp::of(path);
         let db = UserDb::load(path)?;
+        Ok(UserStore::with(path, None, db, stamp, cache_ttl))
+    }
+
+    fn with(
+        path: &Path,
+        database: Option<DatabaseBacking>,
+        db: UserDb,
+        stamp: Option<FileStamp>,
+        cache_ttl: Duration,
+    ) -> UserStore {
         let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(UserStore {
+        UserStore {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
+                database,
                 state: Mutex::new(StoreState {
                     db: Arc::new(db),
                     stamp,
@@ -214,7 +240,108 @@ impl UserStore {
                 verified: CredentialCache::new(cache_ttl),
                 generation: tokio::sync::watch::Sender::new(0),
             }),
-        })
+        }
+    }
+
+    /// The users of the database `config` (tables created if missing), followed from then
+    /// on: every `poll_seconds` the users changed since are applied, so that every node of
+    /// a fleet sees an added, changed or removed user within seconds. Must be called
+    /// within a tokio runtime, which runs the poller as long as the store exists.
+    pub async fn open_database(
+        config: &DatabaseConfig,
+        base: &Path,
+        cache_ttl: Duration,
+    ) -> Result<UserStore, UsersError> {
+        let database = Database::open(config, base).await?;
+        let (users, revision) = super::database::load_all(&database, base).await?;
+        let db = UserDb::from_database(config, base, users).read_only();
+        let store = UserStore::with(
+            &base.join("users-database"),
+            Some(DatabaseBacking {
+                database,
+                config: config.clone(),
+                base: base.to_path_buf(),
+                revision: tokio::sync::Mutex::new(revision),
+                wake: Arc::new(tokio::sync::Notify::new()),
+            }),
+            db,
+            None,
+            cache_ttl,
+        );
+        let weak = Arc::downgrade(&store.inner);
+        let every = Duration::from_secs(config.poll_seconds.max(1));
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let store = UserStore { inner };
+                match store.apply_database_changes().await {
+                    Ok(()) if failing => {
+                        tracing::info!("user database reachable again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "cannot read the user database; keeping the users as they were");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+                let Some(wake) = store.inner.database.as_ref().map(|b| b.wake.clone()) else {
+                    return;
+                };
+                drop(store);
+                // Woken early by a reload, or at the next poll.
+                let _ = tokio::time::timeout(every, wake.notified()).await;
+            }
+        });
+        Ok(store)
+    }
+
+    /// The database the users are in, if they are in one.
+    pub fn database(&self) -> Option<&Database> {
+        self.inner.database.as_ref().map(|b| &b.database)
+    }
+
+    /// Applies the changes other writers made to the database since the last look.
+    async fn apply_database_changes(&self) -> Result<(), UsersError> {
+        let Some(backing) = &self.inner.database else {
+            return Ok(());
+        };
+        let mut revision = backing.revision.lock().await;
+        let (changes, latest) =
+            super::database::changes_since(&backing.database, &backing.base, *revision).await?;
+        if changes.is_empty() {
+            *revision = latest;
+            return Ok(());
+        }
+        let mut users = self.snapshot().entries().clone();
+        for change in &changes {
+            match &change.entry {
+                Some(entry) => users.insert(change.name.clone(), entry.clone()),
+                None => users.remove(&change.name),
+            };
+        }
+        let db = UserDb::from_database(&backing.config, &backing.base, users).read_only();
+        self.lock().db = Arc::new(db);
+        *revision = latest;
+        drop(revision);
+        tracing::info!(changed = changes.len(), "users changed in the database");
+        self.loaded();
+        Ok(())
+    }
+
+    /// Brings the users up to date now: re-reads a changed users file, or applies the
+    /// database's changes. What the admin API calls after a change, so that it is in
+    /// effect when the answer goes out.
+    pub async fn refresh(&self) -> Result<(), UsersError> {
+        if self.inner.database.is_some() {
+            return self.apply_database_changes().await;
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.reload())
+            .await
+            .map_err(|e| UsersError::Hash(format!("reload task failed: {e}")))?
     }
 
     /// Changes whenever the users file has been loaded again.
@@ -344,8 +471,13 @@ impl UserStore {
     }
 
     /// Re-reads the users file now. On error the previous contents stay in use.
-    /// This does blocking file I/O.
+    /// This does blocking file I/O. For users in a database, wakes the poller, which
+    /// applies the changes at once.
     pub fn reload(&self) -> Result<(), UsersError> {
+        if let Some(backing) = &self.inner.database {
+            backing.wake.notify_one();
+            return Ok(());
+        }
         let stamp = FileStamp::of(&self.inner.path);
         let db = UserDb::load(&self.inner.path)?;
         let mut state = self.lock();
@@ -363,6 +495,10 @@ impl UserStore {
 
     /// Reloads if the file's stamp differs from the last one seen.
     fn reload_if_changed(&self) {
+        if self.inner.database.is_some() {
+            // The poller keeps the users current.
+            return;
+        }
         let path = &self.inner.path;
         // Stamp before reading: a change during the read shows up as a new stamp next time.
         let stamp = FileStamp::of(path);
