@@ -13,12 +13,22 @@ missing=()
 for program in "${!package[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
 done
+# PostgreSQL for the tests of users in a database and of the fleet: its programs only (they
+# are not on PATH); the tests run private clusters on loopback (crates/ftps-testkit/src/postgres.rs).
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    missing+=(postgresql)
+fi
 if ((${#missing[@]} > 0)); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
+        if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+            # No cluster of the system's own, started at install and left running.
+            mkdir -p /etc/postgresql-common
+            echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+        fi
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
     else
         echo "missing programs for the tests: ${missing[*]}" >&2
         echo "install them (Debian: apt-get install ${missing[*]}) or run this script as root" >&2

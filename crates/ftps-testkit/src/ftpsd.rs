@@ -303,8 +303,14 @@ impl Server {
             }
             printed.push(line);
         }
+        // With users in a database no default user is made.
+        let database = self
+            .config
+            .as_ref()
+            .and_then(|c| fs::read_to_string(c).ok())
+            .is_some_and(|text| text.contains("[database]"));
         assert!(
-            !self.password.is_empty(),
+            database || !self.password.is_empty(),
             "ftpsd printed no password for user ftps: {printed:?}"
         );
         self.explicit = explicit.unwrap_or_else(unspecified);

@@ -351,7 +351,8 @@ fn field(text: &str, name: &str) -> Option<String> {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+/// A TCP port free on 127.0.0.1 now (the OS picks it).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -11,6 +11,7 @@
 //! - [`pki`]: throw-away certificate authorities, client and server certificates, CRLs.
 //! - [`ftpsd`]: locating the ftpsd binary and running it on ports the OS picks.
 //! - [`garage`]: a real S3 server (Garage) on loopback, for S3-backed users.
+//! - [`postgres`]: a real PostgreSQL cluster on loopback, for users in a database.
 //! - [`storage`]: the test users' files on either backend (`FTPSD_TEST_STORAGE=s3` runs the
 //!   suites with every user's files in Garage).
 //! - [`reference`]: vsftpd, ProFTPD, Pure-FTPd (and ftpsd) with a generated configuration.
@@ -22,6 +23,7 @@ pub mod ftpsd;
 pub mod garage;
 pub mod line;
 pub mod pki;
+pub mod postgres;
 pub mod reference;
 pub mod run;
 pub mod storage;

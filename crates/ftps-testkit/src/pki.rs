@@ -208,6 +208,16 @@ pub fn write_server_cert(cert: &Path, key: &Path) -> String {
     fingerprint(generated.cert.der())
 }
 
+/// [`write_server_cert`] for other names (DNS names or IP addresses).
+pub fn write_server_cert_for(cert: &Path, key: &Path, names: &[&str]) -> String {
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let generated =
+        rcgen::generate_simple_self_signed(names).expect("generate a server certificate");
+    replace_file(key, generated.key_pair.serialize_pem().as_bytes());
+    replace_file(cert, generated.cert.pem().as_bytes());
+    fingerprint(generated.cert.der())
+}
+
 /// Writes `path` atomically: a temporary file beside it, renamed into place.
 pub fn replace_file(path: &Path, content: &[u8]) {
     let tmp = path.with_extension("tmp-new");
