@@ -89,7 +89,9 @@ impl Executor {
         if line.changes_remote() {
             self.listings.clear();
         }
-        self.last_used = Instant::now();
+        if line.uses_server() {
+            self.last_used = Instant::now();
+        }
         if let Err(e) = &result {
             self.forget_broken_connection(e);
         }

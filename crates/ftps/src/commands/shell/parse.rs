@@ -63,6 +63,16 @@ impl Line {
     }
 }
 
+impl Line {
+    /// Whether the command talks to the server (local ones leave the connection idle).
+    pub fn uses_server(&self) -> bool {
+        !matches!(
+            self,
+            Line::Lcd(_) | Line::Lpwd | Line::Local(_) | Line::Help(_) | Line::Quit
+        )
+    }
+}
+
 /// A command line that cannot be run as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError(pub String);
