@@ -119,7 +119,7 @@ lcd down
 lpwd
 mget '*.csv'
 get in/renamed\\ space.bin copy.bin
-mv in/up1.bin in/deep/up1.bin
+mv in/up1.bin in/deep/
 rm in/up2.bin
 !test -f copy.bin
 ls in

@@ -332,8 +332,13 @@ impl Executor {
                 tally.finish()?;
             }
             Line::Mv { from, to } => {
-                self.client().await?.rename(from, to).await?;
-                self.out.moved(from, to);
+                // `mv a.txt dir/` keeps the name, as `put` does.
+                let to = match (to.ends_with('/'), local_name(from)) {
+                    (true, Some(name)) => format!("{to}{name}"),
+                    _ => to.clone(),
+                };
+                self.client().await?.rename(from, &to).await?;
+                self.out.moved(from, &to);
             }
             Line::Lcd(dir) => {
                 let dir = match dir {

@@ -147,7 +147,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         names: &["mv", "rename"],
         usage: "mv OLD NEW",
-        about: "rename or move a remote file or directory",
+        about: "rename or move a remote file or directory (NEW ending in /: keep the name)",
     },
     CommandHelp {
         names: &["lcd"],
