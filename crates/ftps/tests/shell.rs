@@ -324,9 +324,10 @@ fn type_at_prompt(p: &mut PtySession, prompt: &str, keys: &str) {
     p.flush().unwrap();
 }
 
-#[test]
-fn shell_on_a_terminal_completes_remote_paths_and_recalls_history() {
-    let server = start(Kind::Ftpsd);
+/// Types at the prompt: tab completion of files and of a directory with a space, errors
+/// that keep the shell going, a transfer each way, history recall and persistence.
+fn shell_on_a_terminal(kind: Kind) {
+    let server = start(kind);
     let work = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -334,6 +335,7 @@ fn shell_on_a_terminal_completes_remote_paths_and_recalls_history() {
     std::fs::create_dir(server.root.join("directory with space")).unwrap();
     make_file(&server.root.join("directory with space"), "inner.txt", 5);
     let local = make_file(w, "upload.bin", 50_000);
+    give_to_test_user(&server);
     let base = remote_base(&server);
     let prompt = format!("ftps:{}> ", base.trim_end_matches('/'));
     let prompt = if base == "/" {
@@ -401,6 +403,26 @@ fn shell_on_a_terminal_completes_remote_paths_and_recalls_history() {
     p.send("\r").unwrap();
     p.flush().unwrap();
     p.exp_eof().expect("the shell ends");
+}
+
+#[test]
+fn shell_on_a_terminal_ftpsd() {
+    shell_on_a_terminal(Kind::Ftpsd);
+}
+
+#[test]
+fn shell_on_a_terminal_vsftpd() {
+    shell_on_a_terminal(Kind::Vsftpd);
+}
+
+#[test]
+fn shell_on_a_terminal_proftpd() {
+    shell_on_a_terminal(Kind::Proftpd);
+}
+
+#[test]
+fn shell_on_a_terminal_pure_ftpd() {
+    shell_on_a_terminal(Kind::PureFtpd);
 }
 
 #[test]
