@@ -161,6 +161,23 @@ pub enum Cmd {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+    /// Interactive shell: ls, cd, pwd, get, put, mget, mput, rm, mkdir, rmdir, mv, lcd, !cmd,
+    /// with history and tab completion of remote paths (`help` lists the commands).
+    Shell {
+        /// ftpes://user@host/dir to connect to and start in.
+        url: String,
+    },
+    /// Run shell commands from a file or standard input, one a line (`#` comments); the
+    /// first failed command stops with its exit code.
+    Batch {
+        /// ftpes://user@host/dir to connect to and start in.
+        url: String,
+        /// The commands; `-` or none: standard input.
+        file: Option<PathBuf>,
+        /// Run every command even after failures; exit with the first failure's code.
+        #[arg(long, short = 'k')]
+        continue_on_error: bool,
+    },
     /// Generate manual pages or shell completions.
     #[command(subcommand, hide = true)]
     Generate(crate::generate::GenerateCmd),

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` hands each its arguments.
 
+mod batch;
 mod cat;
 mod get;
 mod hash;
@@ -10,6 +11,7 @@ mod mv;
 mod put;
 mod rm;
 mod rmdir;
+mod shell;
 mod stat;
 
 use clap::CommandFactory;
@@ -38,6 +40,12 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
             delete,
             dry_run,
         } => mirror::run(opts, out, source, destination, parallel, delete, dry_run).await,
+        Cmd::Shell { url } => shell::run(opts, out, &url).await,
+        Cmd::Batch {
+            url,
+            file,
+            continue_on_error,
+        } => batch::run(opts, out, &url, file, continue_on_error).await,
         Cmd::Generate(what) => crate::generate::run(what, Cli::command()),
     }
 }
