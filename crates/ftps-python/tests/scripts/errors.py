@@ -1,0 +1,88 @@
+"""Errors: each failure raises its class of the ftps.Error hierarchy, with what a caller
+needs (the reply code, the refused certificate's fingerprint)."""
+
+import os
+
+import ftps
+from common import BASE, HOST, PASSWORD, PORT, SERVER_PIN, TRUST, USER, connect, expect, step
+
+step("wrong password: ReplyError 530")
+with ftps.connect(HOST, PORT, **TRUST, timeout=30) as client:
+    e = expect(ftps.ReplyError, client.login, USER, "wrong-" + PASSWORD)
+    assert e.code == 530, (e.code, str(e))
+    assert e.kind == "login", e.kind
+    assert isinstance(e, ftps.Error)
+    assert e.command.startswith("PASS"), e.command
+    assert PASSWORD not in str(e) and PASSWORD not in e.command, str(e)
+
+step("a certificate that is not the pinned one: TlsError with its fingerprint")
+e = expect(ftps.TlsError, ftps.connect, HOST, PORT, pin_sha256="00" * 32, timeout=30)
+assert e.kind == "tls", e.kind
+assert e.fingerprint.replace(":", "").lower() == SERVER_PIN, (e.fingerprint, SERVER_PIN)
+assert "pin_sha256" in str(e), str(e)
+
+step("a certificate the system's roots do not vouch for: TlsError")
+e = expect(ftps.TlsError, ftps.connect, HOST, PORT, timeout=30)
+assert e.fingerprint.replace(":", "").lower() == SERVER_PIN, e.fingerprint
+
+step("nobody listening: ConnectionError")
+closed = int(os.environ["FTPS_CLOSED_PORT"])
+e = expect(ftps.ConnectionError, ftps.connect, HOST, closed, insecure=True, timeout=10)
+assert e.kind == "connect" and isinstance(e, ftps.Error), e.kind
+
+step("settings: ConfigError for an unreadable CA file, ValueError for bad arguments")
+e = expect(ftps.ConfigError, ftps.connect, HOST, PORT, ca_file="/nonexistent/ca.pem")
+assert "/nonexistent/ca.pem" in str(e), str(e)
+expect(ValueError, ftps.connect, HOST, PORT, pin_sha256="not-a-fingerprint")
+expect(ValueError, ftps.connect, HOST, PORT, pin_sha256=SERVER_PIN, insecure=True)
+expect(ValueError, ftps.connect, HOST, PORT, client_cert="cert.pem")
+expect(ValueError, ftps.connect, HOST, PORT, timeout=0)
+expect(ValueError, ftps.connect, "", PORT)
+expect(OverflowError, ftps.connect, HOST, 70000)
+
+with connect() as client:
+    step("a missing remote file: ReplyError 550, and no empty local file left behind")
+    e = expect(ftps.ReplyError, client.download, "no-such-file.bin", "local.bin")
+    assert e.code == 550, (e.code, str(e))
+    assert e.kind == "remote_file", e.kind
+    assert not os.path.exists("local.bin")
+    e = expect(ftps.ReplyError, client.size, "no-such-file.bin")
+    assert e.code in (550, 450), e.code
+    e = expect(ftps.ReplyError, client.cwd, "no-such-dir")
+    assert e.code == 550, e.code
+    e = expect(ftps.ReplyError, client.delete, "no-such-file.bin")
+    assert e.code == 550, e.code
+
+    step("a missing local file: LocalError")
+    e = expect(ftps.LocalError, client.upload, "no-such-local-file.bin", "x.bin")
+    assert e.kind == "local_io", e.kind
+
+    step("bad mirror arguments: ValueError")
+    expect(ValueError, client.mirror, "a", "b", direction="sideways")
+    expect(ValueError, client.mirror, "a", "b", parallel=0)
+
+    step("the session still works after all that")
+    assert client.listdir() is not None
+    client.quit()
+    step("a closed client: Error, and quit() again does nothing")
+    e = expect(ftps.Error, client.pwd)
+    assert "quit" in str(e), str(e)
+    client.quit()
+    assert not client.connected
+
+step("a with-block that raises: the exception propagates and the session is closed")
+
+
+class Boom(Exception):
+    pass
+
+
+try:
+    with connect() as client:
+        raise Boom()
+except Boom:
+    pass
+else:
+    raise AssertionError("the exception was swallowed")
+assert not client.connected
+print("errors ok")
