@@ -4,7 +4,7 @@
 //!
 //! The environment is made once per run in `target/tmp/ftps-python/` and the package
 //! installed with `pip install crates/ftps-python` (maturin fetched by pip as the build
-//! backend, the Rust build in a target directory of its own); a stamp of the sources' SHA-256
+//! backend, building in debug mode in the workspace's target directory); a stamp of the sources' SHA-256
 //! skips the build when the installed package is from the same sources. The scripts get the
 //! server's address, credentials and certificate in `FTPS_*` environment variables.
 
@@ -151,9 +151,9 @@ fn make_env() -> PathBuf {
                 "--no-deps",
             ])
             .arg(crate_dir())
-            // Not the workspace's target directory: the cargo running this test holds it.
-            .env("CARGO_TARGET_DIR", dir.join("cargo-target"))
-            // A debug build: the same code, built in a fraction of the release time.
+            // A debug build in the workspace's target directory: it reuses what
+            // `cargo test` built (cargo releases the directory while tests run), so only the
+            // extension module is built, not the whole tree in release mode.
             .env("MATURIN_PEP517_ARGS", "--profile dev"),
         "pip install crates/ftps-python",
     );

@@ -6,6 +6,7 @@ import hashlib
 import os
 import posixpath
 import threading
+from typing import List
 
 import ftps
 from common import BASE, IMPLICIT_PORT, SERVER, connect, expect, step
@@ -106,9 +107,9 @@ with connect() as client:
 
 step("one client shared by threads: calls take turns")
 with connect() as shared:
-    errors = []
+    errors: List[BaseException] = []
 
-    def work():
+    def work() -> None:
         try:
             for _ in range(5):
                 assert shared.size("big-shared.bin") == len(big)

@@ -3,7 +3,7 @@
 import os
 
 import ftps
-from common import HOST, PORT, TRUST, connect, expect, step
+from common import HOST, PORT, CA_FILE, PIN, connect, expect, step
 
 cert, key = os.environ["FTPS_CLIENT_CERT"], os.environ["FTPS_CLIENT_KEY"]
 
@@ -23,5 +23,5 @@ e = expect(ftps.Error, connect)
 assert isinstance(e, (ftps.TlsError, ftps.ConnectionError)), repr(e)
 
 step("a client key file that is not a key: ConfigError")
-expect(ftps.ConfigError, ftps.connect, HOST, PORT, **TRUST, client_cert=cert, client_key=cert)
+expect(ftps.ConfigError, ftps.connect, HOST, PORT, ca_file=CA_FILE, pin_sha256=PIN, client_cert=cert, client_key=cert)
 print("client certificate ok")

@@ -1,6 +1,7 @@
 """What the test scripts share: the server from the environment (tests/python.rs)."""
 
 import os
+from typing import Any, Callable, Type, TypeVar
 
 import ftps
 
@@ -13,25 +14,23 @@ BASE = os.environ["FTPS_BASE"]
 SERVER = os.environ["FTPS_SERVER"]
 #: The server certificate's SHA-256 fingerprint, lower-case hex without separators.
 SERVER_PIN = os.environ["FTPS_PIN_OF_SERVER"]
-TRUST = (
-    {"ca_file": os.environ["FTPS_CA_FILE"]}
-    if "FTPS_CA_FILE" in os.environ
-    else {"pin_sha256": os.environ["FTPS_PIN"]}
-)
+#: How the scripts trust the server: its CA file (and name), or its pinned fingerprint.
+CA_FILE = os.environ.get("FTPS_CA_FILE")
+PIN = None if CA_FILE else os.environ["FTPS_PIN"]
+
+E = TypeVar("E", bound=BaseException)
 
 
-def connect(**options) -> ftps.Client:
+def connect(port: int = PORT, **options: Any) -> ftps.Client:
     """A logged-in client in the test directory."""
-    settings = dict(TRUST, timeout=30)
-    settings.update(options)
-    port = settings.pop("port", PORT)
-    client = ftps.connect(HOST, port, **settings)
+    options.setdefault("timeout", 30)
+    client = ftps.connect(HOST, port, ca_file=CA_FILE, pin_sha256=PIN, **options)
     client.login(USER, PASSWORD)
     client.cwd(BASE)
     return client
 
 
-def expect(exception, call, *args, **kwargs):
+def expect(exception: Type[E], call: Callable[..., object], *args: Any, **kwargs: Any) -> E:
     """Calls `call` and returns the exception it raises, which must be an `exception`."""
     try:
         call(*args, **kwargs)

@@ -4,10 +4,10 @@ needs (the reply code, the refused certificate's fingerprint)."""
 import os
 
 import ftps
-from common import BASE, HOST, PASSWORD, PORT, SERVER_PIN, TRUST, USER, connect, expect, step
+from common import BASE, HOST, PASSWORD, PORT, SERVER_PIN, CA_FILE, PIN, USER, connect, expect, step
 
 step("wrong password: ReplyError 530")
-with ftps.connect(HOST, PORT, **TRUST, timeout=30) as client:
+with ftps.connect(HOST, PORT, ca_file=CA_FILE, pin_sha256=PIN, timeout=30) as client:
     e = expect(ftps.ReplyError, client.login, USER, "wrong-" + PASSWORD)
     assert e.code == 530, (e.code, str(e))
     assert e.kind == "login", e.kind
@@ -16,23 +16,25 @@ with ftps.connect(HOST, PORT, **TRUST, timeout=30) as client:
     assert PASSWORD not in str(e) and PASSWORD not in e.command, str(e)
 
 step("a certificate that is not the pinned one: TlsError with its fingerprint")
-e = expect(ftps.TlsError, ftps.connect, HOST, PORT, pin_sha256="00" * 32, timeout=30)
-assert e.kind == "tls", e.kind
-assert e.fingerprint.replace(":", "").lower() == SERVER_PIN, (e.fingerprint, SERVER_PIN)
-assert "pin_sha256" in str(e), str(e)
+tls = expect(ftps.TlsError, ftps.connect, HOST, PORT, pin_sha256="00" * 32, timeout=30)
+assert tls.kind == "tls", tls.kind
+assert tls.fingerprint is not None
+assert tls.fingerprint.replace(":", "").lower() == SERVER_PIN, (tls.fingerprint, SERVER_PIN)
+assert "pin_sha256" in str(tls), str(tls)
 
 step("a certificate the system's roots do not vouch for: TlsError")
-e = expect(ftps.TlsError, ftps.connect, HOST, PORT, timeout=30)
-assert e.fingerprint.replace(":", "").lower() == SERVER_PIN, e.fingerprint
+untrusted = expect(ftps.TlsError, ftps.connect, HOST, PORT, timeout=30)
+assert untrusted.fingerprint is not None
+assert untrusted.fingerprint.replace(":", "").lower() == SERVER_PIN, untrusted.fingerprint
 
 step("nobody listening: ConnectionError")
 closed = int(os.environ["FTPS_CLOSED_PORT"])
-e = expect(ftps.ConnectionError, ftps.connect, HOST, closed, insecure=True, timeout=10)
-assert e.kind == "connect" and isinstance(e, ftps.Error), e.kind
+unreachable = expect(ftps.ConnectionError, ftps.connect, HOST, closed, insecure=True, timeout=10)
+assert unreachable.kind == "connect" and isinstance(unreachable, ftps.Error), unreachable.kind
 
 step("settings: ConfigError for an unreadable CA file, ValueError for bad arguments")
-e = expect(ftps.ConfigError, ftps.connect, HOST, PORT, ca_file="/nonexistent/ca.pem")
-assert "/nonexistent/ca.pem" in str(e), str(e)
+config = expect(ftps.ConfigError, ftps.connect, HOST, PORT, ca_file="/nonexistent/ca.pem")
+assert "/nonexistent/ca.pem" in str(config), str(config)
 expect(ValueError, ftps.connect, HOST, PORT, pin_sha256="not-a-fingerprint")
 expect(ValueError, ftps.connect, HOST, PORT, pin_sha256=SERVER_PIN, insecure=True)
 expect(ValueError, ftps.connect, HOST, PORT, client_cert="cert.pem")
@@ -54,8 +56,8 @@ with connect() as client:
     assert e.code == 550, e.code
 
     step("a missing local file: LocalError")
-    e = expect(ftps.LocalError, client.upload, "no-such-local-file.bin", "x.bin")
-    assert e.kind == "local_io", e.kind
+    local = expect(ftps.LocalError, client.upload, "no-such-local-file.bin", "x.bin")
+    assert local.kind == "local_io", local.kind
 
     step("bad mirror arguments: ValueError")
     expect(ValueError, client.mirror, "a", "b", direction="sideways")
@@ -65,8 +67,8 @@ with connect() as client:
     assert client.listdir() is not None
     client.quit()
     step("a closed client: Error, and quit() again does nothing")
-    e = expect(ftps.Error, client.pwd)
-    assert "quit" in str(e), str(e)
+    after_quit = expect(ftps.Error, client.pwd)
+    assert "quit" in str(after_quit), str(after_quit)
     client.quit()
     assert not client.connected
 

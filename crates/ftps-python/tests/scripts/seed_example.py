@@ -17,15 +17,12 @@ ftps_port = int(os.environ["FTPS_PORT"])
 ftps_user = os.environ["FTPS_USER"]
 ftps_password = os.environ["FTPS_PASSWORD"]
 # Trust: the server's CA (and name), or its certificate's pinned SHA-256 fingerprint.
-trust = (
-    {"ca_file": os.environ["FTPS_CA_FILE"]}
-    if "FTPS_CA_FILE" in os.environ
-    else {"pin_sha256": os.environ["FTPS_PIN"]}
-)
+ca_file = os.environ.get("FTPS_CA_FILE")
+pin_sha256 = None if ca_file else os.environ["FTPS_PIN"]
 
 # Connect to the server (TLS before the password is sent) and log in; data connections are
 # always protected.
-with ftps.connect(ftps_server, ftps_port, **trust) as client:
+with ftps.connect(ftps_server, ftps_port, ca_file=ca_file, pin_sha256=pin_sha256) as client:
     client.login(ftps_user, ftps_password)
     client.cwd(os.environ["FTPS_BASE"])
 

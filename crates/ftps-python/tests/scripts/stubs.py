@@ -63,12 +63,12 @@ for node in tree.body:
                     continue
                 expected = stub_params(item)
                 try:
-                    actual = ["self"] + runtime_params(attr)
+                    actual = runtime_params(attr)
                 except (TypeError, ValueError):
                     continue
                 if expected != actual:
                     problems.append(f"{node.name}.{item.name}: stub {expected}, module {actual}")
-            elif isinstance(item, ast.AnnTarget.__class__) or isinstance(item, ast.AnnAssign):
+            elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                 members.add(item.target.id)
         if not issubclass(cls, BaseException):
             public = {n for n in dir(cls) if not n.startswith("_")}
