@@ -315,8 +315,9 @@ impl Client {
     ///
     /// `direction="download"`: `source` is a remote directory and `dest` a local one;
     /// `direction="upload"`: the other way round. With `delete=True`, what the source does
-    /// not have is deleted at the destination. Raises `TransferError` (with the summary in
-    /// `.summary`) if any file could not be copied or deleted.
+    /// not have is deleted at the destination. A relative remote path starts from the
+    /// current directory, as for the other methods. Raises `TransferError` (with the summary
+    /// in `.summary`) if any file could not be copied or deleted.
     #[pyo3(signature = (source, dest, *, direction = "download", parallel = 4, delete = false))]
     fn mirror(
         &self,

@@ -2,6 +2,10 @@
 needs (the reply code, the refused certificate's fingerprint)."""
 
 import os
+import signal
+import socket
+import threading
+from typing import List
 
 import ftps
 from common import BASE, HOST, PASSWORD, PORT, SERVER_PIN, CA_FILE, PIN, USER, connect, expect, step
@@ -87,4 +91,28 @@ except Boom:
 else:
     raise AssertionError("the exception was swallowed")
 assert not client.connected
+step("the GIL is released while a call waits, and Ctrl-C interrupts the wait")
+# A server that accepts and never greets. The helper thread can only return from accept()
+# while connect() waits for the greeting if connect() released the GIL; it then interrupts
+# the main thread, which must raise KeyboardInterrupt instead of waiting for the timeout.
+silent = socket.create_server(("127.0.0.1", 0))
+accepted: List[socket.socket] = []
+
+
+def interrupt_once_connected() -> None:
+    conn, _ = silent.accept()
+    accepted.append(conn)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+helper = threading.Thread(target=interrupt_once_connected, daemon=True)
+helper.start()
+try:
+    ftps.connect("127.0.0.1", silent.getsockname()[1], insecure=True, timeout=120)
+except KeyboardInterrupt:
+    pass
+else:
+    raise AssertionError("connect() to a silent server returned")
+helper.join()
+assert accepted, "the helper thread never ran"
 print("errors ok")
