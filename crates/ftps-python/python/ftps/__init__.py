@@ -32,10 +32,11 @@ from ._native import (
     connect,
 )
 
+# ConnectionError is left out so that `from ftps import *` does not hide the built-in one:
+# write ftps.ConnectionError.
 __all__ = [
     "Client",
     "ConfigError",
-    "ConnectionError",
     "Entry",
     "Error",
     "LocalError",
