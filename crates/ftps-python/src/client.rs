@@ -68,7 +68,8 @@ impl Drop for Session {
 /// Every data connection (transfers and listings) resumes the control connection's TLS
 /// session, as strict servers (vsftpd with `require_ssl_reuse`, ProFTPD, ftpsd) require.
 /// Methods may be called from any thread; calls on one client run one at a time.
-#[pyclass(module = "ftps")]
+// Frozen: every method takes `&self`; the session is behind its own mutex.
+#[pyclass(frozen, module = "ftps")]
 pub struct Client {
     session: Mutex<Session>,
 }
