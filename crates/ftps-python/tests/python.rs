@@ -296,9 +296,8 @@ fn seed_example_ftpsd() {
 }
 
 /// Wrong password, refused certificates, unreachable server, missing files, bad arguments.
-#[test]
-fn errors_ftpsd() {
-    let server = start(Kind::Ftpsd);
+fn errors(kind: Kind) {
+    let server = start(kind);
     let dir = tempfile::tempdir().unwrap();
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = refused.local_addr().unwrap().port();
@@ -315,21 +314,13 @@ fn errors_ftpsd() {
 }
 
 #[test]
+fn errors_ftpsd() {
+    errors(Kind::Ftpsd);
+}
+
+#[test]
 fn errors_vsftpd() {
-    let server = start(Kind::Vsftpd);
-    let dir = tempfile::tempdir().unwrap();
-    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = refused.local_addr().unwrap().port();
-    drop(refused);
-    script(
-        "errors.py",
-        &Target {
-            server: &server,
-            by_ca: false,
-        },
-        dir.path(),
-        &[("FTPS_CLOSED_PORT", closed_port.to_string())],
-    );
+    errors(Kind::Vsftpd);
 }
 
 /// The whole API against ftpsd: directories, renames, sizes, resume both ways, mirror

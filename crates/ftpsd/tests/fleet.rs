@@ -421,16 +421,11 @@ impl Fleet {
              set net:timeout 20\n\
              set net:reconnect-interval-base 1\n\
              set net:reconnect-interval-multiplier 1\n\
-             set ftp:ssl-force true\n\
-             set ftp:ssl-protect-data true\n\
-             set ftp:ssl-protect-list true\n\
-             set ftp:passive-mode true\n\
-             set ssl:verify-certificate yes\n\
-             set ssl:ca-file \"{}\"\n\
+             {}\
              open --env-password -u {user} ftp://{BALANCER}:{}\n\
              {body}\n\
              bye\n",
-            self.shared.cert.display(),
+            support::lftp_tls_settings(&self.shared.cert),
             self.balancer.control,
         );
         let path = self

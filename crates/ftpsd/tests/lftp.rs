@@ -21,16 +21,11 @@ fn lftp(server: &Server, url: &str, body: &str) -> Run {
          set net:max-retries 1\n\
          set net:timeout 60\n\
          set net:reconnect-interval-base 1\n\
-         set ftp:ssl-force true\n\
-         set ftp:ssl-protect-data true\n\
-         set ftp:ssl-protect-list true\n\
-         set ftp:passive-mode true\n\
-         set ssl:verify-certificate yes\n\
-         set ssl:ca-file \"{}\"\n\
+         {}\
          open --env-password -u ftps {url}\n\
          {body}\n\
          bye\n",
-        cert.display()
+        support::lftp_tls_settings(&cert)
     );
     let path = server
         .dir

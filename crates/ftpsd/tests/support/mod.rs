@@ -166,3 +166,17 @@ pub fn login_steps(
     .env("PYTHONDONTWRITEBYTECODE", "1");
     run_client(&mut cmd, std::time::Duration::from_secs(120))
 }
+
+/// The lftp settings every lftp test uses: FTPS required on control and data (listings
+/// too), passive mode, and the server's certificate checked against `ca_file`.
+pub fn lftp_tls_settings(ca_file: &std::path::Path) -> String {
+    format!(
+        "set ftp:ssl-force true\n\
+         set ftp:ssl-protect-data true\n\
+         set ftp:ssl-protect-list true\n\
+         set ftp:passive-mode true\n\
+         set ssl:verify-certificate yes\n\
+         set ssl:ca-file \"{}\"\n",
+        ca_file.display()
+    )
+}
