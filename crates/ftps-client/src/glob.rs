@@ -164,14 +164,27 @@ impl FtpsClient {
     }
 }
 
-/// The error for a pattern that matched nothing.
+/// The error for a pattern that matched nothing: a `550` (so [`Error::kind`] says
+/// `RemoteFile`) that [`is_no_match`] recognizes.
 pub fn no_match(pattern: &str) -> Error {
     Error::Reply {
-        command: SentCommand::raw(&format!("NLST {pattern}")),
+        command: SentCommand::raw(&format!("{NO_MATCH_COMMAND} {pattern}")),
         reply: Reply::new(
             ReplyCode::FILE_UNAVAILABLE,
             format!("no files found matching {pattern}"),
         ),
+    }
+}
+
+/// What [`no_match`] names as the command: no command was refused, the listing just had
+/// no matching name.
+const NO_MATCH_COMMAND: &str = "(wildcard)";
+
+/// Whether `e` is [`no_match`]'s error.
+pub fn is_no_match(e: &Error) -> bool {
+    match e {
+        Error::Reply { command, .. } => command.text().starts_with(NO_MATCH_COMMAND),
+        _ => false,
     }
 }
 
@@ -217,5 +230,13 @@ mod tests {
         assert!(!NamePattern::new("[!a]*").unwrap().is_match("a1"));
         assert!(NamePattern::new(r"a\*").unwrap().is_match("a*"));
         assert!(!NamePattern::new(r"a\*").unwrap().is_match("ab"));
+    }
+
+    #[test]
+    fn no_match_errors() {
+        let e = no_match("/in/*.xml");
+        assert!(is_no_match(&e));
+        assert_eq!(e.kind(), crate::ErrorKind::RemoteFile);
+        assert!(!is_no_match(&Error::Closed));
     }
 }

@@ -11,7 +11,7 @@ use ftps_client::segmented::{self, DownloadOptions};
 use ftps_client::{FileKind, Pool};
 
 use crate::args::Opts;
-use crate::exit::{transfer_failed, usage};
+use crate::exit::{no_match_message, transfer_failed, usage};
 use crate::output::{Output, Transfer};
 use crate::session::{retry_policy, Session};
 
@@ -35,7 +35,7 @@ pub async fn run(
     let glob = RemoteGlob::parse(&remote).map_err(|e| usage(e.to_string()))?;
     let mut c = s.connect().await?;
     let files: Vec<(String, Option<u64>)> = if glob.is_pattern() {
-        let found = c.glob(&remote).await?;
+        let found = c.glob(&remote).await.map_err(no_match_message)?;
         let files: Vec<_> = found
             .iter()
             .filter(|m| m.entry.kind == FileKind::File)
@@ -45,7 +45,7 @@ pub async fn run(
             out.note(&format!("{}: not a file; skipped", m.path));
         }
         if files.is_empty() {
-            return Err(ftps_client::glob::no_match(&remote).into());
+            return Err(no_match_message(ftps_client::glob::no_match(&remote)));
         }
         files
     } else {

@@ -3,7 +3,7 @@
 use ftps_client::glob::RemoteGlob;
 
 use crate::args::Opts;
-use crate::exit::usage;
+use crate::exit::{no_match_message, usage};
 use crate::output::Output;
 use crate::session::Session;
 
@@ -14,7 +14,8 @@ pub async fn run(opts: &Opts, out: &Output, url: &str, long: bool) -> anyhow::Re
     let mut entries = if glob.is_pattern() {
         // Like `ls -d PATTERN`: the matching entries themselves, not what is in them.
         c.glob(&s.target.path)
-            .await?
+            .await
+            .map_err(no_match_message)?
             .into_iter()
             .map(|m| m.entry)
             .collect()

@@ -4,7 +4,7 @@ use ftps_client::glob::RemoteGlob;
 use ftps_client::FileKind;
 
 use crate::args::Opts;
-use crate::exit::usage;
+use crate::exit::{no_match_message, usage};
 use crate::output::Output;
 use crate::session::Session;
 
@@ -21,7 +21,7 @@ pub async fn run(opts: &Opts, out: &Output, url: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut first_error: Option<anyhow::Error> = None;
-    for m in c.glob(&s.target.path).await? {
+    for m in c.glob(&s.target.path).await.map_err(no_match_message)? {
         if m.entry.kind == FileKind::Dir {
             out.note(&format!(
                 "{}: is a directory; not removed (use rmdir)",
