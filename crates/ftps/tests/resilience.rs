@@ -299,6 +299,9 @@ fn segmented_download_retries_and_never_leaves_a_partial_file() {
     assert!(!w.join(".big.bin.ftps-part").exists());
 }
 
+/// ftpsd drops what a broken upload sent (it keeps it under a hidden temporary name), so
+/// `SIZE` finds nothing and the retry sends the file again from the start; a server that
+/// keeps partial files gets `REST` at its size and the rest (the code path of `put -c`).
 #[test]
 fn upload_retries_continue_after_what_the_server_has() {
     let mut server = slow_ftpsd("2M");
@@ -318,8 +321,25 @@ fn upload_retries_continue_after_what_the_server_has() {
         ],
         w,
     );
-    let remote = server.data_dir().join("up.bin");
-    kill_when(&mut server, || len(&remote), 2 * MIB as u64);
+    let dir = server.data_dir();
+    let remote = dir.join("up.bin");
+    // ftpsd writes an upload to a hidden temporary file and renames it at the end.
+    let uploading = || {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(".ftpsd-upload.")
+                    })
+                    .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    kill_when(&mut server, uploading, 2 * MIB as u64);
     let report = json(&child.wait_with_output().unwrap());
     assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(sha256_file(&remote), sha256(&data));
