@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ftps_testkit::files::{content, sha256_file};
 use ftps_testkit::ftpsd::{Ftpsd, Server as Ftpsd1, RUST_LOG};
-use ftps_testkit::reference::{give_to_test_user, start, Kind, Server};
+use ftps_testkit::reference::{give_to_test_user, start, Kind};
 use support::{ftps, json, ok, spawn, stderr, url};
 
 const MIB: usize = 1024 * 1024;
