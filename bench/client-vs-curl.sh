@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Download throughput of `ftps get` against curl from the same server, in one run.
 #
-#   bench/client-vs-curl.sh [--server ftpsd|vsftpd] [--runs N] [--delay-ms MS] [SIZE_MIB]
+#   bench/client-vs-curl.sh [--server ftpsd|vsftpd] [--runs N] [--delay-ms MS]
+#                           [--before FTPS_BINARY] [SIZE_MIB]
 #
 #   --server ftpsd    (default) ftpsd from this workspace, release build
 #   --server vsftpd   vsftpd 3.0.3 from scripts/reference-servers.sh (run it first, as root)
@@ -9,10 +10,13 @@
 #                     (default 3)
 #   --delay-ms MS     put a delaying TCP relay between the clients and the server: every
 #                     byte takes MS milliseconds each way and each connection has at most
-#                     1 MiB in flight, like a long link whose window one connection cannot
+#                     256 KiB in flight, like a long link whose window one connection cannot
 #                     fill. Then `ftps get --segments 4` is measured too. (`tc netem` would
 #                     be the usual tool; the relay needs no kernel module.)
-#   SIZE_MIB          file size (default 1024: a 1 GiB file; 256 is plenty with --delay-ms)
+#   --no-build        use the release binaries as they are in the target directory
+#   --before BINARY   also measure this ftps binary (an older build), as "ftps (before)"
+#   FTPS_BIN, FTPSD_BIN (environment): binaries to use instead of the release builds
+#   SIZE_MIB          file size (default 1024: a 1 GiB file; 64 is plenty with --delay-ms)
 #
 # Builds release binaries, creates the file on tmpfs, downloads it with curl (OpenSSL,
 # explicit FTPS, TLS session reuse) and with ftps (both to tmpfs), checks every hash, and
@@ -23,12 +27,16 @@ set -euo pipefail
 server=ftpsd
 runs=3
 delay_ms=0
+before_bin=""
+build=yes
 size_mib=1024
 while [ $# -gt 0 ]; do
     case "$1" in
         --server) server="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --delay-ms) delay_ms="$2"; shift 2 ;;
+        --before) before_bin="$2"; shift 2 ;;
+        --no-build) build=no; shift ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) size_mib="$1"; shift ;;
     esac
@@ -39,10 +47,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 
-cargo build --release --quiet -p ftps -p ftpsd
+[ "$build" = yes ] && cargo build --release --quiet -p ftps -p ftpsd
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-ftps_bin="$target_dir/release/ftps"
-ftpsd_bin="$target_dir/release/ftpsd"
+ftps_bin="${FTPS_BIN:-$target_dir/release/ftps}"
+ftpsd_bin="${FTPSD_BIN:-$target_dir/release/ftpsd}"
 
 shm=/dev/shm
 [ -d "$shm" ] && [ -w "$shm" ] || shm="${TMPDIR:-/tmp}"
@@ -104,7 +112,8 @@ vsftpd)
     # The test user and PAM service that scripts/reference-servers.sh sets up.
     user=ftpstest
     password=ftpstest-interop-pw
-    remote_path="$work/data/big.bin"
+    # Relative to the login directory (local_root): curl's URL paths are, ftps's /~/ is.
+    remote_path=/~/big.bin
     chown -R "$user" "$work/data"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
         -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -152,7 +161,7 @@ if [ "$delay_ms" != 0 ]; then
 # bytes in flight per direction of each connection: a long link one TCP window cannot fill.
 import asyncio, sys, time
 listen_ip, target_ip, delay, ports = sys.argv[1], sys.argv[2], float(sys.argv[3]) / 1000, sys.argv[4:]
-WINDOW = 1 << 20
+WINDOW = 256 << 10
 
 async def pump(reader, writer):
     queue, room = asyncio.Queue(), asyncio.Semaphore(WINDOW // 65536)
@@ -217,12 +226,16 @@ check() {
 
 run_curl() {
     curl --silent --show-error --ssl-reqd --insecure --user "$user:$password" \
-        "ftp://$client_ip:$port$remote_path" --output "$work/curl.out"
+        "ftp://$client_ip:$port/big.bin" --output "$work/curl.out"
     check curl "$work/curl.out"
 }
 
-run_ftps() {
-    printf '%s' "$password" | "$ftps_bin" get --quiet --password-stdin --no-netrc --pin-sha256 "$fingerprint" \
+run_ftps() { run_bin "$ftps_bin" "$@"; }
+run_before() { run_bin "$before_bin"; }
+
+run_bin() {
+    local bin="$1"; shift
+    printf '%s' "$password" | "$bin" get --quiet --password-stdin --no-netrc --pin-sha256 "$fingerprint" \
         "$@" "ftpes://$user@$client_ip:$port$remote_path" "$work/ftps.out"
     check ftps "$work/ftps.out"
 }
@@ -237,11 +250,15 @@ timed() {
 
 best() { printf '%s\n' "$@" | sort -g | head -1; }
 
-curl_times=(); ftps_times=(); seg_times=()
+curl_times=(); ftps_times=(); seg_times=(); before_times=()
 for i in $(seq "$runs"); do
     c=$(timed run_curl); curl_times+=("$c")
     f=$(timed run_ftps); ftps_times+=("$f")
     line="run $i: curl $(rate "$bytes" "$c") MiB/s, ftps $(rate "$bytes" "$f") MiB/s"
+    if [ -n "$before_bin" ]; then
+        b=$(timed run_before); before_times+=("$b")
+        line="$line, ftps (before) $(rate "$bytes" "$b") MiB/s"
+    fi
     if [ "$delay_ms" != 0 ]; then
         s=$(timed run_ftps --segments 4); seg_times+=("$s")
         line="$line, ftps --segments 4 $(rate "$bytes" "$s") MiB/s"
@@ -254,10 +271,14 @@ ftps_s=$(best "${ftps_times[@]}")
 curl_rate=$(rate "$bytes" "$curl_s")
 ftps_rate=$(rate "$bytes" "$ftps_s")
 link="127.0.0.1"
-[ "$delay_ms" != 0 ] && link="a relay adding ${delay_ms} ms each way, 1 MiB in flight per connection"
+[ "$delay_ms" != 0 ] && link="a relay adding ${delay_ms} ms each way, 256 KiB in flight per connection"
 echo "file:  ${size_mib} MiB from $server over $link (tmpfs to tmpfs), best of $runs"
 echo "curl:  ${curl_rate} MiB/s (${curl_s} s)"
 echo "ftps:  ${ftps_rate} MiB/s (${ftps_s} s)"
+if [ -n "$before_bin" ]; then
+    before_s=$(best "${before_times[@]}")
+    echo "ftps (before):  $(rate "$bytes" "$before_s") MiB/s (${before_s} s)"
+fi
 if [ "$delay_ms" != 0 ]; then
     seg_s=$(best "${seg_times[@]}")
     echo "ftps --segments 4:  $(rate "$bytes" "$seg_s") MiB/s (${seg_s} s)"
