@@ -28,8 +28,9 @@ pub(crate) type DataHandshake =
     Pin<Box<dyn Future<Output = io::Result<TlsStream<DataSocket>>> + Send>>;
 
 /// A data connection's TCP stream with a read buffer under TLS. rustls asks its transport
-/// for 4 KiB at a time; without the buffer a 1 GiB download takes a quarter of a million
-/// `read` calls, with it one per socket buffer's worth.
+/// for at most about one TLS record (16 KiB) at a time; with the buffer one `recvfrom`
+/// takes whatever the socket holds, up to 256 KiB (a 256 MiB download: 1,046 calls
+/// instead of 16,422).
 pub(crate) type DataSocket = tokio::io::BufReader<TcpStream>;
 
 /// Size of a data connection's read buffer.
