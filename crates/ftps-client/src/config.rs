@@ -114,6 +114,14 @@ pub struct Config {
     /// The local address to listen on for active mode (default: the control connection's
     /// local address).
     pub active_address: Option<std::net::IpAddr>,
+    /// A bandwidth limit for file data, shared by every session made with this configuration
+    /// (and its clones): the segments of a segmented download and the parallel transfers of a
+    /// mirror stay under it together. It applies to [`Transfer::read_timed`] and
+    /// [`Transfer::write_timed`], and so to every download and upload helper.
+    ///
+    /// [`Transfer::read_timed`]: crate::Transfer::read_timed
+    /// [`Transfer::write_timed`]: crate::Transfer::write_timed
+    pub rate_limit: Option<crate::rate::RateLimit>,
 }
 
 impl Default for Config {
@@ -129,6 +137,7 @@ impl Default for Config {
             io_timeout: Duration::from_secs(60),
             reuse_tls_session: true,
             active_address: None,
+            rate_limit: None,
         }
     }
 }

@@ -25,7 +25,20 @@ use crate::session::FtpsClient;
 /// The TLS handshake of a data connection, under way once the transfer command is sent: the
 /// client connects (passive) or accepts the server's connection (active), then handshakes.
 pub(crate) type DataHandshake =
-    Pin<Box<dyn Future<Output = io::Result<TlsStream<TcpStream>>> + Send>>;
+    Pin<Box<dyn Future<Output = io::Result<TlsStream<DataSocket>>> + Send>>;
+
+/// A data connection's TCP stream with a read buffer under TLS. rustls asks its transport
+/// for at most about one TLS record (16 KiB) at a time; with the buffer one `recvfrom`
+/// takes whatever the socket holds, up to 256 KiB (a 256 MiB download: 1,046 calls
+/// instead of 16,422).
+pub(crate) type DataSocket = tokio::io::BufReader<TcpStream>;
+
+/// Size of a data connection's read buffer.
+const DATA_READ_BUFFER: usize = 256 * 1024;
+
+fn buffered(tcp: TcpStream) -> DataSocket {
+    tokio::io::BufReader::with_capacity(DATA_READ_BUFFER, tcp)
+}
 
 impl FtpsClient {
     /// Opens a data connection for `command` (sent here, between `REST` and the connection's
@@ -65,7 +78,9 @@ impl FtpsClient {
                 let _ = tcp.set_nodelay(true);
                 self.rest(offset).await?;
                 self.ctl.send(command).await?;
-                Ok(Box::pin(async move { connector.connect(name, tcp).await }))
+                Ok(Box::pin(async move {
+                    connector.connect(name, buffered(tcp)).await
+                }))
             }
             DataMode::Active => {
                 let ip = self.config.active_address.unwrap_or(self.local.ip());
@@ -89,7 +104,7 @@ impl FtpsClient {
                             continue;
                         }
                         let _ = tcp.set_nodelay(true);
-                        return connector.connect(name, tcp).await;
+                        return connector.connect(name, buffered(tcp)).await;
                     }
                 }))
             }
@@ -100,12 +115,12 @@ impl FtpsClient {
     /// returns.
     pub(crate) fn record_data_connection(
         &mut self,
-        tls: &TlsStream<TcpStream>,
+        tls: &TlsStream<DataSocket>,
         command: &Command,
         upload: bool,
     ) -> bool {
         if !upload {
-            quick_ack(tls.get_ref().0);
+            quick_ack(tls.get_ref().0.get_ref());
         }
         let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         self.data_connections += 1;

@@ -13,7 +13,11 @@
 //!   close_notify and check the final 226; `REST` resume;
 //! - `MLSD` listings with `LIST` fallback (Unix and DOS formats);
 //! - typed errors carrying the reply code and text, sorted by [`Error::kind`]; timeouts; a
-//!   [`Pool`] of sessions and [`mirror`]ing of directory trees in parallel;
+//!   [`Pool`] of sessions and [`mirror`]ing of directory trees in parallel, with
+//!   include/exclude rules and checksums;
+//! - wildcard paths matched on the client ([`glob`]); [`segmented`] downloads over several
+//!   sessions; a shared bandwidth limit ([`RateLimit`]); retries with backoff that resume
+//!   ([`RetryPolicy`]);
 //! - every command formatted and every reply read by `ftps-proto`.
 //!
 //! ```no_run
@@ -40,10 +44,14 @@ mod control;
 mod data;
 pub mod error;
 mod features;
+pub mod glob;
 mod listing;
 pub mod mirror;
 mod path;
 pub mod pool;
+pub mod rate;
+pub mod retry;
+pub mod segmented;
 mod session;
 pub mod tls;
 mod transfer;
@@ -55,3 +63,5 @@ pub use ftps_proto::listing::FileKind;
 pub use ftps_proto::listing_parse::{ListEntry, TimePrecision};
 pub use ftps_proto::{Reply, ReplyCode};
 pub use pool::{Endpoint, Pool, PooledClient};
+pub use rate::RateLimit;
+pub use retry::RetryPolicy;

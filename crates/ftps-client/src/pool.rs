@@ -104,6 +104,18 @@ impl Pool {
         })
     }
 
+    /// Hands the pool a session made elsewhere (with the same connector and endpoint), to be
+    /// lent like the ones it makes. It counts against `size` only while lent.
+    pub fn add_idle(&self, client: FtpsClient) {
+        if !client.is_poisoned() {
+            self.inner
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(client);
+        }
+    }
+
     /// Logs out every idle session.
     pub async fn close(&self) {
         let idle: Vec<FtpsClient> =

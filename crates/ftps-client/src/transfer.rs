@@ -11,10 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use ftps_proto::{Command, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::data::DataHandshake;
+use crate::data::{DataHandshake, DataSocket};
 use crate::error::{Connection, Error, Result};
 use crate::session::FtpsClient;
 use crate::tls::handshake_error;
@@ -42,7 +41,7 @@ pub struct TransferOutcome {
 /// ([`Error::Poisoned`]); use [`Transfer::abort`] to cancel.
 pub struct Transfer<'a> {
     client: &'a mut FtpsClient,
-    data: Option<TlsStream<TcpStream>>,
+    data: Option<TlsStream<DataSocket>>,
     command: Command,
     final_reply: Option<Reply>,
     missing_close_notify: bool,
@@ -76,7 +75,7 @@ impl FtpsClient {
         self.keep_resumable().await;
         let mut handshake: DataHandshake = self.start_data_connection(&command, offset).await?;
         self.poisoned = true;
-        let mut tls_result: Option<io::Result<TlsStream<TcpStream>>> = None;
+        let mut tls_result: Option<io::Result<TlsStream<DataSocket>>> = None;
         let io_limit = self.config.io_timeout;
         // The server may answer before or after the handshake ends; wait for both.
         let first = loop {
@@ -303,8 +302,21 @@ impl Transfer<'_> {
     /// Reads with the configured I/O time limit.
     pub async fn read_timed(&mut self, buf: &mut [u8]) -> Result<usize> {
         let limit = self.client.config.io_timeout;
+        let rate = self.client.config.rate_limit.clone();
+        let buf = match &rate {
+            Some(r) => {
+                let chunk = r.chunk().min(buf.len());
+                &mut buf[..chunk]
+            }
+            None => buf,
+        };
         match tokio::time::timeout(limit, self.read(buf)).await {
-            Ok(Ok(n)) => Ok(n),
+            Ok(Ok(n)) => {
+                if let Some(r) = rate {
+                    r.consume(n).await;
+                }
+                Ok(n)
+            }
             Ok(Err(e)) => Err(Error::Tls {
                 context: Connection::Data,
                 source: e,
@@ -318,6 +330,17 @@ impl Transfer<'_> {
 
     /// Writes all of `buf` with the configured I/O time limit.
     pub async fn write_timed(&mut self, buf: &[u8]) -> Result<()> {
+        let Some(rate) = self.client.config.rate_limit.clone() else {
+            return self.write_all_timed(buf).await;
+        };
+        for chunk in buf.chunks(rate.chunk()) {
+            self.write_all_timed(chunk).await?;
+            rate.consume(chunk.len()).await;
+        }
+        Ok(())
+    }
+
+    async fn write_all_timed(&mut self, buf: &[u8]) -> Result<()> {
         let limit = self.client.config.io_timeout;
         match tokio::time::timeout(limit, self.write_all(buf)).await {
             Ok(Ok(())) => Ok(()),

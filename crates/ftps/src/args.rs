@@ -68,28 +68,76 @@ pub struct Opts {
     /// Show the FTP conversation (-vv for TLS details).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    #[command(flatten)]
+    pub transfer: TransferOpts,
+}
+
+/// Bandwidth and retry options of the transfer commands (get, put, cat, mirror).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TransferOpts {
+    /// Limit file data to this many bytes per second, all connections together: a number
+    /// with an optional binary suffix K, M or G (512K, 10M, 1.5M).
+    #[arg(long, global = true, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Retry a transfer this many times after a lost connection, a timeout or a 4xx reply
+    /// (never after a 5xx), waiting 1 s, 2 s, 4 s... (at most 30 s, with jitter) and
+    /// continuing where it stopped.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    ftps_client::rate::parse_size(text).map_err(|e| e.to_string())
+}
+
+/// Selection and comparison options of `mirror`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MirrorRuleOpts {
+    /// Take entries matching this glob (repeatable; gitignore-like, the last matching
+    /// --include/--exclude wins; an --include first means only what is included).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out entries matching this glob (repeatable; PATTERN/ matches directories only,
+    /// which are then not descended into; a pattern with / is anchored at the root).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Compare files of equal size by SHA-256 where the server offers HASH, else by size and
+    /// modification time (the summary says which).
+    #[arg(long)]
+    pub checksum: bool,
+    /// Only source files modified at or after this: a date (2024-05-01, 2024-05-01T12:00:00Z),
+    /// an age (90m, 36h, 7d) or a local file whose modification time is used.
+    #[arg(long, value_name = "WHEN")]
+    pub newer_than: Option<String>,
 }
 
 /// The subcommands and their own arguments.
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// List a directory.
+    /// List a directory, or the entries matching a wildcard pattern.
     Ls {
-        /// ftps://host/dir
+        /// ftps://host/dir, or ftps://host/dir/PATTERN with *, ? or [...] in the last part
+        /// (quote it so the shell leaves it alone).
         url: String,
         /// Long format: type, size, modification time, name.
         #[arg(long, short)]
         long: bool,
     },
-    /// Download a file.
+    /// Download a file, or every file matching a wildcard pattern.
     Get {
-        /// ftps://host/path/file
+        /// ftps://host/path/file, or ftps://host/path/PATTERN with *, ? or [...] in the last
+        /// part (quote it so the shell leaves it alone).
         url: String,
-        /// Local file or directory (default: the remote file's name).
+        /// Local file or directory (default: the remote file's name; a directory for a pattern).
         local: Option<PathBuf>,
         /// Continue a partial download (REST).
         #[arg(long = "continue", short = 'c')]
         resume: bool,
+        /// Fetch each file over N connections at once, each a range (REST); assembled in
+        /// .NAME.ftps-part and renamed when complete. One stream where the server lacks
+        /// REST STREAM or SIZE.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        segments: u16,
     },
     /// Upload a file.
     Put {
@@ -106,9 +154,9 @@ pub enum Cmd {
         /// ftps://host/path/file
         url: String,
     },
-    /// Delete a remote file.
+    /// Delete a remote file, or every file matching a wildcard pattern.
     Rm {
-        /// ftps://host/path/file
+        /// ftps://host/path/file, or ftps://host/path/PATTERN (quoted).
         url: String,
     },
     /// Create a remote directory.
@@ -160,6 +208,8 @@ pub enum Cmd {
         /// Only show what would be done.
         #[arg(long, short = 'n')]
         dry_run: bool,
+        #[command(flatten)]
+        rules: MirrorRuleOpts,
     },
     /// Interactive shell: ls, cd, pwd, get, put, mget, mput, rm, mkdir, rmdir, mv, lcd, !cmd,
     /// with history and tab completion of remote paths (`help` lists the commands).
@@ -181,4 +231,34 @@ pub enum Cmd {
     /// Generate manual pages or shell completions.
     #[command(subcommand, hide = true)]
     Generate(crate::generate::GenerateCmd),
+}
+
+/// Where each `mirror --include` and `--exclude` value was on the command line, which
+/// decides their order as rules (clap keeps the two options' values apart).
+#[derive(Clone, Debug, Default)]
+pub struct RuleIndices {
+    pub include: Vec<usize>,
+    pub exclude: Vec<usize>,
+}
+
+static RULE_INDICES: std::sync::OnceLock<RuleIndices> = std::sync::OnceLock::new();
+
+/// Records the rule positions from the parsed command line (once, at start).
+pub fn record_rule_indices(matches: &clap::ArgMatches) {
+    let positions = |name: &str| {
+        matches
+            .subcommand_matches("mirror")
+            .and_then(|m| m.indices_of(name))
+            .map(|i| i.collect())
+            .unwrap_or_default()
+    };
+    let _ = RULE_INDICES.set(RuleIndices {
+        include: positions("include"),
+        exclude: positions("exclude"),
+    });
+}
+
+/// The rule positions recorded at start (none if nothing was recorded).
+pub fn rule_indices() -> RuleIndices {
+    RULE_INDICES.get().cloned().unwrap_or_default()
 }

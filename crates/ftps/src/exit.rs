@@ -43,6 +43,29 @@ impl std::fmt::Display for TransferFailed {
 }
 impl std::error::Error for TransferFailed {}
 
+/// A remote file the command needs is not there (exit code 6), found out by the client
+/// itself (a wildcard that matches nothing) rather than refused by the server.
+#[derive(Debug)]
+pub struct RemoteMissing(pub String);
+
+impl std::fmt::Display for RemoteMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for RemoteMissing {}
+
+/// Turns the library's "no files found" error for a wildcard into a [`RemoteMissing`] (whose
+/// message does not pretend that the server refused something); other errors pass.
+pub fn no_match_message(e: ftps_client::Error) -> anyhow::Error {
+    if ftps_client::glob::is_no_match(&e) {
+        let text = e.reply().map(|r| r.text()).unwrap_or_default();
+        anyhow::Error::new(RemoteMissing(text))
+    } else {
+        e.into()
+    }
+}
+
 /// A [`UsageError`] as an `anyhow::Error`.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
@@ -65,6 +88,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<TransferFailed>().is_some() {
             return TRANSFER;
+        }
+        if cause.downcast_ref::<RemoteMissing>().is_some() {
+            return REMOTE_FILE;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return LOCAL_FILE;
@@ -112,6 +138,10 @@ mod tests {
         let table: Vec<(anyhow::Error, u8)> = vec![
             (usage("bad URL"), USAGE),
             (transfer_failed("sizes differ"), TRANSFER),
+            (
+                no_match_message(ftps_client::glob::no_match("/a/*.x")),
+                REMOTE_FILE,
+            ),
             (anyhow::Error::new(io_error()), LOCAL_FILE),
             (anyhow::anyhow!("something else"), GENERIC),
             // Context around an error keeps its code.

@@ -15,13 +15,18 @@ mod target;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    args::record_rule_indices(&matches);
     init_logging(cli.opts.verbose);
     let out = Output::new(&cli.opts);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

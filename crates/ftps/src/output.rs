@@ -32,6 +32,10 @@ pub struct Transfer<'a> {
     pub secs: f64,
     /// Whether the data connection resumed the control connection's TLS session.
     pub tls_resumed: bool,
+    /// Connections the file came over (1: one stream).
+    pub segments: usize,
+    /// Failed attempts that were retried.
+    pub retries: u32,
 }
 
 impl Output {
@@ -174,11 +178,13 @@ impl Output {
                     "seconds": t.secs,
                     "mib_per_s": mib_per_s(t.bytes, t.secs),
                     "tls_session_resumed": t.tls_resumed,
+                    "segments": t.segments,
+                    "retries": t.retries,
                 })
             );
         } else if !self.quiet {
             eprintln!(
-                "{} {}: {} bytes in {:.2} s ({:.1} MiB/s){}",
+                "{} {}: {} bytes in {:.2} s ({:.1} MiB/s){}{}{}",
                 t.what,
                 t.remote,
                 t.bytes,
@@ -186,6 +192,16 @@ impl Output {
                 mib_per_s(t.bytes, t.secs),
                 if t.resumed_from > 0 {
                     format!(", continued from byte {}", t.resumed_from)
+                } else {
+                    String::new()
+                },
+                if t.segments > 1 {
+                    format!(", {} segments", t.segments)
+                } else {
+                    String::new()
+                },
+                if t.retries > 0 {
+                    format!(", {} retries", t.retries)
                 } else {
                     String::new()
                 }
@@ -204,6 +220,10 @@ impl Output {
                 "unchanged": r.unchanged,
                 "deleted": r.deleted,
                 "failed": r.failed.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+                "skipped": r.skipped_counts(),
+                "skipped_entries": r.skipped.iter().filter(|s| s.reason != "unchanged").collect::<Vec<_>>(),
+                "compared_by": r.compared_by,
+                "retries": r.retries,
                 "actions": if dry_run { serde_json::to_value(&r.actions).unwrap_or_default() } else { serde_json::Value::Null },
                 "seconds": secs,
             });
@@ -229,6 +249,19 @@ impl Output {
         for (p, e) in &r.failed {
             eprintln!("ftps: {p}: {e}");
         }
+        if dry_run {
+            for s in r.skipped.iter().filter(|s| s.reason != "unchanged") {
+                println!(
+                    "skip     {} ({}{})",
+                    s.path,
+                    s.reason,
+                    s.rule
+                        .as_deref()
+                        .map(|rule| format!(" by {rule}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
         if !self.quiet {
             eprintln!(
                 "{}{} files transferred ({} bytes), {} unchanged, {} deleted, {} failed in {secs:.1} s",
@@ -252,6 +285,26 @@ impl Output {
                     r.deleted
                 },
                 r.failed.len()
+            );
+            let counts = r.skipped_counts();
+            let skipped: Vec<String> = counts
+                .iter()
+                .filter(|(reason, _)| **reason != "unchanged")
+                .map(|(reason, n)| format!("{n} {reason}"))
+                .collect();
+            eprintln!(
+                "compared by {}{}{}",
+                r.compared_by,
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped: {}", skipped.join(", "))
+                },
+                if r.retries > 0 {
+                    format!("; {} retries", r.retries)
+                } else {
+                    String::new()
+                }
             );
         }
     }

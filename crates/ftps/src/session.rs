@@ -66,6 +66,7 @@ impl Session {
             },
             connect_timeout: Duration::from_secs(opts.timeout.max(1)),
             io_timeout: Duration::from_secs(opts.timeout.max(1)),
+            rate_limit: opts.transfer.limit_rate.map(ftps_client::RateLimit::new),
             ..Config::default()
         };
         let (user, password) = credentials(opts, &target)?;
@@ -100,6 +101,25 @@ impl Session {
         client.login(&self.user, &password).await?;
         Ok(client)
     }
+}
+
+impl Session {
+    /// A pool of up to `size` sessions like the ones [`Session::connect`] makes; call it
+    /// after a first `connect`, which settles the password.
+    pub fn pool(&self, size: usize) -> ftps_client::Pool {
+        let endpoint = ftps_client::Endpoint {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            user: self.user.clone(),
+            password: self.password.clone().unwrap_or_default(),
+        };
+        ftps_client::Pool::new(self.connector.clone(), endpoint, size)
+    }
+}
+
+/// The retry policy the options ask for.
+pub fn retry_policy(opts: &Opts) -> ftps_client::RetryPolicy {
+    ftps_client::RetryPolicy::with_retries(opts.transfer.retries)
 }
 
 /// The user name and, unless it is to be asked for at the terminal, the password, in the

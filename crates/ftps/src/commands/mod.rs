@@ -24,7 +24,12 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
     let opts = &cli.opts;
     match cli.command {
         Cmd::Ls { url, long } => ls::run(opts, out, &url, long).await,
-        Cmd::Get { url, local, resume } => get::run(opts, out, &url, local, resume).await,
+        Cmd::Get {
+            url,
+            local,
+            resume,
+            segments,
+        } => get::run(opts, out, &url, local, resume, segments.into()).await,
         Cmd::Put { local, url, resume } => put::run(opts, out, &local, &url, resume).await,
         Cmd::Cat { url } => cat::run(opts, &url).await,
         Cmd::Rm { url } => rm::run(opts, out, &url).await,
@@ -39,7 +44,20 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
             parallel,
             delete,
             dry_run,
-        } => mirror::run(opts, out, source, destination, parallel, delete, dry_run).await,
+            rules,
+        } => {
+            mirror::run(
+                opts,
+                out,
+                source,
+                destination,
+                parallel,
+                delete,
+                dry_run,
+                &rules,
+            )
+            .await
+        }
         Cmd::Shell { url } => shell::run(opts, out, &url).await,
         Cmd::Batch {
             url,

@@ -3,12 +3,15 @@
 use std::path::Path;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use ftps_client::segmented;
 
 use crate::args::Opts;
 use crate::exit::{transfer_failed, usage};
 use crate::output::{Output, Transfer};
-use crate::session::Session;
+use crate::session::{retry_policy, Session};
 
 /// A URL ending in `/` (or naming no path) keeps the local file's name.
 pub async fn run(
@@ -30,19 +33,24 @@ pub async fn run(
     let len = std::fs::metadata(local)
         .with_context(|| format!("reading {}", local.display()))?
         .len();
-    let mut c = s.connect().await?;
-    let offset = if resume {
-        c.size(&remote).await.unwrap_or(0)
-    } else {
-        0
-    };
+    let c = s.connect().await?;
+    let pool = s.pool(1);
+    pool.add_idle(c);
     let bar = out.bytes_bar(Some(len), &name);
-    bar.set_position(offset);
     let started = Instant::now();
-    let outcome = c
-        .upload_file(local, &remote, resume, &mut |n| bar.inc(n))
-        .await?;
+    let b2 = bar.clone();
+    let outcome = segmented::upload(
+        &pool,
+        local,
+        &remote,
+        resume,
+        &retry_policy(opts),
+        Arc::new(move |n| b2.inc(n)),
+    )
+    .await?;
     bar.finish_and_clear();
+    let offset = outcome.resumed_from;
+    let mut c = pool.get().await?;
     let secs = started.elapsed().as_secs_f64();
     // A server that does not answer SIZE cannot be checked this way.
     if let Ok(sz) = c.size(&remote).await {
@@ -60,8 +68,11 @@ pub async fn run(
         bytes: outcome.bytes,
         resumed_from: offset,
         secs,
-        tls_resumed: outcome.resumed,
+        tls_resumed: outcome.tls_resumed,
+        segments: 1,
+        retries: outcome.retries,
     });
-    c.quit().await?;
+    drop(c);
+    pool.close().await;
     Ok(())
 }

@@ -512,6 +512,10 @@ impl Executor {
             resumed_from: existing,
             secs,
             tls_resumed: outcome.resumed,
+            // One stream on the shell's own session; no retries but the reconnect
+            // before each command.
+            segments: 1,
+            retries: 0,
         });
         Ok(())
     }
@@ -558,6 +562,10 @@ impl Executor {
             resumed_from: offset,
             secs,
             tls_resumed: outcome.resumed,
+            // One stream on the shell's own session; no retries but the reconnect
+            // before each command.
+            segments: 1,
+            retries: 0,
         });
         Ok(())
     }
