@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use ftps_client::{ErrorKind, FileKind, FtpsClient, ListEntry};
 use serde_json::json;
 
-use super::glob::{expand_local, is_glob, local_name, remote_name, RemoteGlob};
+use super::glob::{expand_local, is_glob, local_name, remote_name, select, split};
 use super::parse::{help_of, Line, COMMANDS};
 use crate::args::Opts;
 use crate::exit::{exit_code, transfer_failed, usage};
@@ -206,10 +206,9 @@ impl Executor {
         if !is_glob(word) {
             return Ok(vec![word.to_string()]);
         }
-        let glob = RemoteGlob::new(word)?;
+        let glob = split(word)?;
         let listing = self.list(&glob.dir).await?;
-        let found: Vec<String> = glob
-            .select(listing)
+        let found: Vec<String> = select(&glob, listing)
             .into_iter()
             .filter(|(_, e)| matches!(e.kind, FileKind::File | FileKind::Symlink))
             .map(|(path, _)| path)
@@ -394,10 +393,10 @@ impl Executor {
     async fn ls(&mut self, path: Option<&str>, long: bool) -> Result<()> {
         let entries = match path {
             Some(p) if is_glob(p) => {
-                let glob = RemoteGlob::new(p)?;
+                let glob = split(p)?;
                 let listing = self.list(&glob.dir).await?;
                 let found: Vec<ListEntry> =
-                    glob.select(listing).into_iter().map(|(_, e)| e).collect();
+                    select(&glob, listing).into_iter().map(|(_, e)| e).collect();
                 if found.is_empty() {
                     // Nothing matched: the server's answer to the name as written.
                     self.list(p).await?

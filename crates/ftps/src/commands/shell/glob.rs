@@ -1,107 +1,50 @@
-//! Wildcards in `ls`, `rm`, `mget` (remote) and `mput` (local): `*`, `?`, `[abc]`, `{a,b}`
-//! in the last component of a path, matched here against a listing of its directory.
+//! Wildcards in `ls`, `rm`, `mget` (remote) and `mput` (local), with the syntax of
+//! `ftps_client::glob` (`*`, `?`, `[abc]`, and `{a,b}` once a pattern has one of those), in
+//! the last component of a path, matched against the shell's cached listing of its
+//! directory (remote) or `read_dir` (local).
 //!
-//! A literal `*`, `?` or `[` in a name is written in brackets (`'report[*].txt'`) or with a
-//! backslash inside quotes (`'report\*.txt'`). Names that start with a dot match only a
-//! pattern that starts with one, as in a Unix shell.
+//! A literal `*`, `?` or `[` in a pattern is written in brackets (`'report[*]*.txt'`) or
+//! with a backslash inside quotes (`'report\**.txt'`). Names that start with a dot match only a
+//! pattern that starts with one, as in a Unix shell. Unlike `ftps get`, a pattern that
+//! matches nothing is kept as written, as a Unix shell does.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ftps_client::client::{basename, join};
+use ftps_client::glob::{has_wildcards, RemoteGlob};
 use ftps_client::ListEntry;
-use globset::{GlobBuilder, GlobMatcher};
 
 use crate::exit::usage;
 
 /// Whether a word is a pattern rather than a plain path.
 pub fn is_glob(word: &str) -> bool {
-    word.contains(['*', '?', '[', '{'])
+    has_wildcards(word)
 }
 
-/// A compiled pattern for the names of one directory.
-#[derive(Debug)]
-pub struct NamePattern {
-    matcher: GlobMatcher,
-    dot: bool,
+/// Splits a pattern into its directory and the pattern of its last component (the
+/// library's rules: wildcards in the last component only).
+pub fn split(pattern: &str) -> Result<RemoteGlob> {
+    let glob = RemoteGlob::parse(pattern).map_err(|e| usage(e.to_string()))?;
+    if glob.pattern.is_none() {
+        return Err(usage(format!("{pattern:?} is no pattern")));
+    }
+    Ok(glob)
 }
 
-impl NamePattern {
-    /// Compiles the pattern of one path component.
-    pub fn new(pattern: &str) -> Result<NamePattern> {
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| usage(format!("bad pattern {pattern:?}: {}", e.kind())))?;
-        Ok(NamePattern {
-            matcher: glob.compile_matcher(),
-            dot: pattern.starts_with('.'),
-        })
-    }
-
-    /// Whether `name` matches (dot files only for a pattern that starts with a dot).
-    pub fn matches(&self, name: &str) -> bool {
-        (self.dot || !name.starts_with('.')) && self.matcher.is_match(name)
-    }
-}
-
-/// A remote pattern: a literal directory and a pattern for names in it.
-#[derive(Debug)]
-pub struct RemoteGlob {
-    /// The directory to list, as written (`` for the current one).
-    pub dir: String,
-    names: NamePattern,
-}
-
-impl RemoteGlob {
-    /// Splits `pattern` at its last `/`; wildcards before it are refused.
-    pub fn new(pattern: &str) -> Result<RemoteGlob> {
-        let (dir, name) = match pattern.rfind('/') {
-            Some(i) => (parent_keep_root(pattern, i), &pattern[i + 1..]),
-            None => (String::new(), pattern),
-        };
-        if is_glob(&dir) {
-            return Err(usage(format!(
-                "{pattern:?}: wildcards are allowed only in the last part of a path"
-            )));
-        }
-        if name.is_empty() {
-            return Err(usage(format!("{pattern:?} names no file")));
-        }
-        Ok(RemoteGlob {
-            dir,
-            names: NamePattern::new(name)?,
-        })
-    }
-
-    /// The entries of the directory's listing that match, sorted by name, as paths to use
-    /// in commands (relative to the current directory when the pattern was).
-    pub fn select(&self, entries: Vec<ListEntry>) -> Vec<(String, ListEntry)> {
-        let mut found: Vec<(String, ListEntry)> = entries
-            .into_iter()
-            .filter(|e| !e.is_self_or_parent() && self.names.matches(&e.name))
-            .map(|e| (join(&self.dir, &e.name), e))
-            .collect();
-        found.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        found
-    }
-}
-
-/// The directory part of `pattern` whose last `/` is at `slash`: `/` for `/x*`.
-fn parent_keep_root(pattern: &str, slash: usize) -> String {
-    if slash == 0 {
-        "/".to_string()
-    } else {
-        let dir = &pattern[..slash];
-        // `a//b*` is `a/b*`.
-        let trimmed = dir.trim_end_matches('/');
-        if trimmed.is_empty() {
-            "/".to_string()
-        } else {
-            trimmed.to_string()
-        }
-    }
+/// The entries of a listing of `glob.dir` that match, sorted by name, as paths to use in
+/// commands (relative to the current directory when the pattern was).
+pub fn select(glob: &RemoteGlob, entries: Vec<ListEntry>) -> Vec<(String, ListEntry)> {
+    let Some(names) = &glob.pattern else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, ListEntry)> = entries
+        .into_iter()
+        .filter(|e| !e.is_self_or_parent() && names.is_match(&e.name))
+        .map(|e| (join(&glob.dir, &e.name), e))
+        .collect();
+    found.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    found
 }
 
 /// The local files a word names: the regular files (or links to them) a pattern matches,
@@ -111,16 +54,11 @@ pub fn expand_local(pattern: &str) -> Result<Vec<PathBuf>> {
     if !is_glob(pattern) {
         return Ok(vec![PathBuf::from(pattern)]);
     }
-    let (dir, name) = match pattern.rfind('/') {
-        Some(i) => (parent_keep_root(pattern, i), &pattern[i + 1..]),
-        None => (String::new(), pattern),
+    let glob = split(pattern)?;
+    let dir = glob.dir.clone();
+    let Some(names) = &glob.pattern else {
+        return Ok(vec![PathBuf::from(pattern)]);
     };
-    if is_glob(&dir) {
-        return Err(usage(format!(
-            "{pattern:?}: wildcards are allowed only in the last part of a path"
-        )));
-    }
-    let names = NamePattern::new(name)?;
     let read_from = if dir.is_empty() {
         Path::new(".")
     } else {
@@ -133,7 +71,7 @@ pub fn expand_local(pattern: &str) -> Result<Vec<PathBuf>> {
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if !names.matches(&file_name) {
+        if !names.is_match(&file_name) {
             continue;
         }
         let path = if dir.is_empty() {
@@ -175,7 +113,7 @@ mod tests {
     use super::*;
 
     fn names(pattern: &str, all: &[&str]) -> Vec<String> {
-        let g = RemoteGlob::new(pattern).unwrap();
+        let g = split(pattern).unwrap();
         let entries = all
             .iter()
             .map(|n| {
@@ -184,7 +122,7 @@ mod tests {
                 e
             })
             .collect();
-        g.select(entries).into_iter().map(|(p, _)| p).collect()
+        select(&g, entries).into_iter().map(|(p, _)| p).collect()
     }
 
     #[test]
@@ -195,12 +133,14 @@ mod tests {
         assert_eq!(names("dir/?.csv", &all), ["dir/a.csv", "dir/b.csv"]);
         assert_eq!(names("/*.txt", &all), ["/c.txt"]);
         assert_eq!(names("x[*]y.csv", &all), ["x*y.csv"]);
-        assert_eq!(names(r"x\*y.csv", &all), ["x*y.csv"]);
+        // An escaped wildcard alone makes no pattern.
+        assert!(!is_glob(r"x\*y.csv"));
+        assert_eq!(names(r"x\*y*.csv", &all), ["x*y.csv"]);
         assert_eq!(names("{a,c}.*", &all), ["a.csv", "c.txt"]);
         assert!(names("*.bin", &all).is_empty());
-        assert!(RemoteGlob::new("*/a.csv").is_err());
-        assert!(RemoteGlob::new("dir/").is_err());
-        assert!(RemoteGlob::new("[").is_err());
+        assert!(split("*/a.csv").is_err());
+        assert!(split("dir/").is_err());
+        assert!(split("[").is_err());
     }
 
     #[test]
