@@ -71,6 +71,52 @@ pub struct Server {
     children: Vec<Child>,
 }
 
+impl Server {
+    /// Kills (SIGKILL) every process the server started for its sessions: vsftpd, ProFTPD
+    /// and Pure-FTPd fork one (or two) per connection, so this breaks every open session as
+    /// a crash or a network failure would, while the server goes on accepting. Returns how
+    /// many processes were killed (none for ftpsd, which has no such processes).
+    pub fn kill_sessions(&self) -> usize {
+        let parents: Vec<u32> = self.children.iter().map(Child::id).collect();
+        let mut victims: Vec<u32> = Vec::new();
+        let mut frontier = parents;
+        // Children, then their children (vsftpd's privilege-separated pairs).
+        while !frontier.is_empty() {
+            let next: Vec<u32> = processes()
+                .into_iter()
+                .filter(|(_, ppid)| frontier.contains(ppid))
+                .map(|(pid, _)| pid)
+                .collect();
+            victims.extend(&next);
+            frontier = next;
+        }
+        for pid in &victims {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        victims.len()
+    }
+}
+
+/// Every process's id and parent id, from `/proc`.
+fn processes() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // The command name is in parentheses and may hold spaces: fields after it.
+            let after = &stat[stat.rfind(')')? + 2..];
+            let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         for c in &mut self.children {

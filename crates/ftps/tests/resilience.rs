@@ -1,7 +1,8 @@
 //! Segmented downloads (`get --segments`), the bandwidth limit (`--limit-rate`) and retries
 //! (`--retries`) with the `ftps` binary: segments against vsftpd, ProFTPD, Pure-FTPd and
 //! ftpsd; retries against an ftpsd that is killed in the middle of a transfer and started
-//! again on the same port.
+//! again on the same port, and against vsftpd, ProFTPD and Pure-FTPd whose session
+//! processes are killed in the middle of a download and of an upload.
 
 mod support;
 
@@ -362,4 +363,99 @@ fn permanent_errors_are_not_retried() {
     .unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(!stderr(&out).contains("retry"), "{}", stderr(&out));
+}
+
+/// A download and an upload, each broken in the middle by killing the server's session
+/// processes: both retry, continue where they stopped (`REST`; for the upload after `SIZE`
+/// of what the server kept), and end with identical files.
+fn retries_after_lost_sessions(kind: Kind) {
+    let server = start(kind);
+    let name = kind.name();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let data = content(12, 8 * MIB);
+    std::fs::write(server.root.join("big.bin"), &data).unwrap();
+    give_to_test_user(&server);
+    let ended = |what: &str, progress: &dyn Fn() -> u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while progress() < 2 * MIB as u64 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: {what} never got going"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            server.kill_sessions() > 0,
+            "{name}: no session process to kill"
+        );
+    };
+
+    let local = w.join("big.bin");
+    let pin = support::fingerprint(&server);
+    let child = spawn(
+        &[
+            "get",
+            "--limit-rate",
+            "2M",
+            "--retries",
+            "5",
+            "--json",
+            &url(&server, "big.bin"),
+            "big.bin",
+        ],
+        w,
+        &pin,
+        &server.password,
+    );
+    ended("the download", &|| len(&local));
+    let report = json(&child.wait_with_output().unwrap());
+    assert!(report["retries"].as_u64().unwrap() >= 1, "{name}: {report}");
+    assert_eq!(sha256_file(&local), sha256(&data), "{name}");
+    // Continued: at most what was in flight came twice.
+    assert!(
+        report["bytes"].as_u64().unwrap() < (data.len() + MIB) as u64,
+        "{name}: {report}"
+    );
+
+    std::fs::write(w.join("up.bin"), &data).unwrap();
+    let remote = server.root.join("up.bin");
+    let child = spawn(
+        &[
+            "put",
+            "--limit-rate",
+            "2M",
+            "--retries",
+            "5",
+            "--json",
+            "up.bin",
+            &url(&server, ""),
+        ],
+        w,
+        &pin,
+        &server.password,
+    );
+    ended("the upload", &|| len(&remote));
+    let report = json(&child.wait_with_output().unwrap());
+    assert!(report["retries"].as_u64().unwrap() >= 1, "{name}: {report}");
+    assert_eq!(sha256_file(&remote), sha256(&data), "{name}");
+    assert!(
+        report["bytes"].as_u64().unwrap() < (data.len() + MIB) as u64,
+        "{name}: the retry sent the file again instead of continuing: {report}"
+    );
+}
+
+#[test]
+fn retries_after_lost_sessions_vsftpd() {
+    retries_after_lost_sessions(Kind::Vsftpd);
+}
+
+#[test]
+fn retries_after_lost_sessions_proftpd() {
+    retries_after_lost_sessions(Kind::Proftpd);
+}
+
+#[test]
+fn retries_after_lost_sessions_pure_ftpd() {
+    retries_after_lost_sessions(Kind::PureFtpd);
 }
