@@ -569,10 +569,10 @@ fn client_rows(plan: &Plan) -> Vec<(Row, String)> {
     } else {
         format!("{} MiB", plan.client_big >> 20)
     };
-    let files = plan.client_files;
     let mut rows = Vec::new();
     for client in [RealClient::Curl, RealClient::Lftp] {
         let name = client.name();
+        let files = crate::scenarios::small_files_for(client, plan);
         for (work, rate, cpu) in [
             (
                 ClientWork::Download,

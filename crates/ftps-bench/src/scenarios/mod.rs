@@ -22,6 +22,7 @@ use crate::servers::{self, Kind, RefUser, Running};
 use crate::{procfs, tickets};
 use ceiling::raw_ceiling;
 use clients::real_clients;
+pub use clients::small_files_for;
 use logins::logins;
 use scale::scale;
 use sessions::idle_sessions;
