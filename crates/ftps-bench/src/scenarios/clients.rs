@@ -182,20 +182,14 @@ async fn run_one(
         }
         ClientWork::SmallUp => {
             let n = count_files(&server.root.join(&remote_small), SMALL_SIZE as u64);
-            if n != plan.client_files {
-                bail!(
-                    "{name} uploaded {n} complete files of {}",
-                    plan.client_files
-                );
+            if n != count {
+                bail!("{name} uploaded {n} complete files of {count}");
             }
         }
         ClientWork::SmallDown => {
             let n = count_files(&down_dir, SMALL_SIZE as u64);
-            if n != plan.client_files {
-                bail!(
-                    "{name} downloaded {n} complete files of {}",
-                    plan.client_files
-                );
+            if n != count {
+                bail!("{name} downloaded {n} complete files of {count}");
             }
         }
     }
