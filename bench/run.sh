@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The FTPS benchmark in one command: ftpsd, vsftpd and Pure-FTPd side by side on loopback,
-# plus a raw-TLS ceiling; prints one markdown table (see docs/performance.md).
+# plus a raw-TLS ceiling; prints the markdown tables of docs/performance.md: the main one
+# (transfers, small files with server CPU per operation, logins, idle sessions), real clients
+# (curl and lftp as subprocesses) and scale under load (10,000 sessions, 500 busy).
 #
-#   bash bench/run.sh                  # full run (release build; several minutes)
-#   bash bench/run.sh --quick          # smoke run: tiny sizes, debug build, no timing checks
+#   bash bench/run.sh                  # full run, every table (release build; 15-25 minutes)
+#   bash bench/run.sh --quick          # smoke run: every workload with tiny sizes, debug build,
+#                                      # about two minutes; fails only if a workload fails
 #   bash bench/run.sh --out table.md   # other flags go to ftps-bench (--help lists them)
 #   bash bench/run.sh s3               # ftpsd on Garage beside direct S3 clients (docs/storage.md)
 #

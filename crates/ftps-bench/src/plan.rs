@@ -141,12 +141,32 @@ pub struct RunArgs {
     #[arg(long, default_value = "/dev/shm")]
     pub work_dir: PathBuf,
     /// Run only these workloads (comma-separated: download, upload, parallel, small,
-    /// logins, sessions, raw, tickets), e.g. to profile one of them.
+    /// logins, sessions, clients, scale, raw, tickets), e.g. to profile one of them.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Single-stream transfers are repeated this often, keeping the best (default 3).
     #[arg(long)]
     pub repeats: Option<usize>,
+    /// Sessions opened for the scale workload (on ftpsd and Pure-FTPd; vsftpd would fork
+    /// two processes per session).
+    #[arg(long)]
+    pub scale_sessions: Option<usize>,
+    /// Of those, how many download without pause.
+    #[arg(long)]
+    pub scale_busy: Option<usize>,
+    /// How long the scale workload's transfers go on, seconds.
+    #[arg(long)]
+    pub scale_seconds: Option<u64>,
+    /// Stop opening scale sessions when the server's memory (PSS) passes this many MiB:
+    /// what "the largest count it holds on this machine" means for a forking server.
+    #[arg(long, default_value_t = 12_288)]
+    pub scale_max_server_mib: u64,
+    /// Size of the real clients' single download and upload, MiB.
+    #[arg(long)]
+    pub client_mib: Option<u64>,
+    /// Small files the real clients upload and download.
+    #[arg(long)]
+    pub client_files: Option<usize>,
     /// Also write the report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -184,6 +204,20 @@ pub struct Plan {
     pub repeats: usize,
     /// Let earlier connections' TIME_WAIT sockets expire before the small-file workload.
     pub settle: bool,
+    /// Size of the real clients' single download and upload, bytes.
+    pub client_big: u64,
+    /// Small files the real clients move.
+    pub client_files: usize,
+    /// Sessions in the scale workload.
+    pub scale_sessions: usize,
+    /// Of those, the ones downloading.
+    pub scale_busy: usize,
+    /// Size of the files they download, KiB.
+    pub scale_file_kib: u64,
+    /// How long they download, seconds.
+    pub scale_seconds: u64,
+    /// Server memory (PSS, MiB) past which no more scale sessions are opened.
+    pub scale_max_server_mib: u64,
 }
 
 impl Plan {
@@ -211,6 +245,13 @@ impl Plan {
                 only: Vec::new(),
                 repeats: 1,
                 settle: false,
+                client_big: 8 * MIB,
+                client_files: 20,
+                scale_sessions: 60,
+                scale_busy: 10,
+                scale_file_kib: 256,
+                scale_seconds: 2,
+                scale_max_server_mib: a.scale_max_server_mib,
             }
         } else {
             Plan {
@@ -229,6 +270,13 @@ impl Plan {
                 only: Vec::new(),
                 repeats: 3,
                 settle: true,
+                client_big: 1024 * MIB,
+                client_files: 1000,
+                scale_sessions: 10_000,
+                scale_busy: 500,
+                scale_file_kib: 1024,
+                scale_seconds: 20,
+                scale_max_server_mib: a.scale_max_server_mib,
             }
         };
         if let Some(m) = a.size_mib {
@@ -243,6 +291,21 @@ impl Plan {
         }
         if let Some(n) = a.ref_sessions {
             p.ref_sessions = n;
+        }
+        if let Some(n) = a.scale_sessions {
+            p.scale_sessions = n;
+        }
+        if let Some(n) = a.scale_busy {
+            p.scale_busy = n;
+        }
+        if let Some(s) = a.scale_seconds {
+            p.scale_seconds = s;
+        }
+        if let Some(m) = a.client_mib {
+            p.client_big = m * MIB;
+        }
+        if let Some(n) = a.client_files {
+            p.client_files = n;
         }
         p
     }

@@ -57,6 +57,26 @@ pub enum Row {
     SmallBatched13,
     /// The same over TLS 1.2.
     Small12,
+    /// The batched order over TLS 1.2.
+    SmallBatched12,
+    /// Server CPU milliseconds per small-file operation, for each of the four runs above.
+    SmallCpu13,
+    SmallCpuBatched13,
+    SmallCpu12,
+    SmallCpuBatched12,
+    /// A real client (curl, lftp) run as it comes: a rate or the server's CPU for one of
+    /// its workloads (see `scenarios::clients`).
+    Client(RealClient, ClientWork, Measure),
+    /// Scale under load: sessions held (idle and busy), see `scenarios::scale`.
+    ScaleSessions,
+    /// Aggregate download rate of the busy sessions, MiB/s.
+    ScaleRate,
+    /// 99th-percentile latency of NOOP on idle sessions while the busy ones transfer, ms.
+    ScaleNoopP99,
+    /// The same for LIST (EPSV, data connection, listing, 226), ms.
+    ScaleListP99,
+    /// Server memory (PSS of every server process) under that load, MiB.
+    ScalePss,
     /// Logins per second of one account that has logged in before.
     LoginReturning,
     /// Logins per second of accounts logging in for the first time.
@@ -74,9 +94,60 @@ impl Row {
     fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Row::DownCpu | Row::DownFileCpu | Row::UpCpu | Row::Mem(_) | Row::Retained
+            Row::DownCpu
+                | Row::DownFileCpu
+                | Row::UpCpu
+                | Row::Mem(_)
+                | Row::Retained
+                | Row::SmallCpu13
+                | Row::SmallCpuBatched13
+                | Row::SmallCpu12
+                | Row::SmallCpuBatched12
+                | Row::Client(_, _, Measure::Cpu)
+                | Row::ScaleNoopP99
+                | Row::ScaleListP99
+                | Row::ScalePss
         )
     }
+}
+
+/// A real FTPS client run as a subprocess.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RealClient {
+    Curl,
+    Lftp,
+}
+
+impl RealClient {
+    /// The program's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RealClient::Curl => "curl",
+            RealClient::Lftp => "lftp",
+        }
+    }
+}
+
+/// What a real client does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClientWork {
+    /// One download of the big file.
+    Download,
+    /// One upload of the big file.
+    Upload,
+    /// Many small files uploaded in one client run.
+    SmallUp,
+    /// The same files downloaded in one client run.
+    SmallDown,
+}
+
+/// Which figure of a real client's workload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Measure {
+    /// MiB/s (big file) or files/s (small files), from the client's wall time.
+    Rate,
+    /// Server CPU: s per GiB (big file) or ms per file (small files).
+    Cpu,
 }
 
 /// One column of the table: a server's (or raw TLS's) figures, and the notes printed
@@ -146,6 +217,11 @@ pub fn to_cell(r: Result<f64>) -> Cell {
 fn fmt_value(row: Row, v: f64) -> String {
     match row {
         Row::DownCpu | Row::DownFileCpu | Row::UpCpu => format!("{v:.2}"),
+        Row::SmallCpu13 | Row::SmallCpuBatched13 | Row::SmallCpu12 | Row::SmallCpuBatched12 => {
+            format!("{v:.3}")
+        }
+        Row::Client(_, _, Measure::Cpu) => format!("{v:.2}"),
+        Row::ScaleNoopP99 | Row::ScaleListP99 => format!("{v:.1}"),
         Row::Mem(_) | Row::Retained => format!("{v:.1}"),
         Row::Held(_) => format!("{v:.0}"),
         _ => format!("{v:.0}"),
@@ -214,6 +290,26 @@ pub fn render(
         ),
         (Row::Small12, "same over TLS 1.2, ops/s".into()),
         (
+            Row::SmallBatched12,
+            "same in batches, TLS 1.2, ops/s".into(),
+        ),
+        (
+            Row::SmallCpu13,
+            "server CPU ms per small-file operation, TLS 1.3".into(),
+        ),
+        (
+            Row::SmallCpuBatched13,
+            "server CPU ms per small-file operation, TLS 1.3, batches".into(),
+        ),
+        (
+            Row::SmallCpu12,
+            "server CPU ms per small-file operation, TLS 1.2".into(),
+        ),
+        (
+            Row::SmallCpuBatched12,
+            "server CPU ms per small-file operation, TLS 1.2, batches".into(),
+        ),
+        (
             Row::LoginReturning,
             format!(
                 "logins/s, returning user (full TLS handshake + USER/PASS + QUIT, {} at a time)",
@@ -247,23 +343,105 @@ pub fn render(
         "server memory after all workloads, no session open, MiB (PSS)".into(),
     ));
 
+    write_table(out, plan, &rows, columns, Some(raw));
+    let client_rows = client_rows(plan);
+    if columns
+        .iter()
+        .any(|(_, c)| client_rows.iter().any(|(r, _)| c.get(*r).is_some()))
+    {
+        let _ = writeln!(
+            out,
+            "\nReal clients, run as they come (see docs/performance.md for exactly what each does):\n"
+        );
+        write_table(out, plan, &client_rows, columns, None);
+    }
+    let scale_rows = scale_rows(plan);
+    if columns
+        .iter()
+        .any(|(_, c)| scale_rows.iter().any(|(r, _)| c.get(*r).is_some()))
+    {
+        let _ = writeln!(
+            out,
+            "\nScale under load: {} logged-in TLS 1.3 sessions (or as many as the server holds), {} of \
+             them downloading {} KiB files without pause for {} s while the idle ones are probed \
+             with NOOP and LIST:\n",
+            plan.scale_sessions,
+            plan.scale_busy,
+            plan.scale_file_kib,
+            plan.scale_seconds
+        );
+        write_table(out, plan, &scale_rows, columns, None);
+    }
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| figure | {} | raw TLS (rustls both ends) | ftpsd vs best reference | target | met |",
+        "Run: `{}`{}; {:.0} s; load average before {} / after {}; {} cores; file-descriptor limit {nofile}; files on {}.",
+        std::env::args().collect::<Vec<_>>().join(" ").replace(&*exe_dir().to_string_lossy(), "…"),
+        if args.quick { " (quick smoke run: figures are meaningless)" } else { "" },
+        elapsed.as_secs_f64(),
+        load.0,
+        load.1,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        files_on.display(),
+    );
+    let _ = writeln!(out, "Ratios compare ftpsd with the best reference server in this run (highest rate, lowest CPU or memory).");
+    for s in skipped {
+        let _ = writeln!(out, "- {s}");
+    }
+    for (name, c) in columns {
+        for n in &c.notes {
+            let _ = writeln!(out, "- {name}: {n}");
+        }
+    }
+    for n in &raw.notes {
+        let _ = writeln!(out, "- raw TLS: {n}");
+    }
+    for (row, c) in &raw.cells {
+        if let Cell::Failed(e) = c {
+            let _ = writeln!(out, "- raw TLS {row:?}: {e}");
+        }
+    }
+}
+
+/// Writes one markdown table: a row per figure, a column per server (and raw TLS when
+/// given), the ratio of ftpsd to the best reference server, the target and whether it is met.
+fn write_table(
+    out: &mut String,
+    plan: &Plan,
+    rows: &[(Row, String)],
+    columns: &[(String, Column)],
+    raw: Option<&Column>,
+) {
+    let _ = writeln!(
+        out,
+        "| figure | {}{} | ftpsd vs best reference | target | met |",
         columns
             .iter()
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
-            .join(" | ")
+            .join(" | "),
+        if raw.is_some() {
+            " | raw TLS (rustls both ends)"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "|---|{}---|---|---|---|", "---|".repeat(columns.len()));
+    let _ = writeln!(
+        out,
+        "|---|{}{}---|---|---|",
+        "---|".repeat(columns.len()),
+        if raw.is_some() { "---|" } else { "" }
+    );
+    let empty = Column::default();
+    let with_raw = raw.is_some();
+    let raw = raw.unwrap_or(&empty);
     let ftpsd = columns.iter().find(|(n, _)| n == "ftpsd").map(|(_, c)| c);
     let refs: Vec<&Column> = columns
         .iter()
         .filter(|(n, _)| n != "ftpsd")
         .map(|(_, c)| c)
         .collect();
-    for (row, label) in &rows {
+    for (row, label) in rows {
         let cells: Vec<String> = columns
             .iter()
             .map(|(_, c)| fmt_cell(*row, c.get(*row)))
@@ -337,7 +515,21 @@ pub fn render(
             Row::DownCpu => ("≤ 0.6×".into(), ratio.map(|r| r <= 0.6)),
             Row::Up => ("≥ 1.3×".into(), ratio.map(|r| r >= 1.3)),
             Row::UpCpu => ("≤ 0.75×".into(), ratio.map(|r| r <= 0.75)),
-            Row::Small13 => ("≥ 2×".into(), ratio.map(|r| r >= 2.0)),
+            Row::Small13 | Row::SmallBatched13 | Row::Small12 | Row::SmallBatched12 => {
+                ("≥ 1.5×".into(), ratio.map(|r| r >= 1.5))
+            }
+            Row::SmallCpu13 | Row::SmallCpuBatched13 | Row::SmallCpu12 | Row::SmallCpuBatched12 => {
+                ("≤ 0.5×".into(), ratio.map(|r| r <= 0.5))
+            }
+            Row::Client(_, ClientWork::Download | ClientWork::Upload, Measure::Rate) => {
+                ("≥ 1.3×".into(), ratio.map(|r| r >= 1.3))
+            }
+            Row::Client(_, ClientWork::Download, Measure::Cpu) => {
+                ("≤ 0.6×".into(), ratio.map(|r| r <= 0.6))
+            }
+            Row::Client(_, ClientWork::Upload, Measure::Cpu) => {
+                ("≤ 0.75×".into(), ratio.map(|r| r <= 0.75))
+            }
             Row::LoginReturning => (
                 format!("≥ 3× and > unFTP's {UNFTP_LOGINS:.0} (issue figure)"),
                 ratio.zip(mine).map(|(r, m)| r >= 3.0 && m > UNFTP_LOGINS),
@@ -357,39 +549,84 @@ pub fn render(
             None if target.is_empty() => "",
             None => "n/a",
         };
+        let raw_cell = if with_raw {
+            format!(" | {raw_cell}")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {label} | {} | {raw_cell} | {ratio_text} | {target} | {met_text} |",
+            "| {label} | {}{raw_cell} | {ratio_text} | {target} | {met_text} |",
             cells.join(" | ")
         );
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Run: `{}`{}; {:.0} s; load average before {} / after {}; {} cores; file-descriptor limit {nofile}; files on {}.",
-        std::env::args().collect::<Vec<_>>().join(" ").replace(&*exe_dir().to_string_lossy(), "…"),
-        if args.quick { " (quick smoke run: figures are meaningless)" } else { "" },
-        elapsed.as_secs_f64(),
-        load.0,
-        load.1,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        files_on.display(),
-    );
-    let _ = writeln!(out, "Ratios compare ftpsd with the best reference server in this run (highest rate, lowest CPU or memory).");
-    for s in skipped {
-        let _ = writeln!(out, "- {s}");
-    }
-    for (name, c) in columns {
-        for n in &c.notes {
-            let _ = writeln!(out, "- {name}: {n}");
+}
+
+/// The rows of the real-client table.
+fn client_rows(plan: &Plan) -> Vec<(Row, String)> {
+    let big = if plan.client_big >= 1 << 30 {
+        format!("{} GiB", plan.client_big >> 30)
+    } else {
+        format!("{} MiB", plan.client_big >> 20)
+    };
+    let mut rows = Vec::new();
+    for client in [RealClient::Curl, RealClient::Lftp] {
+        let name = client.name();
+        let files = crate::scenarios::small_files_for(client, plan);
+        for (work, rate, cpu) in [
+            (
+                ClientWork::Download,
+                format!("{name}: 1 download of {big}, MiB/s"),
+                "server CPU s per GiB".to_string(),
+            ),
+            (
+                ClientWork::Upload,
+                format!("{name}: 1 upload of {big}, MiB/s"),
+                "server CPU s per GiB".into(),
+            ),
+            (
+                ClientWork::SmallUp,
+                format!("{name}: {files} files of 4 KiB uploaded in one run, files/s"),
+                "server CPU ms per file".into(),
+            ),
+            (
+                ClientWork::SmallDown,
+                format!("{name}: the same {files} files downloaded in one run, files/s"),
+                "server CPU ms per file".into(),
+            ),
+        ] {
+            rows.push((Row::Client(client, work, Measure::Rate), rate));
+            rows.push((
+                Row::Client(client, work, Measure::Cpu),
+                format!("{name}: {cpu}"),
+            ));
         }
     }
-    for n in &raw.notes {
-        let _ = writeln!(out, "- raw TLS: {n}");
-    }
-    for (row, c) in &raw.cells {
-        if let Cell::Failed(e) = c {
-            let _ = writeln!(out, "- raw TLS {row:?}: {e}");
-        }
-    }
+    rows
+}
+
+/// The rows of the scale table.
+fn scale_rows(plan: &Plan) -> Vec<(Row, String)> {
+    vec![
+        (
+            Row::ScaleSessions,
+            format!("sessions held (of {} asked)", plan.scale_sessions),
+        ),
+        (
+            Row::ScaleRate,
+            format!(
+                "aggregate download rate of the {} busy sessions, MiB/s",
+                plan.scale_busy
+            ),
+        ),
+        (Row::ScaleNoopP99, "NOOP on idle sessions, p99 ms".into()),
+        (
+            Row::ScaleListP99,
+            "LIST on idle sessions (EPSV, data connection, 226), p99 ms".into(),
+        ),
+        (
+            Row::ScalePss,
+            "server memory under that load, MiB (PSS, all processes)".into(),
+        ),
+    ]
 }

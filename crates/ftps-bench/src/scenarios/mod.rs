@@ -2,7 +2,9 @@
 //! downloads, small files, logins and idle sessions, and the raw-TLS ceiling beside them.
 
 mod ceiling;
+mod clients;
 mod logins;
+mod scale;
 mod sessions;
 mod small;
 mod transfers;
@@ -19,7 +21,10 @@ use crate::report::{merge_best, render, to_cell, Cell, Column, Report, Row};
 use crate::servers::{self, Kind, RefUser, Running};
 use crate::{procfs, tickets};
 use ceiling::raw_ceiling;
+use clients::real_clients;
+pub use clients::small_files_for;
 use logins::logins;
+use scale::scale;
 use sessions::idle_sessions;
 use small::{settle_time_wait, small_files, SmallOrder};
 use transfers::{parallel, single};
@@ -62,7 +67,13 @@ pub async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
                 ftpsd_bin.display()
             );
         }
-        let max = plan.sessions.iter().copied().max().unwrap_or(0);
+        let max = plan
+            .sessions
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(scale_sessions(&plan));
         let server = servers::start_ftpsd(
             dir.path(),
             &certs,
@@ -73,7 +84,7 @@ pub async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
                 extra_config: String::new(),
             },
         )?;
-        let col = bench_server(server, &plan, &plan.sessions, None).await;
+        let col = bench_server(server, &plan, &plan.sessions, None, dir.path()).await;
         columns.push(("ftpsd".into(), col));
     }
     for (name, kind, rel) in [
@@ -95,7 +106,13 @@ pub async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
         };
         let started = match kind {
             Kind::Vsftpd => servers::start_vsftpd(dir.path(), &certs, &bin, user),
-            _ => servers::start_pure_ftpd(dir.path(), &certs, &bin, user, plan.ref_sessions),
+            _ => servers::start_pure_ftpd(
+                dir.path(),
+                &certs,
+                &bin,
+                user,
+                plan.ref_sessions.max(scale_sessions(&plan)),
+            ),
         };
         match started {
             Ok(server) => {
@@ -104,6 +121,7 @@ pub async fn run(args: &RunArgs, nofile: u64) -> Result<Report> {
                     &plan,
                     &[plan.ref_sessions],
                     Some((user.uid, user.gid)),
+                    dir.path(),
                 )
                 .await;
                 columns.push((kind.name().into(), col));
@@ -178,6 +196,7 @@ async fn bench_server(
     plan: &Plan,
     sessions: &[usize],
     owner: Option<(u32, u32)>,
+    scratch: &Path,
 ) -> Column {
     let mut col = Column::default();
     let base13 = client::base_config(TlsVersion::V13);
@@ -237,18 +256,45 @@ async fn bench_server(
     // 4. Small files, TLS 1.3 then 1.2.
     if plan.runs("small") {
         settle_time_wait(plan).await;
-        for (row, base, version, order) in [
-            (Row::Small13, &base13, "TLS 1.3", SmallOrder::Interleaved),
-            (Row::SmallBatched13, &base13, "TLS 1.3", SmallOrder::Batched),
-            (Row::Small12, &base12, "TLS 1.2", SmallOrder::Interleaved),
+        for (row, cpu_row, base, version, order) in [
+            (
+                Row::Small13,
+                Row::SmallCpu13,
+                &base13,
+                "TLS 1.3",
+                SmallOrder::Interleaved,
+            ),
+            (
+                Row::SmallBatched13,
+                Row::SmallCpuBatched13,
+                &base13,
+                "TLS 1.3",
+                SmallOrder::Batched,
+            ),
+            (
+                Row::Small12,
+                Row::SmallCpu12,
+                &base12,
+                "TLS 1.2",
+                SmallOrder::Interleaved,
+            ),
+            (
+                Row::SmallBatched12,
+                Row::SmallCpuBatched12,
+                &base12,
+                "TLS 1.2",
+                SmallOrder::Batched,
+            ),
         ] {
-            match small_files(&target, base, plan, order).await {
-                Ok((rate, latencies)) => {
-                    col.set(row, Cell::Value(rate));
+            match small_files(&target, base, pid, plan, order).await {
+                Ok(r) => {
+                    col.set(row, Cell::Value(r.rate));
+                    col.set(cpu_row, Cell::Value(r.cpu_ms));
                     col.notes.push(format!(
-                        "{} small files over {version}, {}, {latencies}",
+                        "{} small files over {version}, {}, {}",
                         server.kind.name(),
-                        order.name()
+                        order.name(),
+                        r.summary
                     ));
                 }
                 Err(e) => col.set(row, Cell::Failed(format!("{e:#}"))),
@@ -320,6 +366,51 @@ async fn bench_server(
             }
         }
     }
+    // 7. Real clients (curl, lftp) as subprocesses.
+    if plan.runs("clients") {
+        settle_time_wait(plan).await;
+        real_clients(
+            &server,
+            pid,
+            plan,
+            &scratch.join("real-clients"),
+            owner,
+            &mut col,
+        )
+        .await;
+    }
+    // 8. Scale under load, for ftpsd and Pure-FTPd (vsftpd forks two processes per session).
+    if plan.runs("scale") && server.kind != Kind::Vsftpd {
+        settle_time_wait(plan).await;
+        let file = "scale.bin";
+        match server.make_file(file, plan.scale_file_kib * 1024, owner) {
+            Err(e) => col.set(Row::ScaleSessions, Cell::Failed(format!("setup: {e:#}"))),
+            Ok(()) => {
+                match scale(&target, &base13, pid, plan, file, plan.login_concurrency).await {
+                    Ok(r) => {
+                        col.set(Row::ScaleSessions, Cell::Value(r.held as f64));
+                        col.set(
+                            Row::ScaleRate,
+                            if r.errors.is_empty() {
+                                Cell::Value(r.rate)
+                            } else {
+                                Cell::Partial(
+                                    r.rate,
+                                    format!("{} errors, first: {}", r.errors.len(), r.errors[0]),
+                                )
+                            },
+                        );
+                        col.set(Row::ScaleNoopP99, Cell::Value(r.noop_p99));
+                        col.set(Row::ScaleListP99, Cell::Value(r.list_p99));
+                        col.set(Row::ScalePss, Cell::Value(r.pss_mib));
+                        col.notes
+                            .push(format!("{} scale: {}", server.kind.name(), r.note));
+                    }
+                    Err(e) => col.set(Row::ScaleSessions, Cell::Failed(format!("{e:#}"))),
+                }
+            }
+        }
+    }
     for (row, cell) in &col.cells {
         if let Cell::Failed(e) | Cell::Partial(_, e) = cell {
             col.notes
@@ -368,6 +459,15 @@ where
         });
     }
     best.ok_or_else(|| anyhow::anyhow!("no measurement"))
+}
+
+/// The most sessions the scale workload opens (0 when it does not run).
+fn scale_sessions(plan: &Plan) -> usize {
+    if plan.runs("scale") {
+        plan.scale_sessions.max(plan.scale_busy + 16) + 16
+    } else {
+        0
+    }
 }
 
 /// `n` bytes of a fixed pattern, the contents of every upload.

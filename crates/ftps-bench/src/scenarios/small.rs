@@ -59,16 +59,28 @@ impl SmallOrder {
     }
 }
 
+/// What one small-file run measured.
+pub struct SmallResult {
+    /// Operations per second.
+    pub rate: f64,
+    /// Server CPU (its whole process tree) per operation, milliseconds.
+    pub cpu_ms: f64,
+    /// Each operation's median and 90th-percentile latency, and the TLS notes.
+    pub summary: String,
+}
+
 /// `sessions` sessions each doing STOR, LIST, RETR, DELE of a small file `iters` times, in
-/// `order`. Returns operations per second and a line with each operation's median and
-/// 90th-percentile latency, so a server that is slow at one of them shows which, and how many
-/// TLS 1.3 tickets the control connections received per data connection.
+/// `order`, against the server whose process is `pid`. Returns operations per second, the
+/// server's CPU per operation, and a line with each operation's median and 90th-percentile
+/// latency, so a server that is slow at one of them shows which, and how many TLS 1.3
+/// tickets the control connections received per data connection.
 pub async fn small_files(
     target: &Target,
     base: &Arc<rustls::ClientConfig>,
+    pid: u32,
     plan: &Plan,
     order: SmallOrder,
-) -> Result<(f64, String)> {
+) -> Result<SmallResult> {
     let mut sessions = Vec::new();
     let mut tickets_before = 0;
     for _ in 0..plan.small_sessions {
@@ -78,6 +90,7 @@ pub async fn small_files(
     }
     let data_before = client::DATA_CONNECTIONS.load(Ordering::Relaxed);
     let not_resumed_before = client::NOT_RESUMED.load(Ordering::Relaxed);
+    let cpu0 = procfs::cpu_seconds(pid);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (i, mut c) in sessions.into_iter().enumerate() {
@@ -134,6 +147,7 @@ pub async fn small_files(
         done.push(c);
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = procfs::cpu_seconds(pid) - cpu0;
     let tickets = done.iter().map(Control::tickets_received).sum::<u32>() - tickets_before;
     for c in done {
         c.quit().await?;
@@ -159,5 +173,9 @@ pub async fn small_files(
             "; {tickets} TLS 1.3 tickets on the control connections for {data} data connections"
         ));
     }
-    Ok((ops as f64 / secs, summary))
+    Ok(SmallResult {
+        rate: ops as f64 / secs,
+        cpu_ms: cpu * 1000.0 / ops.max(1) as f64,
+        summary,
+    })
 }

@@ -174,6 +174,8 @@ pub(crate) enum DownloadSource {
     File(std::fs::File),
     /// Any other source.
     Reader(Box<dyn Read + Send>),
+    /// The whole rest of a small file, already read: sent without a blocking thread.
+    Memory(io::Cursor<Vec<u8>>),
 }
 
 impl Download {
@@ -193,9 +195,29 @@ impl Download {
         }
     }
 
+    /// The rest of a file, already read into memory (a small file: the transfer then needs
+    /// no blocking thread).
+    pub fn from_bytes(bytes: Vec<u8>) -> Download {
+        Download {
+            remaining: bytes.len() as u64,
+            source: DownloadSource::Memory(io::Cursor::new(bytes)),
+        }
+    }
+
     /// Bytes from the offset to the end of the file.
     pub fn remaining(&self) -> u64 {
         self.remaining
+    }
+
+    /// The bytes still to send when they are already in memory.
+    pub(crate) fn in_memory(&self) -> Option<&[u8]> {
+        match &self.source {
+            DownloadSource::Memory(bytes) => {
+                let at = (bytes.position() as usize).min(bytes.get_ref().len());
+                Some(&bytes.get_ref()[at..])
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn into_source(self) -> DownloadSource {
@@ -214,6 +236,7 @@ impl Read for DownloadSource {
         match self {
             DownloadSource::File(file) => file.read(buf),
             DownloadSource::Reader(reader) => reader.read(buf),
+            DownloadSource::Memory(bytes) => bytes.read(buf),
         }
     }
 }
@@ -223,6 +246,7 @@ impl fmt::Debug for Download {
         let kind = match self.source {
             DownloadSource::File(_) => "file",
             DownloadSource::Reader(_) => "reader",
+            DownloadSource::Memory(_) => "memory",
         };
         f.debug_struct("Download")
             .field("source", &kind)

@@ -3,9 +3,11 @@
 //! [`crate::storage::Upload::commit`]) on that thread before its `226`.
 
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pump::{Abort, AbortOnDrop, BlockingData, TransferError, TransferResult};
 use crate::bandwidth::Throttle;
@@ -43,6 +45,17 @@ impl Job {
         throttle: Option<Throttle>,
     ) -> TransferResult {
         let guard = AbortOnDrop::new(abort.clone());
+        // A small file already in memory goes out from the runtime: no blocking thread.
+        if throttle.is_none() {
+            if let Job::Send { download, ascii } = &self {
+                if let Some(bytes) = download.in_memory() {
+                    let result =
+                        send_in_memory(data, bytes, *ascii, &progress, stall, &abort).await;
+                    guard.disarm();
+                    return result;
+                }
+            }
+        }
         let mut conn =
             BlockingData::new(data, stall, abort, throttle).map_err(TransferError::Connection)?;
         // A complete upload ends once the client's end of data is read (close_notify, or FIN
@@ -79,6 +92,55 @@ impl Job {
         }
         result
     }
+}
+
+/// Sends `bytes` (converted to CRLF line ends if `ascii`) over the data connection from
+/// the runtime, then close_notify and FIN; a stopped transfer ([`Abort`]) ends at once.
+/// After a success the connection lingers like a blocking transfer's (see [`linger`]).
+async fn send_in_memory(
+    mut data: DataStream,
+    bytes: &[u8],
+    ascii: bool,
+    progress: &AtomicU64,
+    stall: Duration,
+    abort: &Abort,
+) -> TransferResult {
+    let converted;
+    let out = if ascii {
+        let mut crlf = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+        ftps_proto::ascii::ToNetwork::default().convert(bytes, &mut crlf);
+        converted = crlf;
+        &converted[..]
+    } else {
+        bytes
+    };
+    let send = async {
+        data.write_all(out).await?;
+        data.shutdown().await
+    };
+    let stall = stall.max(Duration::from_secs(1));
+    let result = tokio::select! {
+        sent = tokio::time::timeout(stall, send) => match sent {
+            Ok(Ok(())) => Ok(out.len() as u64),
+            Ok(Err(e)) => Err(TransferError::Connection(e)),
+            Err(_) => Err(TransferError::Stalled),
+        },
+        () = abort.stopped() => Err(TransferError::Connection(
+            io::ErrorKind::ConnectionAborted.into(),
+        )),
+    };
+    if let Ok(n) = result {
+        progress.store(n, Ordering::Relaxed);
+        tokio::spawn(linger_stream(data));
+    }
+    result
+}
+
+/// [`linger`] for a connection still in the runtime.
+async fn linger_stream(mut data: DataStream) {
+    let mut sink = [0u8; 512];
+    let drain = async { while let Ok(1..) = data.read(&mut sink).await {} };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Keeps a data connection open after its final reply until the client closes its side (or

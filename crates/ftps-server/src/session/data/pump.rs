@@ -357,6 +357,8 @@ pub(super) struct Abort {
     socket: Mutex<Option<TcpStream>>,
     /// Notified (under the `socket` lock) when the transfer is stopped.
     stopped: Condvar,
+    /// The same for a transfer that runs in the runtime (see [`Abort::stopped`]).
+    wake: tokio::sync::Notify,
 }
 
 impl Abort {
@@ -370,6 +372,15 @@ impl Abort {
         }
         // Under the lock: a thread about to wait has either seen the flag or is waiting.
         self.stopped.notify_all();
+        // One waiter at most; a permit is kept if it is not waiting yet.
+        self.wake.notify_one();
+    }
+
+    /// Completes once the transfer is stopped (for a transfer that runs in the runtime).
+    pub(super) async fn stopped(&self) {
+        while !self.is_set() {
+            self.wake.notified().await;
+        }
     }
 
     /// Waits `delay`, or less if the transfer is stopped meanwhile; returns false if it was.
@@ -440,5 +451,28 @@ impl Drop for AbortOnDrop {
         if let Some(abort) = self.0.take() {
             abort.trigger();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transfer_in_the_runtime_sees_its_abort() {
+        // Stopped before anyone waits: the wait ends at once.
+        let early = Abort::default();
+        early.trigger();
+        early.stopped().await;
+        // Stopped while a task waits: the task wakes.
+        let abort = Arc::new(Abort::default());
+        let waiting = tokio::spawn({
+            let abort = abort.clone();
+            async move { abort.stopped().await }
+        });
+        tokio::task::yield_now().await;
+        abort.trigger();
+        waiting.await.unwrap();
+        assert!(abort.is_set());
     }
 }

@@ -11,10 +11,15 @@ pub mod root;
 
 pub use root::{is_temp_upload_name, Entries, Root, RootCache, WeakRoot, WriteMode};
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
 use super::{Download, Entry, Listing, Storage, Upload, UploadMode, VirtualPath};
+
+/// Downloads of at most this many bytes are read into memory when the file is opened and
+/// sent from the runtime, without a blocking thread of their own: for a file of a few KiB
+/// the hand-off to that thread and back costs more than the read.
+pub const INLINE_DOWNLOAD: u64 = 64 * 1024;
 
 /// A [`Storage`] on a local directory.
 #[derive(Clone, Debug)]
@@ -40,12 +45,20 @@ impl Storage for LocalStorage {
         self.root.metadata(path).await
     }
 
+    /// A small file is read whole here, on the blocking thread that opens it, so that its
+    /// transfer needs no second trip through the blocking pool (see [`INLINE_DOWNLOAD`]).
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> io::Result<Download> {
         let path = path.clone();
         self.root
             .blocking(move |root| {
                 let (file, len) = root.open_read_blocking(&path, offset)?;
-                Ok(Download::from_file(file, len - offset))
+                let remaining = len - offset;
+                if remaining <= INLINE_DOWNLOAD {
+                    let mut bytes = Vec::with_capacity(remaining as usize);
+                    (&file).take(remaining).read_to_end(&mut bytes)?;
+                    return Ok(Download::from_bytes(bytes));
+                }
+                Ok(Download::from_file(file, remaining))
             })
             .await
     }
