@@ -216,6 +216,26 @@ impl Drop for Balancer {
 }
 
 impl Balancer {
+    /// How often HAProxy has said that `node`'s control backend went `state` (UP, DOWN).
+    fn changes(&self, node: &Node, state: &str) -> usize {
+        let needle = format!("explicit/{} is {state}", node.name);
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
+    }
+
+    /// Waits until HAProxy has taken `node` out of (`DOWN`) or back into (`UP`) the
+    /// rotation once more than `before` times.
+    fn wait_for(&self, node: &Node, state: &str, before: usize) {
+        eventually(
+            &format!("haproxy sees {} {state}", node.name),
+            Duration::from_secs(20),
+            || self.changes(node, state) > before,
+        );
+    }
+
     fn start(dir: &Path, nodes: &[&Node]) -> Balancer {
         let (control, implicit) = (free_on(BALANCER), free_on(BALANCER));
         let backends = |port: fn(&Node) -> u16| {
@@ -459,6 +479,11 @@ impl Fleet {
         format!("ftpes://{user}@{BALANCER}:{}{path}", self.balancer.control)
     }
 
+    /// `f` of each node.
+    fn per_node(&self, f: impl Fn(&Node) -> usize) -> [usize; 2] {
+        [f(&self.nodes[0]), f(&self.nodes[1])]
+    }
+
     /// Logins of `user` seen by each node so far.
     fn logins(&self, user: &str) -> [usize; 2] {
         let needle = format!("user={user}");
@@ -496,6 +521,17 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
         0,
         &["add", "alice", "--root", "alice", "--password-stdin"],
         "alice-pw-1\n",
+    );
+    // Both nodes pick the new user up at their next poll (every second here).
+    eventually(
+        "both nodes have seen alice",
+        Duration::from_secs(10),
+        || {
+            fleet
+                .nodes
+                .iter()
+                .all(|n| n.count("users changed in the database") > 0)
+        },
     );
     let list = fleet.user_command(1, &["list"], "");
     assert!(
@@ -596,8 +632,17 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
         started.elapsed()
     );
     // Removed on node2 with `ftpsd user del`: refused on both.
+    let seen = |fleet: &Fleet| fleet.per_node(|n| n.count("users changed in the database"));
+    let before = seen(&fleet);
     fleet.user_command(1, &["del", "bob"], "");
-    std::thread::sleep(Duration::from_millis(2_500));
+    eventually(
+        "both nodes have seen the removal",
+        Duration::from_secs(10),
+        || {
+            let now = seen(&fleet);
+            now[0] > before[0] && now[1] > before[1]
+        },
+    );
     for _ in 0..2 {
         let run = fleet.curl("127.0.0.1", "bob", "bob-pw-1", "/", &["--list-only"]);
         assert!(!run.status.success() && run.stderr.contains("530"), "{run}");
@@ -622,13 +667,19 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
         failed.iter().all(|&f| f > 0 && f < MAX_FAILURES as usize),
         "each node saw fewer failures than the limit: {failed:?}"
     );
-    // Both nodes now refuse the address at once (the next poll at most), with the right
-    // password too; other addresses are not affected.
-    std::thread::sleep(Duration::from_millis(2_500));
-    for _ in 0..2 {
-        let run = fleet.curl(ATTACKER, "alice", "alice-pw-1", "/", &["--list-only"]);
-        assert!(!run.status.success() && run.stderr.contains("421"), "{run}");
-    }
+    // Both nodes now refuse the address (the other node at its next poll), with the
+    // right password too: two sessions in a row, one on each node, both refused. Other
+    // addresses are not affected.
+    eventually(
+        "both nodes refuse the banned address",
+        Duration::from_secs(10),
+        || {
+            (0..2).all(|_| {
+                let run = fleet.curl(ATTACKER, "alice", "alice-pw-1", "/", &["--list-only"]);
+                !run.status.success() && run.stderr.contains("421")
+            })
+        },
+    );
     let refusal = "Too many failed logins";
     let banned_on = [fleet.nodes[0].count(refusal), fleet.nodes[1].count(refusal)];
     assert!(
@@ -684,14 +735,17 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
     let serving = serving.unwrap();
     let other = 1 - serving;
     std::thread::sleep(Duration::from_secs(1));
+    let downs = fleet.balancer.changes(&fleet.nodes[serving], "DOWN");
     fleet.nodes[serving].signal("-TERM");
     eventually(
         "the draining node reports not-ready",
         Duration::from_secs(5),
         || fleet.nodes[serving].readiness() != Some(200),
     );
-    // HAProxy's check (every 300 ms, down after 2) takes the node out.
-    std::thread::sleep(Duration::from_secs(1));
+    // HAProxy's check of /readyz (every 300 ms, down after 2) takes the node out.
+    fleet
+        .balancer
+        .wait_for(&fleet.nodes[serving], "DOWN", downs);
     let logins_before = fleet.logins("alice");
     for _ in 0..3 {
         fleet
@@ -719,9 +773,10 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
         fleet.nodes[serving].wait_exit(Duration::from_secs(30)),
         "clean exit after draining"
     );
+    let ups = fleet.balancer.changes(&fleet.nodes[serving], "UP");
     fleet.nodes[serving].start();
     // Back in the balancer once its check passes twice.
-    std::thread::sleep(Duration::from_secs(2));
+    fleet.balancer.wait_for(&fleet.nodes[serving], "UP", ups);
 
     // --- A node killed during a 200-file mirror: the client reconnects, lands on the other
     // node and completes the mirror with every file intact. Up with lftp first (its own
@@ -755,7 +810,9 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
                 fleet.nodes[1].completed("STOR"),
             ];
             let victim = usize::from(stored[1] - stored_before[1] > stored[0] - stored_before[0]);
+            let downs = fleet.balancer.changes(&fleet.nodes[victim], "DOWN");
             fleet.nodes[victim].signal("-KILL");
+            fleet.balancer.wait_for(&fleet.nodes[victim], "DOWN", downs);
             (handle.join().unwrap(), stored, victim)
         })
     };
@@ -772,8 +829,9 @@ fn a_fleet_behind_haproxy_shares_users_files_and_bans_and_survives_a_node() {
         "the surviving node took over the uploads"
     );
     fleet.nodes[victim].wait_exit(Duration::from_secs(10));
+    let ups = fleet.balancer.changes(&fleet.nodes[victim], "UP");
     fleet.nodes[victim].start();
-    std::thread::sleep(Duration::from_secs(2));
+    fleet.balancer.wait_for(&fleet.nodes[victim], "UP", ups);
 
     let down = work.join("down");
     let served_before = [
