@@ -11,7 +11,7 @@ use ftps_client::segmented::{self, DownloadOptions};
 use ftps_client::{FileKind, Pool};
 
 use crate::args::Opts;
-use crate::exit::{no_match_message, transfer_failed, usage};
+use crate::exit::{no_match_message, usage};
 use crate::output::{Output, Transfer};
 use crate::session::{retry_policy, Session};
 
@@ -132,16 +132,7 @@ async fn get_one(
     .await?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    // Compare with the size the server announced, if it did.
-    let total = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-    if let Some(sz) = size {
-        if total != sz {
-            return Err(transfer_failed(format!(
-                "{} has {total} bytes but the server said {sz}",
-                local.display()
-            )));
-        }
-    }
+    super::check_downloaded(local, size)?;
     out.transfer(&Transfer {
         what: "get",
         remote,

@@ -67,3 +67,35 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Cmd::Generate(what) => crate::generate::run(what, Cli::command()),
     }
 }
+
+/// Fails when a downloaded file does not have the size the server announced (if it did).
+pub(crate) fn check_downloaded(
+    local: &std::path::Path,
+    announced: Option<u64>,
+) -> anyhow::Result<()> {
+    let total = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
+    match announced {
+        Some(sz) if total != sz => Err(crate::exit::transfer_failed(format!(
+            "{} has {total} bytes but the server said {sz}",
+            local.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Fails when the server holds another size than the uploaded file's `len` (a server that
+/// does not answer SIZE, `None`, cannot be checked this way).
+pub(crate) fn check_uploaded(
+    server_size: Option<u64>,
+    remote: &str,
+    local: &std::path::Path,
+    len: u64,
+) -> anyhow::Result<()> {
+    match server_size {
+        Some(sz) if sz != len => Err(crate::exit::transfer_failed(format!(
+            "the server has {sz} bytes of {remote} but {} has {len}",
+            local.display()
+        ))),
+        _ => Ok(()),
+    }
+}

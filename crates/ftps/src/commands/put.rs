@@ -9,7 +9,7 @@ use anyhow::Context;
 use ftps_client::segmented;
 
 use crate::args::Opts;
-use crate::exit::{transfer_failed, usage};
+use crate::exit::usage;
 use crate::output::{Output, Transfer};
 use crate::session::{retry_policy, Session};
 
@@ -52,15 +52,7 @@ pub async fn run(
     let offset = outcome.resumed_from;
     let mut c = pool.get().await?;
     let secs = started.elapsed().as_secs_f64();
-    // A server that does not answer SIZE cannot be checked this way.
-    if let Ok(sz) = c.size(&remote).await {
-        if sz != len {
-            return Err(transfer_failed(format!(
-                "the server has {sz} bytes of {remote} but {} has {len}",
-                local.display()
-            )));
-        }
-    }
+    super::check_uploaded(c.size(&remote).await.ok(), &remote, local, len)?;
     out.transfer(&Transfer {
         what: "put",
         remote: &remote,

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::glob::{expand_local, is_glob, local_name, remote_name, select, split};
 use super::parse::{help_of, Line, COMMANDS};
 use crate::args::Opts;
-use crate::exit::{exit_code, transfer_failed, usage};
+use crate::exit::{exit_code, usage};
 use crate::output::{Output, Transfer};
 use crate::session::Session;
 
@@ -494,15 +494,7 @@ impl Executor {
             }
         };
         let secs = started.elapsed().as_secs_f64();
-        let total = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-        if let Some(sz) = size {
-            if total != sz {
-                return Err(transfer_failed(format!(
-                    "{} has {total} bytes but the server said {sz}",
-                    local.display()
-                )));
-            }
-        }
+        crate::commands::check_downloaded(local, size)?;
         out.transfer(&Transfer {
             what: "get",
             remote,
@@ -544,15 +536,7 @@ impl Executor {
         bar.finish_and_clear();
         let outcome = outcome?;
         let secs = started.elapsed().as_secs_f64();
-        // A server that does not answer SIZE cannot be checked this way.
-        if let Ok(sz) = c.size(remote).await {
-            if sz != len {
-                return Err(transfer_failed(format!(
-                    "the server has {sz} bytes of {remote} but {} has {len}",
-                    local.display()
-                )));
-            }
-        }
+        crate::commands::check_uploaded(c.size(remote).await.ok(), remote, local, len)?;
         out.transfer(&Transfer {
             what: "put",
             remote,
