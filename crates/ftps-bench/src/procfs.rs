@@ -138,3 +138,18 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// CPU seconds (user + system) of this process's children that have ended and been
+/// waited for: a client subprocess's own CPU, read before it starts and after `wait`.
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one `rusage` into memory this function owns.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) != 0 {
+            return 0.0;
+        }
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

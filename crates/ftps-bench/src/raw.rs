@@ -56,12 +56,22 @@ pub fn serve(cert: &Path, key: &Path, file: Option<&Path>) -> Result<()> {
         .context("certificate")?
         .collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(key).context("key")?;
-    let provider = Arc::new(client::provider(TlsVersion::V13));
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(client::versions(TlsVersion::V13))?
+    // Both versions, each with the one suite and group of the benchmark: the client pins
+    // the version of each measurement.
+    let mut provider = client::provider(TlsVersion::V13);
+    provider
+        .cipher_suites
+        .extend(client::provider(TlsVersion::V12).cipher_suites);
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"ftp".to_vec()];
+    // Resumption as a server offers it: stateless tickets, and one TLS 1.3 ticket per
+    // connection, so that a client that resumes every connection always holds one (ftpsd
+    // issues one per data connection too, on the control connection).
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    config.send_tls13_tickets = 1;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,6 +228,107 @@ pub async fn stream(
     let secs = start.elapsed().as_secs_f64();
     let cpu = procfs::cpu_seconds(pid) - cpu0;
     Ok((size as f64 / (1 << 20) as f64 / secs, cpu))
+}
+
+/// What the small-file workload's data connections cost with no FTP around them: `sessions`
+/// clients at once, each with its own session cache, each opening `iterations` × 3
+/// connections to the peer (upload 4 KiB, download a short listing's worth, download
+/// 4 KiB: the STOR, LIST and RETR of one small-file iteration), every one a new TCP
+/// connection that resumes the client's TLS session. Returns the peer's CPU in ms per
+/// small-file *operation* (four per iteration, DELE included, as the servers are counted):
+/// the floor under any server built on the same TLS stack that serves a file per data
+/// connection, as FTP does.
+pub async fn small_connections(
+    addr: SocketAddr,
+    pid: u32,
+    version: TlsVersion,
+    sessions: usize,
+    iterations: usize,
+    size: usize,
+) -> Result<f64> {
+    let base = client::base_config(version);
+    // One full handshake per client first, so that every measured connection resumes.
+    let mut configs = Vec::new();
+    for _ in 0..sessions {
+        let config = client::fresh(&base);
+        connection(addr, &config, b'D', 64, false).await?;
+        configs.push(config);
+    }
+    let cpu0 = procfs::cpu_seconds(pid);
+    let mut tasks = Vec::new();
+    for config in configs {
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..iterations {
+                connection(addr, &config, b'U', size, true).await?;
+                connection(addr, &config, b'D', 300, true).await?;
+                connection(addr, &config, b'D', size, true).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let cpu = procfs::cpu_seconds(pid) - cpu0;
+    Ok(cpu * 1000.0 / (sessions * iterations * 4).max(1) as f64)
+}
+
+/// One connection to the peer: `D` (download) or `U` (upload) of `size` bytes; fails
+/// unless it moved every byte, and resumed when `must_resume`.
+async fn connection(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+    request: u8,
+    size: usize,
+    must_resume: bool,
+) -> Result<()> {
+    tokio::time::timeout(
+        client::TIMEOUT,
+        one_connection(addr, config, request, size, must_resume),
+    )
+    .await
+    .map_err(|_| anyhow!("raw TLS connection: nothing within {:?}", client::TIMEOUT))?
+}
+
+async fn one_connection(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+    request: u8,
+    size: usize,
+    must_resume: bool,
+) -> Result<()> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut s = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let mut req = [0u8; 9];
+    req[0] = request;
+    req[1..].copy_from_slice(&(size as u64).to_be_bytes());
+    let mut buf = vec![0xa5u8; size.max(4096)];
+    if request == b'U' {
+        let mut msg = req.to_vec();
+        msg.extend_from_slice(&buf[..size]);
+        s.write_all(&msg).await?;
+        s.get_mut().1.send_close_notify();
+        s.flush().await?;
+        let mut ack = Vec::new();
+        s.read_to_end(&mut ack).await?;
+        if ack.first() != Some(&b'K') {
+            bail!("raw TLS upload of {size} bytes not acknowledged");
+        }
+    } else {
+        s.write_all(&req).await?;
+        s.flush().await?;
+        let got = read_to_end_counting(&mut s, &mut buf).await?;
+        if got != size as u64 {
+            bail!("raw TLS: received {got} of {size}");
+        }
+    }
+    if must_resume && s.get_ref().1.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+        bail!("raw TLS: a connection did not resume");
+    }
+    Ok(())
 }
 
 /// Reads until the peer closes, through `buf`; returns the number of bytes read.

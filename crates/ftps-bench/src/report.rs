@@ -148,6 +148,8 @@ pub enum Measure {
     Rate,
     /// Server CPU: s per GiB (big file) or ms per file (small files).
     Cpu,
+    /// The client's own CPU over its run divided by its wall time: cores it kept busy.
+    ClientCores,
 }
 
 /// One column of the table: a server's (or raw TLS's) figures, and the notes printed
@@ -220,7 +222,7 @@ fn fmt_value(row: Row, v: f64) -> String {
         Row::SmallCpu13 | Row::SmallCpuBatched13 | Row::SmallCpu12 | Row::SmallCpuBatched12 => {
             format!("{v:.3}")
         }
-        Row::Client(_, _, Measure::Cpu) => format!("{v:.2}"),
+        Row::Client(_, _, Measure::Cpu | Measure::ClientCores) => format!("{v:.2}"),
         Row::ScaleNoopP99 | Row::ScaleListP99 => format!("{v:.1}"),
         Row::Mem(_) | Row::Retained => format!("{v:.1}"),
         Row::Held(_) => format!("{v:.0}"),
@@ -464,6 +466,10 @@ fn write_table(
                         None => format!("{s} (sender)"),
                     },
                     Row::UpCpu => format!("{s} (receiver)"),
+                    Row::SmallCpu13
+                    | Row::SmallCpuBatched13
+                    | Row::SmallCpu12
+                    | Row::SmallCpuBatched12 => format!("{s} (the data connections alone)"),
                     _ => s,
                 }
             }
@@ -486,7 +492,12 @@ fn write_table(
                 .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))))
         };
         let ratio = match (mine, best) {
-            (Some(m), Some(b)) if b > 0.0 && !matches!(row, Row::Held(_)) => Some(m / b),
+            (Some(m), Some(b))
+                if b > 0.0
+                    && !matches!(row, Row::Held(_) | Row::Client(_, _, Measure::ClientCores)) =>
+            {
+                Some(m / b)
+            }
             _ => None,
         };
         let mut ratio_text = ratio
@@ -600,6 +611,12 @@ fn client_rows(plan: &Plan) -> Vec<(Row, String)> {
                 Row::Client(client, work, Measure::Cpu),
                 format!("{name}: {cpu}"),
             ));
+            if matches!(work, ClientWork::Download | ClientWork::Upload) {
+                rows.push((
+                    Row::Client(client, work, Measure::ClientCores),
+                    format!("{name}: the client's own CPU, cores busy (CPU s / wall s)"),
+                ));
+            }
         }
     }
     rows

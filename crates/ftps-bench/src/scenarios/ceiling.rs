@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::best_of;
+use crate::client::TlsVersion;
 use crate::plan::{Plan, GIB, MIB};
 use crate::raw;
 use crate::report::{Cell, Column, Row};
@@ -17,14 +18,22 @@ pub async fn raw_ceiling(plan: &Plan, certs: &servers::Certs, file: &Path) -> Re
     let exe = std::env::current_exe()?;
     let mut raw_col = Column::default();
     let file = Some(file).filter(|f| f.exists());
-    let raw_peer = if plan.runs("raw") || plan.runs("download") || plan.runs("upload") {
-        Some(raw::Peer::start(&exe, &certs.cert, &certs.key, file))
-    } else {
-        None
-    };
+    let raw_peer =
+        if plan.runs("raw") || plan.runs("download") || plan.runs("upload") || plan.runs("small") {
+            Some(raw::Peer::start(&exe, &certs.cert, &certs.key, file))
+        } else {
+            None
+        };
     if let Some(peer) = raw_peer {
         match peer {
             Ok(peer) => {
+                if plan.runs("small") {
+                    small_floor(plan, &peer, &mut raw_col).await;
+                }
+                if !(plan.runs("raw") || plan.runs("download") || plan.runs("upload")) {
+                    peer.stop();
+                    return Ok(raw_col);
+                }
                 let mut streams = vec![
                     (Row::Down, Row::DownCpu, raw::Direction::Download),
                     (Row::Up, Row::UpCpu, raw::Direction::Upload),
@@ -79,4 +88,31 @@ pub async fn raw_ceiling(plan: &Plan, certs: &servers::Certs, file: &Path) -> Re
         }
     }
     Ok(raw_col)
+}
+
+/// The small-file workload's data connections alone, with no FTP: the peer's CPU per
+/// operation over TLS 1.3 and TLS 1.2, shown in the raw-TLS column of the small-file CPU
+/// rows (the same figure for both orders: the connections do not depend on it).
+async fn small_floor(plan: &Plan, peer: &raw::Peer, raw_col: &mut Column) {
+    for (version, rows) in [
+        (TlsVersion::V13, [Row::SmallCpu13, Row::SmallCpuBatched13]),
+        (TlsVersion::V12, [Row::SmallCpu12, Row::SmallCpuBatched12]),
+    ] {
+        let cell = match raw::small_connections(
+            peer.addr(),
+            peer.pid(),
+            version,
+            plan.small_sessions,
+            plan.small_iters,
+            plan.small_size as usize,
+        )
+        .await
+        {
+            Ok(ms) => Cell::Value(ms),
+            Err(e) => Cell::Failed(format!("data connections alone: {e:#}")),
+        };
+        for row in rows {
+            raw_col.set(row, cell.clone());
+        }
+    }
 }

@@ -73,9 +73,15 @@ pub async fn real_clients(
         ] {
             let rate_row = Row::Client(client, work, Measure::Rate);
             match run_one(server, pid, plan, local, client, work).await {
-                Ok((rate, cpu)) => {
+                Ok((rate, cpu, cores)) => {
                     col.set(rate_row, Cell::Value(rate));
                     col.set(Row::Client(client, work, Measure::Cpu), Cell::Value(cpu));
+                    if matches!(work, ClientWork::Download | ClientWork::Upload) {
+                        col.set(
+                            Row::Client(client, work, Measure::ClientCores),
+                            Cell::Value(cores),
+                        );
+                    }
                 }
                 Err(e) => col.set(rate_row, Cell::Failed(format!("{e:#}"))),
             }
@@ -111,7 +117,8 @@ fn prepare(server: &Running, plan: &Plan, local: &Path, owner: Option<(u32, u32)
     Ok(())
 }
 
-/// One client workload: (MiB/s or files/s, server CPU s/GiB or ms/file).
+/// One client workload: (MiB/s or files/s, server CPU s/GiB or ms/file, the client's CPU
+/// over its wall time).
 async fn run_one(
     server: &Running,
     pid: u32,
@@ -119,7 +126,7 @@ async fn run_one(
     local: &Path,
     client: RealClient,
     work: ClientWork,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, f64)> {
     let name = client.name();
     let remote_small = format!("{name}-small");
     let down_dir = local.join(format!("{name}-down"));
@@ -149,12 +156,15 @@ async fn run_one(
     }
     let procs_before = procfs::count(pid);
     let cpu0 = procfs::cpu_seconds(pid);
+    let client_cpu0 = procfs::children_cpu_seconds();
     let t0 = Instant::now();
     let out = tokio::time::timeout(CLIENT_TIMEOUT, cmd.output())
         .await
         .with_context(|| format!("{name}: no end within {CLIENT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot run {program}"))?;
     let secs = t0.elapsed().as_secs_f64();
+    // The client has been waited for, so its CPU is in this process's children's.
+    let client_cores = (procfs::children_cpu_seconds() - client_cpu0) / secs;
     // A forking server's session process counts once its parent has reaped it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while procfs::count(pid) > procs_before && Instant::now() < deadline {
@@ -199,10 +209,13 @@ async fn run_one(
         ClientWork::Download | ClientWork::Upload => (
             plan.client_big as f64 / (1u64 << 20) as f64 / secs,
             cpu / (plan.client_big as f64 / GIB),
+            client_cores,
         ),
-        ClientWork::SmallUp | ClientWork::SmallDown => {
-            (count as f64 / secs, cpu * 1000.0 / count.max(1) as f64)
-        }
+        ClientWork::SmallUp | ClientWork::SmallDown => (
+            count as f64 / secs,
+            cpu * 1000.0 / count.max(1) as f64,
+            client_cores,
+        ),
     })
 }
 
