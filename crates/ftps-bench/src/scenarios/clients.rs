@@ -28,6 +28,10 @@ use crate::servers::{write_test_file, Running};
 /// Longest a client run may take before it counts as failed.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// Processes of a server with no session open: ftpsd is one; vsftpd and Pure-FTPd run
+/// here in the foreground as one listener whose children are the sessions' processes.
+const IDLE_PROCESSES: usize = 1;
+
 /// Size of each small file.
 const SMALL_SIZE: usize = 4096;
 
@@ -154,7 +158,10 @@ async fn run_one(
     } else {
         cmd.arg("-f").arg(&config_path);
     }
-    let procs_before = procfs::count(pid);
+    // A forking server's session process counts once its parent has reaped it: before the
+    // run, wait for the previous run's to go (else its CPU would land in this run's), and
+    // after, for this run's.
+    settle_processes(pid, IDLE_PROCESSES).await;
     let cpu0 = procfs::cpu_seconds(pid);
     let client_cpu0 = procfs::children_cpu_seconds();
     let t0 = Instant::now();
@@ -165,11 +172,7 @@ async fn run_one(
     let secs = t0.elapsed().as_secs_f64();
     // The client has been waited for, so its CPU is in this process's children's.
     let client_cores = (procfs::children_cpu_seconds() - client_cpu0) / secs;
-    // A forking server's session process counts once its parent has reaped it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while procfs::count(pid) > procs_before && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    settle_processes(pid, IDLE_PROCESSES).await;
     let cpu = procfs::cpu_seconds(pid) - cpu0;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -217,6 +220,15 @@ async fn run_one(
             client_cores,
         ),
     })
+}
+
+/// Waits (10 s at most) until the server's process tree is back to `idle` processes, so
+/// that every session process that ended has been reaped and its CPU counted in its parent.
+async fn settle_processes(pid: u32, idle: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while procfs::count(pid) > idle && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Regular files of `size` bytes directly in `dir`, searched recursively one level (lftp's
