@@ -2,11 +2,14 @@
 //! where they stopped; downloads optionally split into segments fetched over several
 //! sessions at once (`REST` to each segment's start, reading exactly its range).
 //!
-//! A segmented download is written into a temporary file next to the destination
-//! (`.NAME.ftps-part`) and renamed to the destination only when every segment is complete
-//! and the size is the one `SIZE` announced, so a failed or interrupted download never
-//! leaves a partial file under the final name. Servers that announce no `REST STREAM`, or
-//! answer no `SIZE`, get one stream.
+//! A download is written into a temporary file next to the destination (`.NAME.ftps-part`)
+//! and renamed to the destination only when it is complete (every segment, and the size the
+//! one `SIZE` announced), so a failed or interrupted download never leaves a partial file
+//! under the final name, nor destroys a copy that was there before. Two exceptions write the
+//! destination itself: `resume` (continuing a partial file is its point) and a destination
+//! that exists and is not a regular file (`/dev/null`, a FIFO, a symbolic link, which a
+//! rename would replace). Servers that announce no `REST STREAM`, or answer no `SIZE`, get
+//! one stream.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -65,7 +68,7 @@ pub struct Outcome {
     pub tls_resumed: bool,
 }
 
-/// The temporary file a segmented download of `local` is assembled in.
+/// The temporary file a download of `local` is assembled in.
 pub fn part_path(local: &Path) -> PathBuf {
     let name = local
         .file_name()
@@ -102,15 +105,18 @@ pub async fn download(
         let client = pool.get().await?;
         client.features().rest_stream
     };
+    let through_part = !opts.resume && renamable(local);
     match size {
-        Some(size) if opts.segments > 1 && segmentable && size > MIN_SEGMENT => {
+        Some(size) if opts.segments > 1 && segmentable && size > MIN_SEGMENT && through_part => {
             download_segments(pool, remote, local, size, opts, progress).await
         }
         _ => {
             if opts.segments > 1 {
                 tracing::info!(
                     "downloading {remote} in one stream: {}",
-                    if !segmentable {
+                    if !through_part {
+                        "the destination is not a regular file"
+                    } else if !segmentable {
                         "the server announces no REST STREAM"
                     } else if size.is_none() {
                         "the server does not tell its size"
@@ -119,8 +125,30 @@ pub async fn download(
                     }
                 );
             }
-            download_stream(pool, remote, local, opts, progress).await
+            if !through_part {
+                return download_stream(pool, remote, local, opts, progress).await;
+            }
+            let part = part_path(local);
+            let r = match download_stream(pool, remote, &part, opts, progress).await {
+                Ok(outcome) => finish_part(&part, local, size, opts.mtime)
+                    .await
+                    .map(|()| outcome),
+                Err(e) => Err(e),
+            };
+            if r.is_err() {
+                let _ = tokio::fs::remove_file(&part).await;
+            }
+            r
         }
+    }
+}
+
+/// Whether a download may go to a temporary file renamed over `local` at the end: when
+/// `local` does not exist or is a regular file (not a device, a FIFO or a symbolic link).
+fn renamable(local: &Path) -> bool {
+    match std::fs::symlink_metadata(local) {
+        Ok(meta) => meta.file_type().is_file(),
+        Err(_) => true,
     }
 }
 
@@ -279,7 +307,7 @@ async fn download_segments(
     }
     let finished = match failure {
         Some(e) => Err(e),
-        None => finish_part(&part, local, size, opts.mtime).await,
+        None => finish_part(&part, local, Some(size), opts.mtime).await,
     };
     if let Err(e) = finished {
         let _ = tokio::fs::remove_file(&part).await;
@@ -294,11 +322,12 @@ async fn download_segments(
     })
 }
 
-/// Checks the assembled file's size, sets its time and gives it its final name.
+/// Checks the assembled file's size against `SIZE`'s (when the server answered it), syncs
+/// it, sets its time and gives it its final name.
 async fn finish_part(
     part: &Path,
     local: &Path,
-    size: u64,
+    size: Option<u64>,
     mtime: Option<SystemTime>,
 ) -> Result<()> {
     let file = std::fs::OpenOptions::new()
@@ -309,9 +338,9 @@ async fn finish_part(
         .metadata()
         .map_err(|e| Error::io(format!("reading {}", part.display()), e))?
         .len();
-    if len != size {
+    if let Some(size) = size.filter(|&size| size != len) {
         return Err(Error::Protocol(format!(
-            "the segments of {} add up to {len} bytes, not {size}",
+            "{} came to {len} bytes, not the {size} the server announced",
             local.display()
         )));
     }

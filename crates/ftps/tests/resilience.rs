@@ -221,7 +221,9 @@ fn download_retries_resume_after_the_server_dies() {
         w,
     );
     let local = w.join("big.bin");
-    kill_when(&mut server, || len(&local), 2 * MIB as u64);
+    let part = w.join(".big.bin.ftps-part");
+    kill_when(&mut server, || len(&part), 2 * MIB as u64);
+    assert!(!local.exists(), "the final name appeared before the end");
     let out = child.wait_with_output().unwrap();
     let report = json(&out);
     assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
@@ -233,6 +235,60 @@ fn download_retries_resume_after_the_server_dies() {
     );
     let log = server.log_all();
     assert!(log.contains("REST"), "the retry did not resume with REST");
+}
+
+/// A one-stream download that fails leaves nothing under the final name and keeps the copy
+/// that was there before; a destination that is a symbolic link is written through.
+#[test]
+fn failed_download_keeps_the_previous_copy() {
+    let mut server = slow_ftpsd("2M");
+    let data = content(13, 8 * MIB);
+    server.put("big.bin", &data);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let local = w.join("big.bin");
+    let part = w.join(".big.bin.ftps-part");
+    std::fs::write(&local, b"the copy from yesterday").unwrap();
+
+    let child = run(&server, &["get", &ftpsd_url(&server, "big.bin")], w);
+    kill_when(&mut server, || len(&part), 2 * MIB as u64);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        b"the copy from yesterday",
+        "a failed download replaced the previous copy"
+    );
+    assert!(!part.exists(), "the part file was left");
+
+    // The same download completes now, replacing the old copy.
+    ok(&run(&server, &["get", &ftpsd_url(&server, "big.bin")], w)
+        .wait_with_output()
+        .unwrap());
+    assert_eq!(sha256_file(&local), sha256(&data));
+    assert!(!part.exists());
+
+    // A symbolic link is written through, not renamed over (as a device or a FIFO would be).
+    server.put("small.bin", b"through the link");
+    std::os::unix::fs::symlink("target.bin", w.join("link.bin")).unwrap();
+    ok(&run(
+        &server,
+        &["get", &ftpsd_url(&server, "small.bin"), "link.bin"],
+        w,
+    )
+    .wait_with_output()
+    .unwrap());
+    assert!(
+        std::fs::symlink_metadata(w.join("link.bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced"
+    );
+    assert_eq!(
+        std::fs::read(w.join("target.bin")).unwrap(),
+        b"through the link"
+    );
 }
 
 #[test]
@@ -408,7 +464,7 @@ fn retries_after_lost_sessions(kind: Kind) {
         &pin,
         &server.password,
     );
-    ended("the download", &|| len(&local));
+    ended("the download", &|| len(&w.join(".big.bin.ftps-part")));
     let report = json(&child.wait_with_output().unwrap());
     assert!(report["retries"].as_u64().unwrap() >= 1, "{name}: {report}");
     assert_eq!(sha256_file(&local), sha256(&data), "{name}");
