@@ -274,7 +274,7 @@ pub async fn small_connections(
 }
 
 /// One connection to the peer: `D` (download) or `U` (upload) of `size` bytes; fails
-/// unless it moved every byte, and resumed when `must_resume`.
+/// unless it moved every byte within [`client::TIMEOUT`], and resumed when `must_resume`.
 async fn connection(
     addr: SocketAddr,
     config: &Arc<rustls::ClientConfig>,
@@ -282,53 +282,43 @@ async fn connection(
     size: usize,
     must_resume: bool,
 ) -> Result<()> {
-    tokio::time::timeout(
-        client::TIMEOUT,
-        one_connection(addr, config, request, size, must_resume),
-    )
-    .await
-    .map_err(|_| anyhow!("raw TLS connection: nothing within {:?}", client::TIMEOUT))?
-}
-
-async fn one_connection(
-    addr: SocketAddr,
-    config: &Arc<rustls::ClientConfig>,
-    request: u8,
-    size: usize,
-    must_resume: bool,
-) -> Result<()> {
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut s = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
-    let mut req = [0u8; 9];
-    req[0] = request;
-    req[1..].copy_from_slice(&(size as u64).to_be_bytes());
-    let mut buf = vec![0xa5u8; size.max(4096)];
-    if request == b'U' {
-        let mut msg = req.to_vec();
-        msg.extend_from_slice(&buf[..size]);
-        s.write_all(&msg).await?;
-        s.get_mut().1.send_close_notify();
-        s.flush().await?;
-        let mut ack = Vec::new();
-        s.read_to_end(&mut ack).await?;
-        if ack.first() != Some(&b'K') {
-            bail!("raw TLS upload of {size} bytes not acknowledged");
+    let one = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut s = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
+        let mut req = [0u8; 9];
+        req[0] = request;
+        req[1..].copy_from_slice(&(size as u64).to_be_bytes());
+        let mut buf = vec![0xa5u8; size.max(4096)];
+        if request == b'U' {
+            let mut msg = req.to_vec();
+            msg.extend_from_slice(&buf[..size]);
+            s.write_all(&msg).await?;
+            s.get_mut().1.send_close_notify();
+            s.flush().await?;
+            let mut ack = Vec::new();
+            s.read_to_end(&mut ack).await?;
+            if ack.first() != Some(&b'K') {
+                bail!("raw TLS upload of {size} bytes not acknowledged");
+            }
+        } else {
+            s.write_all(&req).await?;
+            s.flush().await?;
+            let got = read_to_end_counting(&mut s, &mut buf).await?;
+            if got != size as u64 {
+                bail!("raw TLS: received {got} of {size}");
+            }
         }
-    } else {
-        s.write_all(&req).await?;
-        s.flush().await?;
-        let got = read_to_end_counting(&mut s, &mut buf).await?;
-        if got != size as u64 {
-            bail!("raw TLS: received {got} of {size}");
+        if must_resume && s.get_ref().1.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+            bail!("raw TLS: a connection did not resume");
         }
-    }
-    if must_resume && s.get_ref().1.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
-        bail!("raw TLS: a connection did not resume");
-    }
-    Ok(())
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(client::TIMEOUT, one)
+        .await
+        .map_err(|_| anyhow!("raw TLS connection: nothing within {:?}", client::TIMEOUT))?
 }
 
 /// Reads until the peer closes, through `buf`; returns the number of bytes read.
