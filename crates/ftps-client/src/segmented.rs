@@ -129,12 +129,12 @@ pub async fn download(
                 return download_stream(pool, remote, local, opts, progress).await;
             }
             let part = part_path(local);
-            let r = match download_stream(pool, remote, &part, opts, progress).await {
-                Ok(outcome) => finish_part(&part, local, size, opts.mtime)
-                    .await
-                    .map(|()| outcome),
-                Err(e) => Err(e),
-            };
+            let r = async {
+                let outcome = download_stream(pool, remote, &part, opts, progress).await?;
+                finish_part(&part, local, size, opts.mtime).await?;
+                Ok(outcome)
+            }
+            .await;
             if r.is_err() {
                 let _ = tokio::fs::remove_file(&part).await;
             }

@@ -18,19 +18,19 @@ pub async fn raw_ceiling(plan: &Plan, certs: &servers::Certs, file: &Path) -> Re
     let exe = std::env::current_exe()?;
     let mut raw_col = Column::default();
     let file = Some(file).filter(|f| f.exists());
-    let raw_peer =
-        if plan.runs("raw") || plan.runs("download") || plan.runs("upload") || plan.runs("small") {
-            Some(raw::Peer::start(&exe, &certs.cert, &certs.key, file))
-        } else {
-            None
-        };
+    let streams_wanted = plan.runs("raw") || plan.runs("download") || plan.runs("upload");
+    let raw_peer = if streams_wanted || plan.runs("small") {
+        Some(raw::Peer::start(&exe, &certs.cert, &certs.key, file))
+    } else {
+        None
+    };
     if let Some(peer) = raw_peer {
         match peer {
             Ok(peer) => {
                 if plan.runs("small") {
                     small_floor(plan, &peer, &mut raw_col).await;
                 }
-                if !(plan.runs("raw") || plan.runs("download") || plan.runs("upload")) {
+                if !streams_wanted {
                     peer.stop();
                     return Ok(raw_col);
                 }

@@ -69,11 +69,16 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
 }
 
 /// Fails when a downloaded file does not have the size the server announced (if it did).
+/// A destination that is not a regular file (`/dev/null`, a FIFO) has no size to compare.
 pub(crate) fn check_downloaded(
     local: &std::path::Path,
     announced: Option<u64>,
 ) -> anyhow::Result<()> {
-    let total = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
+    let meta = std::fs::metadata(local).ok();
+    if meta.as_ref().is_some_and(|m| !m.is_file()) {
+        return Ok(());
+    }
+    let total = meta.map_or(0, |m| m.len());
     match announced {
         Some(sz) if total != sz => Err(crate::exit::transfer_failed(format!(
             "{} has {total} bytes but the server said {sz}",
